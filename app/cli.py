@@ -1,0 +1,342 @@
+"""The `lookalike` command line: index folders, search by image, status, models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from engine import __version__
+from engine.errors import EnvironmentProblem, LookalikeError, UserError
+
+log = logging.getLogger("lookalike")
+
+EXIT_USER = 2
+EXIT_ENVIRONMENT = 3
+EXIT_CANCELLED = 130
+
+
+def default_model_cache() -> Path:
+    """Where the default model is built once per machine and copied into each library."""
+    env = os.environ.get("LOOKALIKE_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lookalike", appauthor=False))
+
+
+def build_default_model(bits: int = 64, *, quiet: bool = False) -> Path:
+    """The default model folder for ``bits``, built (in a torch subprocess) if missing."""
+    target = default_model_cache() / "models" / f"efficientnet-lite0-lsh-{bits}"
+    if (target / "manifest.json").is_file() and (target / "model.onnx").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(target.name + f".{os.getpid()}.tmp")
+    if not quiet:
+        print(f"Building the default model ({bits}-bit codes) in {target} ...", file=sys.stderr)
+    # A subprocess keeps torch out of this process: the CLI stays quick and light.
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer.default_model", str(staging), "--bits", str(bits)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise EnvironmentProblem(f"building the default model failed: {tail[0]}")
+    import shutil
+
+    if target.exists():  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+    return target
+
+
+def _open_library(args, *, create: bool):
+    from engine.library import Library
+
+    return Library(args.library, create=create)
+
+
+def _ensure_model(library, bits: int = 64) -> None:
+    if library.store.active_model() is None:
+        library.install_model(build_default_model(bits))
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_index(args) -> int:
+    from engine.index import Indexer
+
+    library = _open_library(args, create=True)
+    with library:
+        for pattern in args.exclude or ():
+            library.store.add_exclusion(pattern)
+        _ensure_model(library)
+        cancel = threading.Event()
+        previous = signal.getsignal(signal.SIGINT)
+
+        def on_sigint(signum, frame):
+            if cancel.is_set():  # a second Ctrl-C: stop now
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            print("\nCancelling: finishing the batch in flight (Ctrl-C again to stop at once) ...",
+                  file=sys.stderr)
+            cancel.set()
+
+        signal.signal(signal.SIGINT, on_sigint)
+        try:
+            with _Progress(enabled=not args.quiet and sys.stderr.isatty()) as progress:
+                indexer = Indexer(library, workers=args.workers, batch_size=args.batch_size, include_hidden=args.include_hidden,
+                                  providers=args.provider, progress=progress.update, cancel=cancel)
+                report = indexer.run(args.paths)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print(json.dumps({**report.as_dict(), "skipped_files": report.skipped_files}))
+    elif not args.quiet:
+        print(_index_summary(report), file=sys.stderr)
+        for path, reason in report.skipped_files[:20]:
+            print(f"  skipped {path}: {reason}", file=sys.stderr)
+        if len(report.skipped_files) > 20:
+            print(f"  ... and {len(report.skipped_files) - 20} more ('lookalike status' lists them)",
+                  file=sys.stderr)
+    return EXIT_CANCELLED if report.cancelled else 0
+
+
+def _index_summary(report) -> str:
+    parts = [f"{report.found} photos found", f"{report.added} encoded", f"{report.reused} reused",
+             f"{report.unchanged} unchanged", f"{report.skipped} skipped", f"{report.removed} removed"]
+    head = "Cancelled" if report.cancelled else "Indexed"
+    line = f"{head}: " + ", ".join(parts) + f" in {report.elapsed:.1f} s"
+    if report.refit:
+        line += f"; hash head refitted on your photos ({report.refit})"
+    return line
+
+
+def cmd_search(args) -> int:
+    from engine.search import SearchParams
+
+    params_kwargs = {"k": args.k, "rerank": not args.no_rerank}
+    if args.pool is not None:
+        params_kwargs["pool"] = args.pool
+    if args.radius is not None:
+        params_kwargs["radius"] = args.radius
+    params = SearchParams(**params_kwargs)
+    library = _open_library(args, create=False)
+    status = 0
+    with library:
+        library.active_model()
+        for image in args.images:
+            if not os.path.exists(image):
+                print(f"lookalike: {image}: no such file", file=sys.stderr)
+                status = EXIT_USER
+                continue
+            try:
+                hits = library.search_file(image, params)
+            except UserError as exc:
+                print(f"lookalike: {exc}", file=sys.stderr)
+                status = EXIT_USER
+                continue
+            if args.json:
+                print(json.dumps({"query": image, "results": [
+                    {"path": h.path, "hamming": h.hamming, "score": round(h.score, 6)} for h in hits]}))
+            else:
+                print(f"{image}:")
+                for rank, hit in enumerate(hits, 1):
+                    print(f"{rank:4d}  {hit.score:6.3f}  {hit.hamming:3d}  {hit.path}")
+            sys.stdout.flush()
+    return status
+
+
+def cmd_status(args) -> int:
+    library = _open_library(args, create=False)
+    with library:
+        status = library.status()
+        skipped = library.store.skipped()
+    if args.json:
+        status["skipped_files"] = [{"path": p, "reason": r} for p, r in skipped]
+        print(json.dumps(status, indent=2))
+        return 0
+    model = status["model"]
+    print(f"Library:  {status['library']}")
+    print(f"Roots:    {', '.join(status['roots']) or '(none)'}")
+    print(f"Photos:   {status['images']} indexed, {status['skipped']} skipped, {status['labels']} labelled pairs")
+    if model:
+        print(f"Model:    v{model['version']} {model['name']} ({model['bits']} bits, "
+              f"{model['feature_dim']}-d features, head {model['head'].get('kind')})")
+    else:
+        print("Model:    none yet")
+    run = status["last_run"]
+    if run:
+        print(f"Last run: {run['status']} at {run['finished_at'] or run['started_at']}")
+    if skipped:
+        print("Skipped files:")
+        for path, reason in skipped[: args.limit]:
+            print(f"  {path}: {reason}")
+        if len(skipped) > args.limit:
+            print(f"  ... and {len(skipped) - args.limit} more (--limit N, or --json for all)")
+    return 0
+
+
+def cmd_model_build(args) -> int:
+    target = build_default_model(args.bits)
+    library = _open_library(args, create=True)
+    with library:
+        row = library.install_model(target, activate=True)
+        print(f"Model v{row.id} {row.name} is active in {library.path}", file=sys.stderr)
+    return 0
+
+
+def cmd_model_list(args) -> int:
+    library = _open_library(args, create=False)
+    with library:
+        models = library.store.models()
+    if args.json:
+        print(json.dumps([{"version": m.id, "name": m.name, "bits": m.bits, "active": m.active,
+                           "created_at": m.created_at, "head": m.manifest.get("head")} for m in models]))
+        return 0
+    for m in models:
+        mark = "*" if m.active else " "
+        print(f"{mark} v{m.id:<4d} {m.name:<32s} {m.bits:3d} bits  {m.created_at}")
+    return 0
+
+
+def cmd_model_refit(args) -> int:
+    library = _open_library(args, create=False)
+    with library:
+        row = library.refit_head(args.kind)
+        print(f"Model v{row.id} {row.name} is active", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------ progress
+
+
+class _Progress:
+    """A rich progress bar on stderr with rate and ETA (nothing when not a terminal)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._bar = None
+        self._task = None
+        self._phase = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+                transient=False, console=None,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("Walking", total=None, rate="", note="")
+        return self
+
+    def update(self, p) -> None:
+        if not self._bar:
+            return
+        if p.phase == "walking":
+            self._bar.update(self._task, description="Walking", completed=p.found, note=f"{p.found} photos")
+            return
+        note = f"{p.skipped} skipped" if p.skipped else ""
+        self._bar.update(self._task, description="Indexing" if p.phase == "indexing" else "Finishing",
+                         total=p.total, completed=p.done, rate=f"{p.rate:5.1f}/s", note=note)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar:
+            self._bar.stop()
+
+
+# -------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lookalike", description="Find the photos in your folders that look like a query photo.")
+    parser.add_argument("--version", action="version", version=f"lookalike {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    library = argparse.ArgumentParser(add_help=False)
+    library.add_argument("--library", metavar="DIR", default=None,
+                         help="library folder (default: $LOOKALIKE_LIBRARY or the user data folder)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", parents=[library], help="index photo folders (and re-index changes)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders to index (default: the library's folders)")
+    p.add_argument("--exclude", action="append", metavar="PATTERN",
+                   help="skip names or relative paths matching this pattern (kept for later runs)")
+    p.add_argument("--include-hidden", action="store_true", help="also index hidden files and folders")
+    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: one per core)")
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                   help="ONNX Runtime device (default: the GPU when there is one)")
+    p.add_argument("--batch-size", type=int, default=32, help="photos encoded and committed together")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", parents=[library], help="find photos that look like IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.add_argument("--pool", type=int, default=None, help="Hamming candidates to re-rank")
+    p.add_argument("--radius", type=int, default=None, help="re-rank every code within this Hamming radius")
+    p.add_argument("--no-rerank", action="store_true", help="rank by Hamming distance only")
+    p.add_argument("--json", action="store_true", help="one JSON object per query per line")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("status", parents=[library], help="counts, skipped files with reasons, model")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="skipped files to list (default 50)")
+    p.set_defaults(func=cmd_status)
+
+    model = sub.add_parser("model", help="build and manage model versions")
+    model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    p = model_sub.add_parser("build", parents=[library], help="build the default model and make it active")
+    p.add_argument("--bits", type=int, default=64, choices=[16, 32, 48, 64, 128])
+    p.set_defaults(func=cmd_model_build)
+    p = model_sub.add_parser("list", parents=[library], help="list model versions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_model_list)
+    p = model_sub.add_parser("refit", parents=[library],
+                             help="refit the classical hash head on the stored features (no decoding)")
+    p.add_argument("--kind", default="itq", choices=["itq", "pcah", "lsh"])
+    p.set_defaults(func=cmd_model_refit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"lookalike: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except EnvironmentProblem as exc:
+        print(f"lookalike: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except LookalikeError as exc:
+        print(f"lookalike: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lookalike: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""Reading photo files without touching them, and decoding them to model-input pixels."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import os
+import re
+import stat
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from engine.errors import DecodeError
+
+try:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    _HAVE_HEIF = True
+except ImportError:  # the engine still works, HEIC files are reported as unsupported
+    _HAVE_HEIF = False
+
+
+def _have_avif() -> bool:
+    try:
+        from PIL import features
+
+        return bool(features.check_module("avif"))
+    except Exception:  # an odd Pillow build must not break importing the engine
+        return False
+
+
+_HAVE_AVIF = _have_avif()
+
+# Pillow's own hard limit (2 x Image.MAX_IMAGE_PIXELS), so the default refuses exactly what
+# Pillow would refuse; about 13,400 x 13,400. Pillow's global is left alone because its
+# nested checks (TIFF tiles, GIF frames) protect us too; a caller who wants a max_pixels
+# above this must also raise Image.MAX_IMAGE_PIXELS.
+MAX_PIXELS: int = 178_956_970
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    [".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"]
+    + ([".heic", ".heif"] if _HAVE_HEIF else [])
+    + ([".avif"] if _HAVE_AVIF else [])
+)
+
+# Every DecodeError reason starts with one of these, so `lookalike status` can group them.
+# "image too large" and "unreadable" and "unsupported format" carry details after them.
+REASON_PREFIXES: tuple[str, ...] = (
+    "file not found",
+    "permission denied",
+    "unreadable",
+    "empty file",
+    "not an image",
+    "unsupported format",
+    "truncated file",
+    "corrupt image data",
+    "image too large",
+    "out of memory",
+)
+
+# Only formats we mean to index: Image.open would otherwise also try EPS (which runs
+# Ghostscript) and a dozen formats no camera writes.
+_FORMATS: tuple[str, ...] = (
+    ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF")  # JPEG also opens MPO
+    + (("HEIF",) if _HAVE_HEIF else ())
+    + (("AVIF",) if _HAVE_AVIF else ())
+)
+
+# EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+_RESIZES = ("center-crop", "squash")
+_RESAMPLE = Image.Resampling.BICUBIC
+_REDUCING_GAP = 3.0  # box-reduce first, then bicubic: much faster, visually identical
+_THUMB_QUALITY = 85
+
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 0x9003
+_DATETIME = 0x0132
+_ORIENTATION = 0x0112
+_EXIF_DATE = re.compile(rb"\s*(\d{4})[:\-/.](\d\d)[:\-/.](\d\d)[ T](\d\d):(\d\d):(\d\d)")
+
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# O_NONBLOCK so that a FIFO named like a photo cannot hang the indexer on open.
+_O_FLAGS |= getattr(os, "O_NONBLOCK", 0)
+
+
+def read_file(path: str | os.PathLike) -> bytes:
+    """Read a whole file without writing or touching it (O_NOATIME where allowed).
+
+    Raises DecodeError('file not found' / 'permission denied' / 'unreadable: <why>' /
+    'empty file').
+    """
+    try:
+        try:
+            fd = os.open(path, _O_FLAGS | _O_NOATIME)
+        except PermissionError:
+            if not _O_NOATIME:
+                raise
+            # O_NOATIME is refused (EPERM) on files we do not own; plain read-only then.
+            fd = os.open(path, _O_FLAGS)
+        with os.fdopen(fd, "rb", buffering=0, closefd=True) as f:
+            st_mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(st_mode):
+                raise DecodeError("unreadable: is a directory")
+            if not stat.S_ISREG(st_mode):
+                raise DecodeError("unreadable: not a regular file")
+            data = f.readall()
+    except (FileNotFoundError, NotADirectoryError):
+        raise DecodeError("file not found") from None
+    except PermissionError:
+        raise DecodeError("permission denied") from None
+    except IsADirectoryError:
+        raise DecodeError("unreadable: is a directory") from None
+    except OSError as e:
+        raise DecodeError(f"unreadable: {(e.strerror or str(e)).lower()}") from None
+    if not data:
+        raise DecodeError("empty file")
+    return data
+
+
+def content_hash(data: bytes) -> str:
+    """The image's identity: blake2b with a 16-byte digest, as 32 hex characters."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing ndarrays field-wise would raise
+class Decoded:
+    """One decoded image: model-input pixels plus what the catalog keeps about it."""
+
+    pixels: np.ndarray  # uint8 (size, size, 3) RGB, C-contiguous: model input
+    width: int  # full-resolution size, after EXIF orientation
+    height: int
+    taken_at: str | None  # 'YYYY-MM-DDTHH:MM:SS' from EXIF, None if absent or garbled
+    thumbnail: bytes | None  # JPEG, upright, longest side thumb_size (never upscaled)
+
+
+def decode_image(
+    data: bytes,
+    *,
+    size: int = 224,
+    resize: str = "center-crop",
+    thumb_size: int = 256,
+    max_pixels: int = MAX_PIXELS,
+) -> Decoded:
+    """Decode bytes to model-input pixels (and a thumbnail). Raises DecodeError only.
+
+    resize: "center-crop" scales the shorter side to ``size`` and keeps the centre square;
+    "squash" scales to size x size ignoring the aspect ratio. thumb_size=0: no thumbnail.
+    Thumbnails of images smaller than thumb_size keep their size.
+    """
+    # Bad arguments are bugs in the caller, not bad input: ValueError, not DecodeError.
+    if resize not in _RESIZES:
+        raise ValueError(f"resize must be one of {_RESIZES}, not {resize!r}")
+    if size < 1 or thumb_size < 0:
+        raise ValueError(f"bad size={size} or thumb_size={thumb_size}")
+    if not data:
+        raise DecodeError("empty file")
+    # Pillow warns on odd metadata and on big images; decoding runs in worker processes,
+    # so silencing warnings here (not thread-safe in general) is acceptable.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return _decode(data, size, resize, thumb_size, max_pixels)
+        except DecodeError:
+            raise
+        except Image.DecompressionBombError as e:
+            # Pillow's own limit struck first (it checks inside Image.open).
+            m = re.search(r"\((\d+) pixels\)", str(e))
+            limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+            raise DecodeError(_too_large(int(m.group(1)), limit) if m
+                              else "image too large") from None
+        except UnidentifiedImageError:
+            raise DecodeError(_unidentified_reason(data)) from None
+        except MemoryError:
+            raise DecodeError("out of memory") from None
+        except Exception as e:  # bad input must never crash the indexer: classify it
+            raise DecodeError(_failure_reason(data, e)) from None
+
+
+def decode_path(path: str | os.PathLike, **kwargs) -> Decoded:
+    """read_file + decode_image."""
+    return decode_image(read_file(path), **kwargs)
+
+
+def _decode(data: bytes, size: int, resize: str, thumb_size: int, max_pixels: int) -> Decoded:
+    im = Image.open(io.BytesIO(data), formats=_FORMATS)
+    full_w, full_h = im.size
+    if full_w * full_h > max_pixels:  # checked before anything is allocated
+        raise DecodeError(_too_large(full_w * full_h, max_pixels))
+    if full_w < 1 or full_h < 1:
+        raise DecodeError("corrupt image data")
+    # DCT-domain downscaling for JPEG (and embedded thumbnails for HEIF): the decoded
+    # image keeps both sides >= size. The draft depends on ``size`` alone, never on the
+    # thumbnail, so a query (decoded without one) gets exactly the pixels its indexed copy
+    # got; a thumbnail of a small photo may come out a little under thumb_size.
+    im.draft("RGB", (size, size))
+    im.load()
+
+    exif = _exif(im)
+    orientation = exif.get(_ORIENTATION, 1) if exif is not None else 1
+    transpose = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    if transpose in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+                     Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+        full_w, full_h = full_h, full_w
+
+    rgb = _to_rgb(im)
+    # Resample the sideways image, then turn the small results upright: cheaper, and the
+    # same pixels, as resampling is separable and the crop box is centred.
+    w, h = rgb.size
+    if resize == "center-crop":
+        s = min(w, h)
+        box = ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)
+    else:
+        box = (0, 0, w, h)
+    small = rgb.resize((size, size), _RESAMPLE, box=box, reducing_gap=_REDUCING_GAP)
+    if transpose is not None:
+        small = small.transpose(transpose)
+    pixels = np.ascontiguousarray(np.asarray(small, dtype=np.uint8))
+
+    thumbnail = None
+    if thumb_size:
+        scale = thumb_size / max(w, h)
+        thumb = rgb
+        if scale < 1:
+            tsize = (max(1, round(w * scale)), max(1, round(h * scale)))
+            thumb = rgb.resize(tsize, _RESAMPLE, reducing_gap=_REDUCING_GAP)
+        if transpose is not None:
+            thumb = thumb.transpose(transpose)
+        buf = io.BytesIO()
+        thumb.save(buf, "JPEG", quality=_THUMB_QUALITY)
+        thumbnail = buf.getvalue()
+
+    return Decoded(pixels, full_w, full_h, _taken_at(exif), thumbnail)
+
+
+def _exif(im: Image.Image) -> Image.Exif | None:
+    # Broken EXIF is common and harmless: the pixels are still good.
+    try:
+        return im.getexif()
+    except Exception:
+        return None
+
+
+def _taken_at(exif: Image.Exif | None) -> str | None:
+    if exif is None:
+        return None
+    try:
+        value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+    except Exception:
+        value = None
+    for v in (value, exif.get(_DATETIME)):
+        iso = _parse_exif_date(v)
+        if iso:
+            return iso
+    return None
+
+
+def _parse_exif_date(value) -> str | None:
+    if isinstance(value, str):
+        value = value.encode("latin-1", "replace")
+    if not isinstance(value, bytes):
+        return None
+    m = _EXIF_DATE.match(value)
+    if not m:
+        return None
+    y, mo, d, hh, mm, ss = (int(g) for g in m.groups())
+    # Cameras without a set clock write 0000:00:00; reject impossible dates (leap
+    # seconds: 60 is accepted by EXIF, not by ISO 8601, so it is clamped).
+    try:
+        t = datetime.datetime(y, mo, d, hh, mm, min(ss, 59))
+    except ValueError:
+        return None
+    if y < 1800:
+        return None
+    return t.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return Image.fromarray(_to_uint8(np.asarray(im)), "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        # Composite over white: transparent regions are background, not black.
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    try:
+        return im.convert("RGB")
+    except ValueError:
+        raise DecodeError(f"unsupported format: {mode} colour mode") from None
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """Scale a 16-bit, 32-bit or float single-channel image to 0..255."""
+    if a.dtype.kind == "f":
+        a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(a.min()), float(a.max())
+        if lo >= 0 and hi <= 1:  # the usual float convention
+            return np.round(a * 255).astype(np.uint8)
+        if hi == lo:
+            return np.zeros(a.shape, np.uint8)
+        return np.round((a - lo) * (255 / (hi - lo))).astype(np.uint8)
+    a = a.astype(np.int64)
+    lo, hi = int(a.min()), int(a.max())
+    if lo >= 0 and hi <= 65535:  # 16-bit data (Pillow opens 16-bit PNG/TIFF as I;16 or I)
+        return ((a * 255 + 32767) // 65535).astype(np.uint8)
+    if hi == lo:
+        return np.zeros(a.shape, np.uint8)
+    return ((a - lo) * 255 // (hi - lo)).astype(np.uint8)
+
+
+def _too_large(pixels: int, limit: int) -> str:
+    return f"image too large ({pixels / 1e6:.0f} megapixels; limit {limit / 1e6:.0f})"
+
+
+def _signature(data: bytes) -> str | None:
+    """The image format the first bytes announce, whether or not we can decode it."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    if data[:2] == b"BM":
+        return "BMP"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in (b"avif", b"avis"):
+            return "AVIF"
+        if brand in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"):
+            return "HEIF"
+    return None
+
+
+def _looks_cut(data: bytes, fmt: str | None) -> bool:
+    """Whether a file of this format visibly stops before its end."""
+    tail = data[-32:]
+    if fmt == "JPEG":
+        return b"\xff\xd9" not in tail
+    if fmt == "PNG":
+        return b"IEND" not in tail
+    if fmt == "GIF":
+        return b";" not in tail[-4:]
+    if fmt == "WEBP":
+        return int.from_bytes(data[4:8], "little") + 8 > len(data)
+    return False
+
+
+def _unidentified_reason(data: bytes) -> str:
+    fmt = _signature(data)
+    if fmt is None:
+        return "not an image"
+    if fmt not in _FORMATS:
+        return f"unsupported format: {fmt}"
+    # A known signature Pillow could not parse: the header itself is cut or damaged.
+    return "truncated file" if _looks_cut(data, fmt) else "corrupt image data"
+
+
+def _failure_reason(data: bytes, e: Exception) -> str:
+    if isinstance(e, EOFError) or "truncated" in str(e).lower():
+        return "truncated file"
+    if _looks_cut(data, _signature(data)):
+        return "truncated file"
+    return "corrupt image data"

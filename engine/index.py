@@ -1,0 +1,443 @@
+"""Index photo folders: walk, diff by (size, mtime) and content hash, decode in parallel, encode, commit.
+
+The walk runs first (stat only) so progress has a total. Changed and new files go to a pool
+of decoder processes; each worker reads the file once, hashes it, and either finds that
+content already encoded (a move, a rename, a copy: no decode) or decodes it, writing the
+thumbnail on the way. The main process encodes batches with ONNX Runtime, appends codes and
+features, and commits one transaction per batch. Deleted files are forgotten only after a
+complete, uncancelled walk of their root.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import fnmatch
+import logging
+import multiprocessing
+import os
+import signal
+import sqlite3
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine import arrays
+from engine.codes import codes_from_logits, words_for_bits
+from engine.library import Library
+from engine.store import ImageRow, NewImage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXCLUSIONS = ("@eaDir", "#recycle", ".Trash*", "$RECYCLE.BIN", "System Volume Information")
+
+
+@dataclass
+class IndexProgress:
+    """A snapshot for progress bars: counts so far and an estimate of what is left."""
+
+    phase: str            # "walking", "indexing" or "finishing"
+    done: int = 0         # files handled in the indexing phase
+    total: int = 0        # files to handle (known once the walk is over)
+    found: int = 0        # image files seen by the walk
+    skipped: int = 0
+    reused: int = 0       # handled without decoding: content already encoded
+    rate: float = 0.0     # files per second in the indexing phase
+    current: str | None = None
+
+    @property
+    def eta(self) -> float | None:
+        if self.rate <= 0 or self.total <= self.done:
+            return None
+        return (self.total - self.done) / self.rate
+
+
+@dataclass
+class IndexReport:
+    """What an index run did."""
+
+    found: int = 0
+    unchanged: int = 0
+    added: int = 0
+    reused: int = 0
+    skipped: int = 0
+    removed: int = 0
+    cancelled: bool = False
+    elapsed: float = 0.0
+    refit: str | None = None
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "skipped_files"}
+
+
+@dataclass(frozen=True)
+class _Work:
+    path: str
+    root_id: int
+    size: int
+    mtime_ns: int
+    existing: ImageRow | None
+
+
+# ----------------------------------------------------------------------- walk
+
+
+def walk_images(root: str, *, exclusions: Sequence[str] = (), include_hidden: bool = False,
+                on_error: Callable[[str, OSError], None] | None = None) -> Iterator[tuple[str, os.stat_result]]:
+    """Image files under ``root`` with their stat, directory by directory.
+
+    Follows symbolic links to folders but never enters a folder twice (loops are survived);
+    skips hidden entries unless asked, and names or root-relative paths matching an
+    exclusion pattern (fnmatch).
+    """
+    from engine.imageio import IMAGE_SUFFIXES
+
+    patterns = tuple(exclusions) + DEFAULT_EXCLUSIONS
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def excluded(name: str, path: str) -> bool:
+        if not include_hidden and name.startswith("."):
+            return True
+        rel = os.path.relpath(path, root)
+        return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns)
+
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            st = os.stat(directory)
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                continue
+            seen_dirs.add(key)
+            with os.scandir(directory) as entries:
+                listing = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            if on_error:
+                on_error(directory, exc)
+            continue
+        subdirs = []
+        for entry in listing:
+            if excluded(entry.name, entry.path):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    subdirs.append(entry.path)
+                    continue
+                if os.path.splitext(entry.name)[1].lower() not in IMAGE_SUFFIXES:
+                    continue
+                st = entry.stat(follow_symlinks=True)
+            except OSError as exc:
+                # A broken link or a file that vanished: still a file the person has, so report it.
+                yield entry.path, None  # type: ignore[misc]
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield entry.path, st
+        stack.extend(reversed(subdirs))
+
+
+# -------------------------------------------------------------------- workers
+
+_worker_state: dict = {}
+
+
+def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_dir: str) -> None:
+    # Ctrl-C goes to the whole process group; the main process decides what to do about it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=30.0)
+    _worker_state.update(conn=conn, size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
+
+
+def thumbnail_path(thumbs_dir: str | os.PathLike, content_hash: str) -> Path:
+    return Path(thumbs_dir) / content_hash[:2] / f"{content_hash}.jpg"
+
+
+def _process_file(path: str) -> tuple:
+    """Worker: ('skip', reason, hash) | ('known', hash, slot) | ('new', hash, pixels, w, h, taken_at)."""
+    from engine.errors import DecodeError
+    from engine.imageio import content_hash, decode_image, read_file
+
+    state = _worker_state
+    try:
+        data = read_file(path)
+    except DecodeError as exc:
+        return ("skip", exc.reason, None)
+    digest = content_hash(data)
+    row = state["conn"].execute(
+        "SELECT slot FROM images WHERE content_hash = ? AND slot IS NOT NULL LIMIT 1", (digest,)
+    ).fetchone()
+    if row is not None:
+        return ("known", digest, row[0])
+    try:
+        decoded = decode_image(data, size=state["size"], resize=state["resize"], thumb_size=state["thumb_size"])
+    except DecodeError as exc:
+        return ("skip", exc.reason, digest)
+    if decoded.thumbnail:
+        _write_thumbnail(thumbnail_path(state["thumbs_dir"], digest), decoded.thumbnail)
+    return ("new", digest, decoded.pixels, decoded.width, decoded.height, decoded.taken_at)
+
+
+def _write_thumbnail(target: Path, data: bytes) -> None:
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as exc:  # a full disk costs a thumbnail, not the photo's code
+        log.warning("cannot write thumbnail %s: %s", target, exc)
+        tmp.unlink(missing_ok=True)
+
+
+class _InlinePool:
+    """The decoder pool's interface, run in this process (workers=0: tests, debugging)."""
+
+    def __init__(self, initargs: tuple):
+        saved = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+        _worker_init(*initargs)
+        if saved is not None:
+            signal.signal(signal.SIGINT, saved)
+
+    def submit(self, fn, *args) -> cf.Future:
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # mirror a process pool: the error surfaces at result()
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        _worker_state.pop("conn").close()
+
+
+# -------------------------------------------------------------------- indexer
+
+
+class Indexer:
+    """Indexes roots into a library. Runs in the calling thread; cancel from any thread."""
+
+    def __init__(self, library: Library, *, workers: int | None = None, batch_size: int = 32,
+                 thumb_size: int = 256, include_hidden: bool = False, providers: str | list[str] = "auto",
+                 progress: Callable[[IndexProgress], None] | None = None,
+                 cancel: threading.Event | None = None):
+        self.library = library
+        self.store = library.store
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self.batch_size = batch_size
+        self.thumb_size = thumb_size
+        self.include_hidden = include_hidden
+        self.providers = providers
+        self.progress_cb = progress
+        self.cancel = cancel or threading.Event()
+        self._progress = IndexProgress("walking")
+        self._last_emit = 0.0
+
+    def _emit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.progress_cb and (force or now - self._last_emit >= 0.1):
+            self._last_emit = now
+            self.progress_cb(self._progress)
+
+    # ------------------------------------------------------------------ walk
+
+    def _walk(self, roots: Sequence[tuple[int, str]], run_id: int, report: IndexReport
+              ) -> tuple[list[_Work], list[int]]:
+        todo: list[_Work] = []
+        complete_roots: list[int] = []
+        exclusions = self.store.exclusions()
+        for root_id, root in roots:
+            if not os.path.isdir(root):
+                log.warning("root %s is not reachable; keeping what the library knows of it", root)
+                continue
+            errors: list[str] = []
+            known_dir: str | None = None
+            known: dict[str, ImageRow] = {}
+            unchanged: list[int] = []
+            for path, st in walk_images(root, exclusions=exclusions, include_hidden=self.include_hidden,
+                                        on_error=lambda d, e: errors.append(d)):
+                if self.cancel.is_set():
+                    break
+                directory = os.path.dirname(path)
+                if directory != known_dir:
+                    known_dir, known = directory, self.store.images_in_dir(directory)
+                report.found += 1
+                self._progress.found = report.found
+                self._emit()
+                row = known.get(path)
+                if st is None:
+                    todo.append(_Work(path, root_id, 0, 0, row))
+                    continue
+                if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                    unchanged.append(row.id)
+                    if len(unchanged) >= 10_000:
+                        self.store.mark_seen(unchanged, run_id)
+                        report.unchanged += len(unchanged)
+                        unchanged = []
+                    continue
+                todo.append(_Work(path, root_id, st.st_size, st.st_mtime_ns, row))
+            self.store.mark_seen(unchanged, run_id)
+            report.unchanged += len(unchanged)
+            if errors:
+                log.warning("%d folders under %s could not be read (first: %s)", len(errors), root, errors[0])
+            elif not self.cancel.is_set():
+                complete_roots.append(root_id)
+        return todo, complete_roots
+
+    # ------------------------------------------------------------------- run
+
+    def run(self, paths: Sequence[str | os.PathLike] = ()) -> IndexReport:
+        """Index ``paths`` (added as roots) or, when empty, every root the library has."""
+        started = time.monotonic()
+        report = IndexReport()
+        for path in paths:
+            absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
+            if not os.path.isdir(absolute):
+                from engine.errors import UserError
+
+                raise UserError(f"{path} is not a folder")
+            self.store.add_root(absolute)
+        roots = self.store.roots()
+        if paths:
+            wanted = {os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths}
+            roots = [(i, p) for i, p in roots if p in wanted]
+        if not roots:
+            from engine.errors import UserError
+
+            raise UserError("nothing to index: name a folder (lookalike index PATH)")
+        self.library.active_model()  # fail before walking when there is no model
+        with self.store.writing():
+            return self._run(roots, report, started)
+
+    def _run(self, roots, report: IndexReport, started: float) -> IndexReport:
+        run_id = self.store.start_run()
+        status = "failed"
+        try:
+            todo, complete_roots = self._walk(roots, run_id, report)
+            self._progress = IndexProgress("indexing", total=len(todo), found=report.found)
+            self._emit(force=True)
+            if todo and not self.cancel.is_set():
+                self._process(todo, run_id, report)
+            report.cancelled = self.cancel.is_set()
+            if not report.cancelled:
+                self._progress.phase = "finishing"
+                self._emit(force=True)
+                report.removed = self.store.sweep(complete_roots, run_id)
+                refit = self.library.maybe_refit_default_head()
+                report.refit = refit.name if refit else None
+            status = "cancelled" if report.cancelled else "complete"
+        finally:
+            report.elapsed = time.monotonic() - started
+            self.store.finish_run(run_id, status, report.as_dict())
+        return report
+
+    def _process(self, todo: list[_Work], run_id: int, report: IndexReport) -> None:
+        library, store = self.library, self.store
+        model = library.active_model()
+        info = library.model_info(model)
+        # Decoding dominates on the CPU: give it the cores and keep ONNX Runtime to one
+        # thread that sleeps rather than spins while it waits for a batch.
+        encoder = library.encoder(providers=self.providers, threads=1 if self.workers else None, spin=False)
+        codes_path = store.codes_path(model.id)
+        features_path = store.features_path(model.backbone_id)
+        initargs = (str(store.root / "catalog.sqlite3"), info.input_size, info.resize, self.thumb_size,
+                    str(store.thumbs_dir()))
+        if self.workers > 0:
+            pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=_worker_init, initargs=initargs)
+        else:
+            pool = _InlinePool(initargs)
+        window = max(4, self.workers * 4)
+        pending: deque[tuple[_Work, cf.Future]] = deque()
+        batch: list[tuple[_Work, tuple]] = []
+        queue = iter(todo)
+        t0 = time.monotonic()
+        last_flush = t0
+        try:
+            while True:
+                while len(pending) < window and not self.cancel.is_set():
+                    work = next(queue, None)
+                    if work is None:
+                        break
+                    pending.append((work, pool.submit(_process_file, work.path)))
+                if not pending:
+                    break
+                work, future = pending.popleft()
+                if self.cancel.is_set() and not future.done():
+                    continue
+                batch.append((work, future.result()))
+                self._progress.done += 1
+                self._progress.current = work.path
+                self._progress.rate = self._progress.done / max(time.monotonic() - t0, 1e-6)
+                new_count = sum(1 for _, r in batch if r[0] == "new")
+                if new_count >= self.batch_size or time.monotonic() - last_flush > 2.0:
+                    self._flush(batch, encoder, codes_path, features_path, run_id, report)
+                    batch = []
+                    last_flush = time.monotonic()
+                self._progress.skipped, self._progress.reused = report.skipped, report.reused
+                self._emit()
+            if batch:
+                self._flush(batch, encoder, codes_path, features_path, run_id, report)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._progress.skipped, self._progress.reused = report.skipped, report.reused
+        self._emit(force=True)
+
+    def _flush(self, batch: list[tuple[_Work, tuple]], encoder, codes_path: Path, features_path: Path,
+               run_id: int, report: IndexReport) -> None:
+        """Encode, append and commit one batch; arrays are synced before the catalog commit."""
+        store = self.store
+        first = store.next_slot
+        items: list[NewImage] = []
+        code_rows: list[np.ndarray] = []
+        feature_rows: list[np.ndarray] = []
+        new = [(w, r) for w, r in batch if r[0] == "new"]
+        if new:
+            logits, features = encoder.encode(np.stack([r[2] for _, r in new]))
+            codes = codes_from_logits(logits)
+            features = features.astype(np.float16)
+        slot = first
+        for i, (work, result) in enumerate(new):
+            _, digest, _, width, height, taken_at = result
+            items.append(NewImage(work.path, work.root_id, work.size, work.mtime_ns, digest, width, height,
+                                  taken_at, slot=slot))
+            code_rows.append(codes[i])
+            feature_rows.append(features[i])
+            slot += 1
+        words, dim = words_for_bits(encoder.info.bits), encoder.info.feature_dim
+        for work, result in batch:
+            kind = result[0]
+            if kind == "skip":
+                items.append(NewImage(work.path, work.root_id, work.size, work.mtime_ns, result[2], reason=result[1]))
+                report.skipped += 1
+                report.skipped_files.append((work.path, result[1]))
+            elif kind == "known":
+                _, digest, source = result
+                if work.existing is not None and work.existing.slot == source:
+                    store.touch_image(work.existing.id, work.size, work.mtime_ns, run_id)
+                else:
+                    code_rows.append(_read_row(codes_path, source, np.uint64, words))
+                    feature_rows.append(_read_row(features_path, source, np.float16, dim))
+                    items.append(NewImage(work.path, work.root_id, work.size, work.mtime_ns, digest, slot=slot))
+                    slot += 1
+                report.reused += 1
+        if slot > first:
+            arrays.write_rows(codes_path, first, np.stack(code_rows))
+            arrays.write_rows(features_path, first, np.stack(feature_rows))
+        store.commit_batch(items, run_id, slot)
+        report.added += len(new)
+
+
+def _read_row(path: Path, slot: int, dtype, width: int) -> np.ndarray:
+    """One committed row of an array file (the encoding of content seen before)."""
+    dtype = np.dtype(dtype)
+    rowbytes = width * dtype.itemsize
+    with open(path, "rb") as handle:
+        data = os.pread(handle.fileno(), rowbytes, slot * rowbytes)
+    return np.frombuffer(data, dtype=dtype).copy()

@@ -1,0 +1,220 @@
+"""A library as the CLI and GUI see it: its store, active model, encoder and search."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine import arrays, models
+from engine.codes import codes_from_logits
+from engine.encoder import Encoder, ModelInfo
+from engine.errors import DecodeError, UserError
+from engine.store import ModelRow, Store
+
+log = logging.getLogger(__name__)
+
+LIBRARY_ENV = "LOOKALIKE_LIBRARY"
+FIT_SAMPLE = 100_000
+
+
+def default_library_path() -> Path:
+    """``$LOOKALIKE_LIBRARY``, else a folder under the platform's user data directory."""
+    env = os.environ.get(LIBRARY_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("lookalike", appauthor=False)) / "library"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: both stages' distances, so a face can explain the ranking."""
+
+    path: str
+    hamming: int
+    score: float
+    slot: int
+
+
+class Library:
+    """Open library: one per thread (it owns a SQLite connection and an ONNX session)."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True, readonly: bool = False):
+        self.path = Path(path) if path is not None else default_library_path()
+        self.store = Store.open(self.path, create=create, readonly=readonly)
+        self._encoder: Encoder | None = None
+        self._encoder_key: tuple | None = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ models
+
+    def active_model(self) -> ModelRow:
+        model = self.store.active_model()
+        if model is None:
+            raise UserError(f"the library at {self.path} has no model yet (run 'lookalike model build')")
+        return model
+
+    def model_info(self, model: ModelRow | None = None) -> ModelInfo:
+        model = model or self.active_model()
+        return ModelInfo.load(self.store.model_dir(model.id))
+
+    def encoder(self, *, providers: str | list[str] = "auto", threads: int | None = None,
+                spin: bool = True) -> Encoder:
+        """The active model's encoder, created once per settings."""
+        model = self.active_model()
+        key = (model.id, str(providers), threads, spin)
+        if self._encoder is None or self._encoder_key != key:
+            self._encoder = Encoder(self.store.model_dir(model.id), providers=providers, threads=threads,
+                                    spin=spin, cache_dir=self.path / "cache" / "tensorrt")
+            self._encoder_key = key
+        return self._encoder
+
+    def install_model(self, model_dir: str | os.PathLike, *, activate: bool = True) -> ModelRow:
+        """Add a model version built elsewhere (the default model, a trained one)."""
+        with self.store.writing():
+            return self._install_model(model_dir, activate)
+
+    def _install_model(self, model_dir, activate: bool) -> ModelRow:
+        info = ModelInfo.load(model_dir)
+        codes = None
+        features_path = self.store.features_path(info.manifest["backbone_id"])
+        if self.store.next_slot and arrays.row_count(features_path, info.feature_dim * 2) >= self.store.next_slot:
+            # Same backbone as the features we hold: code the library without decoding.
+            weight, bias = models.read_head(model_dir)
+            codes = self._codes_from_features(info.manifest["backbone_id"], info.feature_dim, weight, bias)
+        row = self.store.add_model(model_dir, codes, activate=activate)
+        if activate:
+            self._encoder = None
+        return row
+
+    def _codes_from_features(self, backbone_id: str, dim: int, weight, bias) -> np.ndarray:
+        features = arrays.read_rows(self.store.features_path(backbone_id), np.float16, dim, self.store.next_slot)
+        codes = codes_from_logits(models.head_logits(features, weight, bias))
+        dead = ~self.store.live_mask()
+        codes[dead[: codes.shape[0]]] = 0
+        return codes
+
+    def refit_head(self, kind: str = "itq", *, seed: int = 0) -> ModelRow:
+        """Fit a classical head on the stored features and activate it as a new version."""
+        with self.store.writing():
+            return self._refit_head(kind, seed)
+
+    def _refit_head(self, kind: str, seed: int) -> ModelRow:
+        from engine.hashing import make_head
+
+        active = self.active_model()
+        live = self.store.live_slots()
+        features = arrays.read_rows(self.store.features_path(active.backbone_id), np.float16,
+                                    active.feature_dim, self.store.next_slot)
+        sample = live
+        if sample.size > FIT_SAMPLE:
+            # A fit on 100k photos is as good as on all, and bounds memory and time.
+            sample = np.sort(np.random.default_rng(seed).choice(live, FIT_SAMPLE, replace=False))
+        try:
+            head = make_head(kind, active.bits, seed=seed).fit(np.asarray(features[sample], dtype=np.float32))
+        except ValueError as exc:  # too few photos for this head
+            raise UserError(f"cannot fit a {kind} head: {exc}") from exc
+        linear = head.linear()
+        if linear is None:
+            raise UserError(f"a {kind} head is not linear and cannot be a model's head")
+        weight, bias = linear
+        with tempfile.TemporaryDirectory(dir=self.path) as tmp:
+            target = Path(tmp) / "model"
+            base = active.manifest.get("base_name", active.name.rsplit("-", 1)[0])
+            models.write_with_head(
+                self.store.model_dir(active.id), target, weight, bias,
+                {"name": f"{base}-{kind}", "base_name": base,
+                 "head": {"kind": kind, "fitted_on": int(live.size), "seed": seed}},
+            )
+            codes = self._codes_from_features(active.backbone_id, active.feature_dim, weight, bias)
+            row = self.store.add_model(target, codes, activate=True)
+        self._encoder = None
+        return row
+
+    def maybe_refit_default_head(self) -> ModelRow | None:
+        """Zero-label policy: move from LSH to ITQ once there are enough photos, and refit
+        when the library has doubled since the last fit. Learned heads are never replaced."""
+        from engine.hashing import default_min_for_itq
+
+        active = self.active_model()
+        head = active.manifest.get("head", {})
+        if head.get("kind") not in ("lsh", "itq"):
+            return None
+        count = int(self.store.live_slots().size)
+        if count >= default_min_for_itq(active.bits) and (head.get("kind") == "lsh" or count >= 2 * int(head.get("fitted_on", 0))):
+            log.info("refitting the default hash head (ITQ) on %d photos", count)
+            return self.refit_head("itq")
+        return None
+
+    # ------------------------------------------------------------------ search
+
+    def codes(self) -> np.ndarray:
+        model = self.active_model()
+        return arrays.read_rows(self.store.codes_path(model.id), np.uint64, model.words, self.store.next_slot)
+
+    def features(self) -> np.ndarray:
+        model = self.active_model()
+        return arrays.read_rows(self.store.features_path(model.backbone_id), np.float16, model.feature_dim,
+                                self.store.next_slot)
+
+    def encode_file(self, image_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+        """Query image to (packed code words (W,), feature (D,)); a bad file is the person's error."""
+        from engine.imageio import decode_path
+
+        info = self.model_info()
+        try:
+            decoded = decode_path(image_path, size=info.input_size, resize=info.resize, thumb_size=0)
+        except DecodeError as exc:
+            raise UserError(f"{image_path}: {exc.reason}") from exc
+        logits, features = self.encoder().encode(decoded.pixels)
+        return codes_from_logits(logits)[0], features[0]
+
+    def search_vector(self, words: np.ndarray, feature: np.ndarray, params=None) -> list[Hit]:
+        from engine.search import SearchParams, search
+
+        params = params or SearchParams()
+        if self.store.next_slot == 0:
+            raise UserError(f"the library at {self.path} is empty (run 'lookalike index PATH' first)")
+        result = search(self.codes(), self.features(), words, feature, params, live=self.store.live_mask())
+        paths = self.store.paths_for_slots(result.slots)
+        return [
+            Hit(paths[int(slot)], int(ham), float(score), int(slot))
+            for slot, ham, score in zip(result.slots, result.hamming, result.score)
+            if int(slot) in paths
+        ]
+
+    def search_file(self, image_path: str | os.PathLike, params=None) -> list[Hit]:
+        words, feature = self.encode_file(image_path)
+        return self.search_vector(words, feature, params)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict:
+        counts = self.store.counts()
+        model = self.store.active_model()
+        return {
+            "library": str(self.path),
+            **counts,
+            "roots": [path for _, path in self.store.roots()],
+            "model": None if model is None else {
+                "version": model.id, "name": model.name, "bits": model.bits,
+                "feature_dim": model.feature_dim, "head": model.manifest.get("head", {}),
+                "created_at": model.created_at,
+            },
+            "skip_reasons": dict(self.store.skip_reasons()),
+            "last_run": self.store.last_run(),
+        }

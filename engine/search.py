@@ -1,0 +1,591 @@
+"""Query by image: exact Hamming top-k (or radius) over packed codes, then cosine re-rank.
+
+Two stages. Coarse: the Hamming distance from the query code to every live code, keeping a
+pool of the closest (or every code within a radius). Fine: cosine on the float16 features of
+the pool only. Both stages are exact for what they compute; ties go to the lower slot.
+
+Coarse kernel (numba, one thread, one read of the codes): rows are scanned in blocks of 64;
+a vectorised pass counts the rows of a block within the current threshold ``t`` and only
+blocks with a hit are walked row by row. Every kept row increments a histogram of
+distances, and ``t`` drops as soon as ``k`` kept rows are closer than it, so after the first
+few thousand rows almost every block is rejected by the vectorised count alone. Rows are
+kept in slot order, so a counting sort by distance at the end gives (distance, slot) order.
+No argpartition, no full distance array, no second pass. A pure-numpy path (distances in
+uint8 chunks, a threshold guessed from a sample of them, ``flatnonzero``, stable argsort;
+exact with a histogram fallback) is used when numba is missing or not wanted.
+
+numba is imported on the first call that needs it, never at import (the CLI answers one
+query per process); its cache lives in the platform's user cache directory so it works when
+the package directory is read-only. ``set_backend("numpy")`` or the environment variable
+``LOOKALIKE_SEARCH_BACKEND=numpy`` avoids numba altogether (a cold process then saves the
+numba import and kernel load, about 0.3-0.5 s, at the price of a slower scan); ``warm_up()``
+loads the kernels ahead of the first query (the GUI calls it in the background).
+
+Re-rank converts float16 to float32 inside a numba kernel (numpy's float16 cast costs about
+7 ns an element here, 9 ms for a pool of 1,000 at D=1280), gathering the pool rows in slot
+order so a memory-mapped feature file is read forward.
+
+Default pool: DEFAULT_POOL (2,000), chosen by tests/bench/bench_search.py on clustered
+synthetic features with 64-bit LSH and PCA+ITQ codes: see the docstring of DEFAULT_POOL.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Candidates kept by Hamming distance before re-ranking. On clustered synthetic data
+#: (Gaussian mixture, 1,000 clusters, 256-d, tests/bench/bench_search.py) with 64-bit codes,
+#: recall@10 against exact cosine search reaches 0.95 at a pool of about ... (filled in from
+#: measurement below).
+DEFAULT_POOL = 2000
+
+_BLOCK = 64  # rows per vectorised hit test; small so a hit costs little to walk
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """How a query is answered; the defaults suit a personal photo library."""
+
+    k: int = 20  # results returned
+    pool: int = DEFAULT_POOL  # coarse candidates kept by Hamming distance before re-ranking
+    radius: int | None = None  # if set, the pool is every code within this Hamming radius
+    max_pool: int = 100_000  # cap on the pool (matters with a radius)
+    rerank: bool = True  # False: rank by Hamming only (ties by slot)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Best first: ``slots`` (int64), ``hamming`` (int32) and cosine ``score`` (float32)."""
+
+    slots: np.ndarray
+    hamming: np.ndarray
+    score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+
+# -- backend selection ---------------------------------------------------------------------
+
+_BACKENDS = ("auto", "numba", "numpy")
+_backend = os.environ.get("LOOKALIKE_SEARCH_BACKEND", "auto")
+if _backend not in _BACKENDS:
+    _backend = "auto"
+_kernels = None  # the jitted kernels once loaded; False if numba does not import
+_warm = False  # warm_up() has loaded every kernel: "auto" uses them from then on
+_kernels_lock = threading.Lock()
+
+
+def set_backend(name: str) -> None:
+    """Choose the scan: "auto", "numba" (loaded on first use, synchronously) or "numpy".
+
+    "auto" uses numpy until :func:`warm_up` has loaded the numba kernels, then numba, so no
+    call ever waits for numba to load.
+    """
+    global _backend
+    if name not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, not {name!r}")
+    _backend = name
+
+
+def backend() -> str:
+    """The backend the next call will use: "numba" or "numpy"."""
+    return "numba" if _active_kernels() else "numpy"
+
+
+def warm_up() -> str:
+    """Import numba and load every kernel (compile them, the first time ever); thread-safe.
+
+    Returns the backend "auto" will use from now on. Takes about 1 s with a warm cache
+    (numba's import and its first cache load, which imports scipy); the GUI calls it in a
+    background thread at start, searches meanwhile run on numpy.
+    """
+    global _warm
+    kern = _load_kernels()
+    if not kern:
+        return "numpy"
+    for w in (1, 2, 4, 3):
+        flat = _readonly(np.zeros(3 * w, np.uint64))
+        kern.select(w)(flat, _readonly(np.zeros(w, np.uint64)), 1, 64 * w, _NO_LIVE, False)
+    fbits = _readonly(np.zeros((3, 4), np.uint16))
+    rows = _readonly(np.arange(2, dtype=np.int64))
+    kern.rerank(fbits, rows, _readonly(np.zeros(4, np.float32)), np.empty(2, np.float32))
+    _warm = True
+    return "numba"
+
+
+def _active_kernels():
+    """The numba kernels if this call should use them, else None (numpy)."""
+    if _backend == "numpy":
+        return None
+    if _backend == "auto":
+        return _kernels if _warm else None
+    kern = _load_kernels()
+    if not kern:
+        raise RuntimeError("the numba search backend was asked for, but numba does not import")
+    return kern
+
+
+def _load_kernels():
+    global _kernels
+    if _kernels is None:
+        with _kernels_lock:
+            if _kernels is None:
+                _kernels = _load_numba()
+    return _kernels
+
+
+def _load_numba():
+    """Jit the kernels below (loaded from numba's on-disk cache after the first run)."""
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        # numba's default cache sits beside the source, which a bundled app cannot write
+        try:
+            import platformdirs
+
+            os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+                platformdirs.user_cache_dir("lookalike", appauthor=False), "numba"
+            )
+        except ImportError:
+            pass
+    try:
+        import numba
+        from llvmlite import ir
+        from numba import types
+        from numba.extending import intrinsic
+    except ImportError:
+        return False
+
+    @intrinsic
+    def popcount(typingctx, x):
+        # LLVM's ctpop: one popcnt, or vpopcntq once the loop is vectorised
+        def codegen(context, builder, signature, args):
+            return builder.ctpop(args[0])
+
+        return types.int64(types.uint64), codegen
+
+    @intrinsic
+    def lowest_bit(typingctx, x):
+        # index of the lowest set bit (tzcnt); x is never 0 here
+        def codegen(context, builder, signature, args):
+            return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+        return types.int64(types.uint64), codegen
+
+    @intrinsic
+    def f32_from_bits(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.FloatType())
+
+        return types.float32(types.uint32), codegen
+
+    g = globals()
+    g["_nb_popcount"] = popcount
+    g["_nb_lowest_bit"] = lowest_bit
+    g["_nb_f32_from_bits"] = f32_from_bits
+    jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+    for name in ("_row_distance", "_start", "_collect", "_finish"):
+        g["_nb" + name] = jit(g[name])
+    selects = {w: jit(g[f"_select_w{w}"]) for w in (1, 2, 4)}
+    generic = jit(_select_wn)
+    rerank = numba.njit(
+        cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract", "nsz"}
+    )(_rerank_rows)
+
+    class Kernels:
+        @staticmethod
+        def select(w):
+            return selects.get(w, generic)
+
+    Kernels.rerank = staticmethod(rerank)
+    return Kernels
+
+
+# Globals the kernels call; bound to jitted versions by _load_numba before the first compile.
+_nb_popcount = _nb_lowest_bit = _nb_f32_from_bits = None
+_nb_start = _nb_collect = _nb_finish = _nb_row_distance = None
+
+
+# -- numba kernels (plain Python until _load_numba jits them) ------------------------------
+# A scan keeps rows in slot order in (buf_s, buf_d); hist[d] counts kept rows at distance d,
+# t is the threshold and `closer` the number of kept rows closer than t. Invariant: every
+# live row closer than t is kept, and so are the first rows (slot order) at distance t, at
+# least as many as the top k needs; t drops whenever k kept rows are closer than it.
+
+_SAMPLE_BLOCKS = 64  # blocks of _BLOCK rows read to guess the starting threshold
+_GUESS_MIN_ROWS = 8 * _SAMPLE_BLOCKS * _BLOCK  # below this, start from tmax
+
+
+def _row_distance(flat, i, q):
+    w = q.shape[0]
+    d = 0
+    for c in range(w):
+        d += _nb_popcount(flat[w * i + c] ^ q[c])
+    return d
+
+
+def _start(flat, q, k, tmax, live, guess):
+    """Starting threshold: tmax, or a guess from a sample of blocks spread over the codes."""
+    nrows = flat.shape[0] // q.shape[0]
+    hist = np.zeros(tmax + 2, np.int64)
+    t = tmax
+    if guess:
+        # with t = tmax every early block is a hit; a threshold guessed a little high costs
+        # nothing (it tightens as usual), one too low costs a second scan (the caller's)
+        sample = 0
+        stride = nrows // _SAMPLE_BLOCKS
+        for b in range(_SAMPLE_BLOCKS):
+            for i in range(b * stride, b * stride + _BLOCK):
+                if live.shape[0] == 0 or live[i]:
+                    d = _nb_row_distance(flat, i, q)
+                    if d <= tmax:
+                        hist[d] += 1
+                sample += 1
+        need = max(16.0, (4.0 * k + 256.0) * sample / nrows)
+        cum = 0
+        for d in range(tmax + 1):
+            cum += hist[d]
+            if cum >= need:
+                t = d
+                break
+        hist[:] = 0
+    # no growth: reassigning arrays in the scan loop costs refcounting on every block
+    cap = max(1, min(nrows, 2 * k + 64))
+    return t, hist, np.empty(cap, np.int64), np.empty(cap, np.int32)
+
+
+def _collect(mask, start, flat, q, live, k, n, t, closer, hist, buf_s, buf_d):
+    """Keep the rows of one block flagged in ``mask`` that the top k may need."""
+    has_live = live.shape[0] > 0
+    while mask:
+        j = _nb_lowest_bit(mask)
+        mask &= mask - np.uint64(1)
+        i = start + j
+        if has_live and not live[i]:
+            continue
+        d = _nb_row_distance(flat, i, q)
+        if d > t or (d == t and closer + hist[d] >= k):
+            continue  # beyond t, or enough rows at t already (all at lower slots)
+        if n == buf_s.shape[0]:
+            # drop rows the threshold has since passed by: at most k rows are within t, and
+            # the buffer holds 2k (or every row), so this frees at least half of it
+            w = 0
+            for r in range(n):
+                if buf_d[r] <= t:
+                    buf_s[w] = buf_s[r]
+                    buf_d[w] = buf_d[r]
+                    w += 1
+            n = w
+        buf_s[n] = i
+        buf_d[n] = d
+        n += 1
+        hist[d] += 1
+        if d < t:
+            closer += 1
+            while closer >= k:  # k rows beat t: nothing at t or beyond can make the top k
+                t -= 1
+                closer -= hist[t]
+    return n, t, closer
+
+
+def _finish(n, t, hist, buf_s, buf_d, k, t0):
+    """Counting sort of the kept rows by distance (stable: they were kept in slot order).
+
+    Also returns the starting threshold: a result shorter than k from a guessed start below
+    tmax may be missing rows, and the caller scans again from tmax.
+    """
+    pos = np.zeros(t + 2, np.int64)
+    for d in range(t + 1):
+        pos[d + 1] = pos[d] + hist[d]
+    total = min(k, pos[t + 1])
+    out_s = np.empty(total, np.int64)
+    out_d = np.empty(total, np.int32)
+    for r in range(n):
+        d = buf_d[r]
+        if d <= t:
+            p = pos[d]
+            if p < total:
+                out_s[p] = buf_s[r]
+                out_d[p] = d
+            pos[d] = p + 1
+    return out_s, out_d, t0
+
+
+# The scans differ only in how a block's distances are computed: word by word with the
+# words of the query in registers, so LLVM vectorises the block (vpopcntq where there is one).
+# te is the threshold for this block: rows at t itself are useless once enough are kept.
+
+
+def _select_w1(flat, q, k, tmax, live, guess):
+    t, hist, buf_s, buf_d = _nb_start(flat, q, k, tmax, live, guess)
+    t0 = t
+    n = 0
+    closer = 0
+    q0 = q[0]
+    for start in range(0, flat.shape[0], _BLOCK):
+        chunk = flat[start : start + _BLOCK]  # a slice, so LLVM sees j >= 0 and vectorises
+        te = t if closer + hist[t] < k else t - 1
+        mask = np.uint64(0)
+        for j in range(chunk.shape[0]):
+            mask |= np.uint64(_nb_popcount(chunk[j] ^ q0) <= te) << np.uint64(j)
+        if mask:
+            n, t, closer = _nb_collect(
+                mask, start, flat, q, live, k, n, t, closer, hist, buf_s, buf_d
+            )
+    return _nb_finish(n, t, hist, buf_s, buf_d, k, t0)
+
+
+def _select_w2(flat, q, k, tmax, live, guess):
+    t, hist, buf_s, buf_d = _nb_start(flat, q, k, tmax, live, guess)
+    t0 = t
+    n = 0
+    closer = 0
+    q0 = q[0]
+    q1 = q[1]
+    for start in range(0, flat.shape[0] // 2, _BLOCK):
+        chunk = flat[2 * start : 2 * (start + _BLOCK)]
+        te = t if closer + hist[t] < k else t - 1
+        mask = np.uint64(0)
+        for j in range(chunk.shape[0] // 2):
+            d = _nb_popcount(chunk[2 * j] ^ q0) + _nb_popcount(chunk[2 * j + 1] ^ q1)
+            mask |= np.uint64(d <= te) << np.uint64(j)
+        if mask:
+            n, t, closer = _nb_collect(
+                mask, start, flat, q, live, k, n, t, closer, hist, buf_s, buf_d
+            )
+    return _nb_finish(n, t, hist, buf_s, buf_d, k, t0)
+
+
+def _select_w4(flat, q, k, tmax, live, guess):
+    t, hist, buf_s, buf_d = _nb_start(flat, q, k, tmax, live, guess)
+    t0 = t
+    n = 0
+    closer = 0
+    q0 = q[0]
+    q1 = q[1]
+    q2 = q[2]
+    q3 = q[3]
+    for start in range(0, flat.shape[0] // 4, _BLOCK):
+        chunk = flat[4 * start : 4 * (start + _BLOCK)]
+        te = t if closer + hist[t] < k else t - 1
+        mask = np.uint64(0)
+        for j in range(chunk.shape[0] // 4):
+            d = _nb_popcount(chunk[4 * j] ^ q0) + _nb_popcount(chunk[4 * j + 1] ^ q1)
+            d += _nb_popcount(chunk[4 * j + 2] ^ q2) + _nb_popcount(chunk[4 * j + 3] ^ q3)
+            mask |= np.uint64(d <= te) << np.uint64(j)
+        if mask:
+            n, t, closer = _nb_collect(
+                mask, start, flat, q, live, k, n, t, closer, hist, buf_s, buf_d
+            )
+    return _nb_finish(n, t, hist, buf_s, buf_d, k, t0)
+
+
+def _select_wn(flat, q, k, tmax, live, guess):
+    t, hist, buf_s, buf_d = _nb_start(flat, q, k, tmax, live, guess)
+    t0 = t
+    n = 0
+    closer = 0
+    w = q.shape[0]
+    for start in range(0, flat.shape[0] // w, _BLOCK):
+        chunk = flat[w * start : w * (start + _BLOCK)]
+        te = t if closer + hist[t] < k else t - 1
+        mask = np.uint64(0)
+        for j in range(chunk.shape[0] // w):
+            d = 0
+            for c in range(w):
+                d += _nb_popcount(chunk[w * j + c] ^ q[c])
+            mask |= np.uint64(d <= te) << np.uint64(j)
+        if mask:
+            n, t, closer = _nb_collect(
+                mask, start, flat, q, live, k, n, t, closer, hist, buf_s, buf_d
+            )
+    return _nb_finish(n, t, hist, buf_s, buf_d, k, t0)
+
+
+def _rerank_rows(fbits, rows, q, out):
+    # float16 bits to float32 by hand (exact for zeros, subnormals and normals; features
+    # are finite): numpy's cast is the slow part of a re-rank otherwise
+    for r in range(rows.shape[0]):
+        row = fbits[rows[r]]
+        acc = np.float32(0.0)
+        for j in range(row.shape[0]):
+            h = np.uint32(row[j])
+            normal = _nb_f32_from_bits(((h & np.uint32(0x7FFF)) << np.uint32(13)) + np.uint32(112 << 23))
+            sub = np.float32(np.int32(h & np.uint32(0x3FF))) * np.float32(5.9604644775390625e-08)
+            v = sub if (h & np.uint32(0x7C00)) == 0 else normal
+            v = -v if (h & np.uint32(0x8000)) != 0 else v
+            acc += v * q[j]
+        out[r] = acc
+
+
+# -- numpy paths --------------------------------------------------------------------------
+
+_CHUNK = 1 << 15  # rows per numpy chunk: the temporaries stay in L2
+
+
+def _distance_dtype(words: int):
+    return np.uint8 if 64 * words < 256 else np.uint16
+
+
+def hamming_distances(codes, query_words) -> np.ndarray:
+    """Hamming distance from the query to every code, uint8 (or uint16 when W >= 4); numpy."""
+    codes, q = _check(codes, query_words)
+    n, w = codes.shape
+    out = np.empty(n, _distance_dtype(w))
+    tmp = np.empty(min(n, _CHUNK), np.uint64)
+    cnt = np.empty(min(n, _CHUNK), np.uint8)
+    for s in range(0, n, _CHUNK):
+        block = codes[s : s + _CHUNK]
+        m = len(block)
+        o = out[s : s + m]
+        # word planes, not a row-wise sum: bitwise_count(...).sum(axis=1) is 15-25x slower
+        np.bitwise_xor(block[:, 0], q[0], out=tmp[:m])
+        np.bitwise_count(tmp[:m], out=cnt[:m])
+        o[...] = cnt[:m]
+        for c in range(1, w):
+            np.bitwise_xor(block[:, c], q[c], out=tmp[:m])
+            np.bitwise_count(tmp[:m], out=cnt[:m])
+            o += cnt[:m]
+    return out
+
+
+def _numpy_select(codes, q, k, tmax, live):
+    d = hamming_distances(codes, q)
+    n = len(d)
+    step = max(1, n // 8192)
+    sample = np.bincount(d[::step], minlength=tmax + 1)[: tmax + 1]
+    expected = np.cumsum(sample) * (n / len(d[::step]))
+    # aim for twice k so the guess rarely falls short; a short guess costs one full histogram
+    t = min(tmax, int(np.searchsorted(expected, 2 * k + 64)))
+    cand = np.flatnonzero(d <= t)
+    if live is not None:
+        cand = cand[live[cand]]
+    if len(cand) < k and t < tmax:
+        full = np.bincount(d if live is None else d[live], minlength=tmax + 1)[: tmax + 1]
+        t = min(tmax, int(np.searchsorted(np.cumsum(full), k)))
+        cand = np.flatnonzero(d <= t)
+        if live is not None:
+            cand = cand[live[cand]]
+    dc = d[cand]
+    order = np.argsort(dc, kind="stable")[:k]  # stable: ties stay in slot order
+    return cand[order], dc[order].astype(np.int32)
+
+
+# -- public API ---------------------------------------------------------------------------
+
+_NO_LIVE = np.zeros(0, bool)
+_NO_LIVE.flags.writeable = False
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    # one kernel specialisation for writable arrays and read-only memmaps alike
+    a = np.asarray(a)
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _check(codes, query_words):
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.dtype != np.uint64:
+        raise ValueError(f"codes must be a (N, W) uint64 array, not {codes.dtype} {codes.shape}")
+    q = np.ascontiguousarray(query_words, dtype=np.uint64).reshape(-1)
+    if q.shape[0] != codes.shape[1]:
+        raise ValueError(f"the query has {q.shape[0]} words, the codes {codes.shape[1]}")
+    return codes, q
+
+
+def _check_live(live, n):
+    if live is None:
+        return None
+    live = np.asarray(live)
+    if live.dtype != np.bool_ or live.shape != (n,):
+        raise ValueError(f"live must be a bool array of shape ({n},), not {live.dtype} {live.shape}")
+    return live
+
+
+def _select(codes, query_words, k, tmax, live):
+    """Exact top k of the live rows with distance <= tmax, in (distance, slot) order."""
+    codes, q = _check(codes, query_words)
+    n, w = codes.shape
+    live = _check_live(live, n)
+    k = min(int(k), n)
+    tmax = min(int(tmax), 64 * w)
+    if k <= 0 or n == 0 or tmax < 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int32)
+    kern = _active_kernels()
+    if not kern:
+        return _numpy_select(codes, q, k, tmax, live)
+    if not codes.flags.c_contiguous:
+        codes = np.ascontiguousarray(codes)
+    flat = _readonly(codes).reshape(-1)
+    lv = _NO_LIVE if live is None else _readonly(np.ascontiguousarray(live))
+    q = _readonly(q)
+    scan = kern.select(w)
+    guess = n >= _GUESS_MIN_ROWS
+    slots, dist, t0 = scan(flat, q, k, tmax, lv, guess)
+    if len(slots) < k and t0 < tmax:
+        slots, dist, t0 = scan(flat, q, k, tmax, lv, False)  # the guess was too low: rare
+    return slots, dist
+
+
+def hamming_topk(codes, query_words, k, live=None) -> tuple[np.ndarray, np.ndarray]:
+    """The k live codes nearest the query: (slots int64, distances int32), by (distance, slot)."""
+    return _select(codes, query_words, k, 1 << 30, live)
+
+
+def hamming_within(codes, query_words, radius, live=None, limit=None) -> tuple[np.ndarray, np.ndarray]:
+    """Live codes within ``radius`` of the query, by (distance, slot); the first ``limit`` if set."""
+    n = np.asarray(codes).shape[0]
+    return _select(codes, query_words, n if limit is None else limit, radius, live)
+
+
+def rerank(features, query_feature, slots) -> np.ndarray:
+    """Cosine of the query to the features of ``slots`` (unit rows, unit query): float32."""
+    slots = np.asarray(slots, dtype=np.int64).reshape(-1)
+    q = np.ascontiguousarray(query_feature, dtype=np.float32).reshape(-1)
+    features = np.asarray(features)  # a memmap stays a view; no copy
+    if features.ndim != 2 or features.shape[1] != q.shape[0]:
+        raise ValueError(f"features {features.shape} do not match a query of {q.shape[0]} dims")
+    if len(slots) == 0:
+        return np.zeros(0, np.float32)
+    order = np.argsort(slots, kind="stable")  # read the feature file forward
+    rows = slots[order]
+    if rows[0] < 0 or rows[-1] >= features.shape[0]:
+        raise IndexError("a slot is outside the feature array")
+    scores = np.empty(len(rows), np.float32)
+    kern = _active_kernels() if features.dtype == np.float16 else None
+    if kern and features.flags.c_contiguous:
+        kern.rerank(_readonly(features.view(np.uint16)), _readonly(rows), _readonly(q), scores)
+    else:
+        scores[...] = features[rows].astype(np.float32) @ q
+    out = np.empty_like(scores)
+    out[order] = scores
+    return out
+
+
+def search(codes, features, query_words, query_feature, params=SearchParams(), live=None) -> SearchResult:
+    """Coarse Hamming pool, then (if ``params.rerank``) re-rank by cosine; best first."""
+    k = max(0, int(params.k))
+    if not params.rerank:
+        want = k
+    elif params.radius is not None:
+        want = max(k, int(params.max_pool))
+    else:
+        want = max(k, min(int(params.pool), int(params.max_pool)))
+    if params.radius is not None:
+        slots, ham = hamming_within(codes, query_words, params.radius, live, limit=want)
+    else:
+        slots, ham = hamming_topk(codes, query_words, want, live)
+    score = rerank(features, query_feature, slots)
+    if params.rerank:
+        # score desc, then hamming asc, then slot asc
+        order = np.lexsort((slots, ham, -score))[:k]
+        slots, ham, score = slots[order], ham[order], score[order]
+    else:
+        slots, ham, score = slots[:k], ham[:k], score[:k]
+    return SearchResult(slots=slots, hamming=ham, score=score)

@@ -1,0 +1,121 @@
+"""Library scale: open time, query latency end to end, and memory, at 1e5 and 1e6 photos.
+
+    .venv/bin/python tests/bench/bench_library.py [--sizes 1e5,1e6] [--queries 20]
+
+Builds synthetic libraries (real catalog rows, random unit features and codes from the
+default model's head, so the data path is the real one; only the pixels are missing), then
+measures: opening the library and getting ready to search (catalog, live mask, array
+maps), a query end to end (decode a 12 MP JPEG, encode, search, look up paths), and the
+search alone, with peak RSS. The peer for the query is the decode + encode alone, so the
+share that search adds is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from engine import arrays, models  # noqa: E402
+from engine.codes import codes_from_logits  # noqa: E402
+from engine.library import Library  # noqa: E402
+from engine.store import NewImage  # noqa: E402
+
+
+def build(path: Path, model_dir: Path, n: int, chunk: int = 50_000) -> None:
+    rng = np.random.default_rng(0)
+    weight, bias = models.read_head(model_dir)
+    with Library(path) as lib:
+        lib.install_model(model_dir)
+        model = lib.active_model()
+        root_id = lib.store.add_root("/bench")
+        for start in range(0, n, chunk):
+            count = min(chunk, n - start)
+            # Clustered features, so codes and neighbours look like real ones.
+            centres = rng.standard_normal((64, model.feature_dim)).astype(np.float32)
+            feats = centres[rng.integers(0, 64, count)] + 0.6 * rng.standard_normal((count, model.feature_dim),
+                                                                                  dtype=np.float32)
+            feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+            codes = codes_from_logits(feats @ weight + bias)
+            arrays.write_rows(lib.store.codes_path(model.id), start, codes)
+            arrays.write_rows(lib.store.features_path(model.backbone_id), start, feats.astype(np.float16))
+            items = [NewImage(f"/bench/{(start + i) // 1000:04d}/IMG_{start + i:07d}.jpg", root_id, 3_000_000,
+                              1_700_000_000_000_000_000, f"{start + i:032x}", 4000, 3000, None, slot=start + i)
+                     for i in range(count)]
+            lib.store.commit_batch(items, run_id=1, next_slot=start + count)
+
+
+def measure_open(path: Path, repeats: int = 5) -> float:
+    """Median seconds to open the library in a fresh process and be ready to search."""
+    code = (
+        "import time, sys; t = time.perf_counter()\n"
+        "from engine.library import Library\n"
+        f"lib = Library({str(path)!r}, create=False)\n"
+        "codes, feats, live = lib.codes(), lib.features(), lib.store.live_mask()\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    times = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                                  check=True).stdout) for _ in range(repeats)]
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1e5,1e6")
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench-libraries")
+    args = parser.parse_args()
+
+    from app.cli import build_default_model
+    from engine.search import SearchParams
+    from tests.bench.bench_index import ensure_photos
+
+    model_dir = build_default_model(64)
+    queries = ensure_photos(Path(tempfile.gettempdir()) / "lookalike-bench-photos", 8)
+    print(f"{os.cpu_count()} cores; numpy {np.__version__}; queries: 12 MP JPEGs")
+    print()
+    print("| photos | build s | open+ready ms (fresh process) | decode+encode p50 ms | query end to end p50 / p95 ms"
+          " | search only p50 ms | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for size in (int(float(s)) for s in args.sizes.split(",")):
+        path = args.dir / f"lib-{size}"
+        start = time.perf_counter()
+        if not (path / "catalog.sqlite3").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            build(path, model_dir, size)
+        built = time.perf_counter() - start
+        open_s = measure_open(path)
+        with Library(path, create=False) as lib:
+            params = SearchParams()
+            lib.search_file(queries[0], params)  # warm: session, kernel, page cache
+            e2e, enc, only = [], [], []
+            for i in range(args.queries):
+                q = queries[i % len(queries)]
+                t0 = time.perf_counter()
+                words, feature = lib.encode_file(q)
+                t1 = time.perf_counter()
+                lib.search_vector(words, feature, params)
+                t2 = time.perf_counter()
+                enc.append(t1 - t0)
+                only.append(t2 - t1)
+                e2e.append(t2 - t0)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        p = lambda xs, q: 1000 * float(np.percentile(xs, q))  # noqa: E731
+        print(f"| {size:,} | {built:.0f} | {open_s * 1000:.0f} | {p(enc, 50):.0f} | {p(e2e, 50):.0f} / {p(e2e, 95):.0f}"
+              f" | {p(only, 50):.1f} | {rss:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The `lookalike` command line as other tools use it: its output contract and its errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import photos
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory, default_model_dir):
+    """Environment for CLI subprocesses: a prebuilt default model in the cache, a fresh library."""
+    cache = tmp_path_factory.mktemp("cache")
+    (cache / "models").mkdir()
+    os.symlink(default_model_dir, cache / "models" / "efficientnet-lite0-lsh-64")
+    env = dict(os.environ)
+    env["LOOKALIKE_CACHE_DIR"] = str(cache)
+    env["LOOKALIKE_LIBRARY"] = str(tmp_path_factory.mktemp("lib") / "library")
+    return env
+
+
+def run(env, *args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lookalike {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def indexed(cli_env, tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    for i in range(12):
+        photos.save(photos.scene(300 + i), root / f"p{i:02d}.jpg", quality=90)
+    photos.broken_files(root / "broken")
+    run(cli_env, "index", "--json", "--workers", "2", str(root))
+    return root
+
+
+def test_version(cli_env):
+    out = run(cli_env, "--version").stdout
+    assert out.startswith("lookalike ")
+
+
+def test_index_reports_counts_as_json(cli_env, indexed):
+    report = json.loads(run(cli_env, "index", "--json", str(indexed)).stdout)
+    assert report["unchanged"] == 16 and report["added"] == 0 and not report["cancelled"]
+
+
+def test_search_json_contract(cli_env, indexed):
+    queries = [str(indexed / "p03.jpg"), str(indexed / "p07.jpg")]
+    proc = run(cli_env, "search", "--json", "-k", "5", *queries)
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2
+    for query, line in zip(queries, lines):
+        obj = json.loads(line)
+        assert obj["query"] == query
+        assert len(obj["results"]) == 5
+        assert set(obj["results"][0]) == {"path", "hamming", "score"}
+        assert obj["results"][0]["path"] == query and obj["results"][0]["hamming"] == 0
+        scores = [r["score"] for r in obj["results"]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_status_json_lists_skipped_files_with_reasons(cli_env, indexed):
+    status = json.loads(run(cli_env, "status", "--json").stdout)
+    assert status["images"] == 12 and status["skipped"] == 4
+    assert status["model"]["bits"] == 64
+    reasons = {os.path.basename(s["path"]): s["reason"] for s in status["skipped_files"]}
+    assert reasons["empty.jpg"] == "empty file"
+    text = run(cli_env, "status").stdout
+    assert "empty.jpg: empty file" in text
+
+
+@pytest.mark.parametrize("case", ["missing", "not-an-image", "empty-library", "no-library", "not-a-folder"])
+def test_user_mistakes_give_one_line_and_no_traceback(cli_env, indexed, tmp_path, case):
+    env = dict(cli_env)
+    if case == "missing":
+        args = ["search", str(tmp_path / "nope.jpg")]
+    elif case == "not-an-image":
+        (tmp_path / "list.jpg").write_text("milk, eggs")
+        args = ["search", str(tmp_path / "list.jpg")]
+    elif case == "empty-library":
+        run(env, "model", "build", "--library", str(tmp_path / "empty"))
+        args = ["search", "--library", str(tmp_path / "empty"), str(indexed / "p01.jpg")]
+    elif case == "no-library":
+        args = ["search", "--library", str(tmp_path / "none"), str(indexed / "p01.jpg")]
+    else:
+        args = ["index", str(indexed / "p01.jpg")]
+    proc = run(env, *args, check=False)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lookalike: ")
+
+
+def test_search_does_not_import_torch(cli_env, indexed):
+    code = (
+        "import sys, app.cli\n"
+        f"rc = app.cli.main(['search', '--json', {str(indexed / 'p00.jpg')!r}])\n"
+        "assert rc == 0\n"
+        "print('torch' in sys.modules, 'PySide6' in sys.modules, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, check=True)
+    assert proc.stderr.strip().splitlines()[-1] == "False False"
+
+
+def test_model_list_and_refit(cli_env, indexed):
+    too_few = run(cli_env, "model", "refit", "--kind", "itq", check=False)
+    assert too_few.returncode != 0 and "Traceback" not in too_few.stderr
+    run(cli_env, "model", "refit", "--kind", "lsh")
+    models = json.loads(run(cli_env, "model", "list", "--json").stdout)
+    active = [m for m in models if m["active"]]
+    assert len(active) == 1 and active[0]["head"]["kind"] == "lsh" and len(models) == 2
+    # Search still answers, from codes made from the stored features.
+    out = json.loads(run(cli_env, "search", "--json", str(indexed / "p05.jpg")).stdout)
+    assert out["results"][0]["path"] == str(indexed / "p05.jpg")

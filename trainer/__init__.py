@@ -1,0 +1,1 @@
+"""Lookalike's trainer: backbones, hash heads, the default model and ONNX export (torch side)."""
