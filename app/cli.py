@@ -217,6 +217,56 @@ def cmd_model_refit(args) -> int:
     return 0
 
 
+def cmd_model_activate(args) -> int:
+    library = _open_library(args, create=False)
+    with library:
+        row = library.activate(args.version)
+        print(f"Model v{row.id} {row.name} is active", file=sys.stderr)
+    return 0
+
+
+def cmd_model_rollback(args) -> int:
+    library = _open_library(args, create=False)
+    with library:
+        previous = library.store.previous_model()
+        if previous is None:
+            raise UserError("there is no earlier model to roll back to")
+        row = library.activate(previous.id)
+        print(f"Rolled back: model v{row.id} {row.name} is active", file=sys.stderr)
+    return 0
+
+
+def cmd_labels_import(args) -> int:
+    from engine.labels import import_csv
+
+    library = _open_library(args, create=False)
+    with library:
+        report = import_csv(library.store, args.csv)
+    if report.problems:
+        for problem in report.problems[:50]:
+            print(f"{args.csv}: {problem}", file=sys.stderr)
+        more = len(report.problems) - 50
+        raise UserError(f"nothing imported: {len(report.problems)} problem(s)" + (f" ({more} not shown)" if more > 0 else ""))
+    print(f"Imported {report.added} labelled pairs", file=sys.stderr)
+    return 0
+
+
+def cmd_labels_export(args) -> int:
+    from engine.labels import export_csv
+
+    library = _open_library(args, create=False)
+    with library:
+        if args.output == "-":
+            count = export_csv(library.store, sys.stdout)
+        else:
+            tmp = Path(args.output).with_name(Path(args.output).name + ".tmp")
+            with open(tmp, "w", encoding="utf-8", newline="") as out:
+                count = export_csv(library.store, out)
+            os.replace(tmp, args.output)
+    print(f"Exported {count} labelled pairs", file=sys.stderr)
+    return 0
+
+
 # ------------------------------------------------------------------ progress
 
 
@@ -311,6 +361,21 @@ def build_parser() -> argparse.ArgumentParser:
                              help="refit the classical hash head on the stored features (no decoding)")
     p.add_argument("--kind", default="itq", choices=["itq", "pcah", "lsh"])
     p.set_defaults(func=cmd_model_refit)
+    p = model_sub.add_parser("activate", parents=[library], help="make model version N active")
+    p.add_argument("version", type=int, metavar="N")
+    p.set_defaults(func=cmd_model_activate)
+    p = model_sub.add_parser("rollback", parents=[library], help="re-activate the model active before this one")
+    p.set_defaults(func=cmd_model_rollback)
+
+    labels = sub.add_parser("labels", help="import and export labelled pairs")
+    labels_sub = labels.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
+    p = labels_sub.add_parser("import", parents=[library],
+                              help="import pairs from a CSV (header a,b,label; similar/dissimilar or 1/-1)")
+    p.add_argument("csv", metavar="FILE.csv")
+    p.set_defaults(func=cmd_labels_import)
+    p = labels_sub.add_parser("export", parents=[library], help="write every labelled pair as CSV")
+    p.add_argument("output", metavar="FILE.csv", nargs="?", default="-", help="default: standard output")
+    p.set_defaults(func=cmd_labels_export)
     return parser
 
 

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
+CPU_CHUNK = 8
 
 
 def _cuda_driver_present() -> bool:
@@ -149,5 +150,11 @@ class Encoder:
         size = self.info.input_size
         if pixels.dtype != np.uint8 or pixels.shape[1:] != (size, size, 3):
             raise ValueError(f"encoder expects uint8 (N, {size}, {size}, 3), got {pixels.dtype} {pixels.shape}")
-        logits, features = self._session.run(["code_logits", "feature"], {"pixels": np.ascontiguousarray(pixels)})
-        return logits, features
+        # On the CPU, batching buys no speed but multiplies ONNX Runtime's activation arena
+        # (about 25 MB per image for Lite0), so run small chunks there.
+        step = len(pixels) if self.provider != CPU_PROVIDER else CPU_CHUNK
+        outputs = [self._session.run(["code_logits", "feature"], {"pixels": np.ascontiguousarray(pixels[i:i + step])})
+                   for i in range(0, len(pixels), step)]
+        if len(outputs) == 1:
+            return outputs[0][0], outputs[0][1]
+        return np.concatenate([o[0] for o in outputs]), np.concatenate([o[1] for o in outputs])

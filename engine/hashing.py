@@ -29,9 +29,10 @@ from engine.codes import codes_from_logits
 STAT_CHUNK = 16384
 # Rows per block when computing logits (float32 copy of one block only).
 LOGIT_CHUNK = 65536
-# ITQ's rotation is K x K, so a seeded subsample estimates it as well as every row does;
-# capping it keeps a refit on a million photos as fast as one on 100k.
-ITQ_MAX_ROTATION_SAMPLES = 100_000
+# ITQ's rotation is only K x K, so a seeded subsample of rows estimates it about as well as
+# every row (mAP within 0.005 of a 100k-row fit at 64 and 128 bits) and bounds the cost of
+# the 50 iterations; the covariance still reads every row.
+ITQ_MAX_ROTATION_SAMPLES = 50_000
 ITQ_ITERATIONS = 50
 
 
@@ -91,6 +92,11 @@ def principal_directions(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     signs = np.sign(vectors[pivot, np.arange(vectors.shape[1])])
     signs[signs == 0] = 1
     return vectors * signs, values
+
+
+def _scalar(d: dict, key: str, default=None):
+    """A Python scalar from a plain value or a 0-d array (what an .npz gives back)."""
+    return np.asarray(d.get(key, default)).item()
 
 
 def _check_pca_size(kind: str, n: int, d: int, bits: int, max_bits: int | None) -> None:
@@ -226,17 +232,17 @@ class HashHead:
     @classmethod
     def from_dict(cls, d: dict) -> HashHead:
         """Rebuild a fitted head from :meth:`to_dict` output (or an ``.npz`` of it)."""
-        kind = str(np.asarray(d["kind"]).item()) if "kind" in d else cls.kind
+        kind = str(_scalar(d, "kind", cls.kind))
         if kind not in HashHead._kinds:
             raise ValueError(f"unknown hash head kind {kind!r}; known: {sorted(HashHead._kinds)}")
         head_cls = HashHead._kinds[kind]
         if cls is not HashHead and not issubclass(head_cls, cls):
             raise ValueError(f"a {kind!r} head is not a {cls.__name__}")
-        head = head_cls(bits=int(np.asarray(d["bits"]).item()), seed=int(np.asarray(d.get("seed", 0)).item()))
+        head = head_cls(bits=int(_scalar(d, "bits")), seed=int(_scalar(d, "seed", 0)))
         skip = {"kind", "bits", "seed", "feature_dim", "fitted_on"}
         head._set_arrays({k: np.asarray(v) for k, v in d.items() if k not in skip})
-        head.fitted_on = int(np.asarray(d.get("fitted_on", 0)).item())
-        if "feature_dim" in d and int(np.asarray(d["feature_dim"]).item()) != head.feature_dim:
+        head.fitted_on = int(_scalar(d, "fitted_on", 0))
+        if "feature_dim" in d and int(_scalar(d, "feature_dim")) != head.feature_dim:
             raise ValueError("feature_dim does not match the head's arrays")
         return head
 
@@ -322,21 +328,22 @@ class LSH(_LinearHead):
         else:
             if features is None or len(features) == 0:
                 raise ValueError("LSH needs at least one sample to centre on (or a given centre)")
-            n, centre, _ = _mean_only(features)
+            n, centre = _mean_only(features)
         weight = np.random.default_rng(self.seed).standard_normal((len(centre), self.bits))
         self._set_linear(weight, -(centre @ weight))
         self.fitted_on = n
         return self
 
 
-def _mean_only(features) -> tuple[int, np.ndarray, None]:
+def _mean_only(features) -> tuple[int, np.ndarray]:
+    """(N, mean [D]) of the rows, in float64 block by block."""
     x = _as_features(features)
     total = np.zeros(x.shape[1], dtype=np.float64)
     for _, block in _blocks(x, STAT_CHUNK, np.float64):
         total += block.sum(axis=0)
     if not np.isfinite(total).all():
         raise ValueError("features hold NaN or infinity")
-    return x.shape[0], total / x.shape[0], None
+    return x.shape[0], total / x.shape[0]
 
 
 class PCAH(_LinearHead):
@@ -520,7 +527,7 @@ class SH(HashHead):
         self.high = np.asarray(arrays["high"], dtype=np.float64)
         self.modes = np.asarray(arrays["modes"], dtype=np.int64)
         if self.modes.shape != (self.bits, self.components.shape[1]):
-            raise ValueError(f"SH modes have shape {self.modes.shape}, expected ({self.bits}, npca)")
+            raise ValueError(f"SH modes have shape {self.modes.shape}, not ({self.bits}, npca)")
         self.feature_dim = self.components.shape[0]
         # Derived, float32 for speed: projection, offset (mean and box start), frequencies.
         self._p32 = self.components.astype(np.float32)
@@ -556,28 +563,40 @@ def spectral_modes(ranges: np.ndarray, bits: int) -> np.ndarray:
 
 def make_head(kind: str, bits: int, seed: int = 0) -> HashHead:
     """An unfitted head of the given kind ("lsh", "pcah", "itq", "sh")."""
-    try:
-        cls = HashHead._kinds[kind]
-    except KeyError:
-        raise ValueError(f"unknown hash head kind {kind!r}; known: {sorted(HashHead._kinds)}") from None
-    return cls(bits=bits, seed=seed)
+    if kind not in HashHead._kinds:
+        raise ValueError(f"unknown hash head kind {kind!r}; known: {sorted(HashHead._kinds)}")
+    return HashHead._kinds[kind](bits=bits, seed=seed)
 
 
 def default_min_for_itq(bits: int) -> int:
-    """Samples from which :func:`fit_default_head` fits ITQ rather than LSH."""
+    """Samples from which :func:`fit_default_head` fits ITQ rather than LSH: ``max(32, 2K)``."""
     return max(MIN_FOR_ITQ_FLOOR, MIN_FOR_ITQ_PER_BIT * bits)
 
 
 # See fit_default_head for where these numbers come from.
-MIN_FOR_ITQ_FLOOR = 1000
-MIN_FOR_ITQ_PER_BIT = 4
+MIN_FOR_ITQ_FLOOR = 32
+MIN_FOR_ITQ_PER_BIT = 2
 
 
-def fit_default_head(features, bits: int, seed: int = 0, min_for_itq: int | None = None) -> HashHead:
+def fit_default_head(
+    features, bits: int, seed: int = 0, min_for_itq: int | None = None
+) -> HashHead:
     """The zero-label default head: ITQ once there are enough samples, LSH before.
 
-    ``min_for_itq`` defaults to :func:`default_min_for_itq`. LSH is also used when ``bits``
-    exceeds the feature dimension (PCA has too few directions). Needs at least one sample.
+    ``min_for_itq`` defaults to :func:`default_min_for_itq`, ``max(32, 2 * bits)``. LSH is
+    also used when ``bits`` exceeds the feature dimension. Needs at least one sample.
+
+    Why so few: ITQ fitted on only n samples, then used to code a whole held-out database,
+    beat LSH at every n >= bits we tried (16-128 bits; mAP of Hamming ranking, 3 seeds) on
+    EfficientNet-Lite0 features (1280-d) of 4,500 random crops of 18 photos (at n = 2K:
+    0.73/0.79/0.82/0.83 against LSH's 0.32/0.50/0.62/0.70 for 16/32/64/128 bits; ITQ on
+    all 4,000: 0.85), of 5,400 jittered digits (ITQ >= LSH + 0.01 everywhere) and of
+    synthetic clustered ReLU-like features (ITQ(n = 2K) > LSH by 0.09-0.10). So the
+    threshold only has to keep the PCA well posed: n centred samples span at most n - 1
+    directions, so at n = 2K no direction is arbitrary, and the spread over seeds there is
+    already small (standard deviation <= 0.03 mAP). ITQ keeps improving with n (synthetic,
+    128 bits: 0.58 at n = 256, 0.71 at 8,000), so a caller should refit as the library
+    grows (say, each time it doubles).
     """
     x = _as_features(features)
     n, d = x.shape

@@ -101,6 +101,31 @@ class Library:
             self._encoder = None
         return row
 
+    def activate(self, model_id: int) -> ModelRow:
+        """Make a version active, first coding photos indexed since it was last active.
+
+        Needs the stored features of the version's backbone; a version whose backbone
+        features are incomplete needs its photos decoded again, which only indexing does.
+        """
+        with self.store.writing():
+            model = self.store.model(model_id)
+            codes_path = self.store.codes_path(model.id)
+            have = arrays.row_count(codes_path, model.words * 8)
+            need = self.store.next_slot
+            if have < need:
+                features_path = self.store.features_path(model.backbone_id)
+                if arrays.row_count(features_path, model.feature_dim * 2) < need:
+                    raise UserError(
+                        f"model v{model.id} uses another backbone than the photos indexed since; "
+                        f"it cannot be activated without decoding them again")
+                weight, bias = models.read_head(self.store.model_dir(model.id))
+                features = arrays.read_rows(features_path, np.float16, model.feature_dim, need)[have:]
+                codes = codes_from_logits(models.head_logits(features, weight, bias))
+                arrays.write_rows(codes_path, have, codes)
+            self.store.activate(model.id)
+            self._encoder = None
+            return self.store.model(model.id)
+
     def _codes_from_features(self, backbone_id: str, dim: int, weight, bias) -> np.ndarray:
         features = arrays.read_rows(self.store.features_path(backbone_id), np.float16, dim, self.store.next_slot)
         codes = codes_from_logits(models.head_logits(features, weight, bias))

@@ -1,32 +1,57 @@
 """Query by image: exact Hamming top-k (or radius) over packed codes, then cosine re-rank.
 
-Two stages. Coarse: the Hamming distance from the query code to every live code, keeping a
-pool of the closest (or every code within a radius). Fine: cosine on the float16 features of
-the pool only. Both stages are exact for what they compute; ties go to the lower slot.
+Coarse: the Hamming distance from the query code to every live code, keeping a pool of the
+closest (or every code within a radius). Fine: cosine on the float16 features of the pool
+only. Both stages are exact for what they compute; ties go to the lower slot.
 
-Coarse kernel (numba, one thread, one read of the codes): rows are scanned in blocks of 64;
-a vectorised pass counts the rows of a block within the current threshold ``t`` and only
-blocks with a hit are walked row by row. Every kept row increments a histogram of
-distances, and ``t`` drops as soon as ``k`` kept rows are closer than it, so after the first
-few thousand rows almost every block is rejected by the vectorised count alone. Rows are
-kept in slot order, so a counting sort by distance at the end gives (distance, slot) order.
-No argpartition, no full distance array, no second pass. A pure-numpy path (distances in
-uint8 chunks, a threshold guessed from a sample of them, ``flatnonzero``, stable argsort;
-exact with a histogram fallback) is used when numba is missing or not wanted.
+Coarse kernel (numba, one thread, one read of the codes, no distance array): the codes are
+scanned in blocks of 64 rows; a vectorised loop (vpopcntq where the CPU has it) turns a block
+into a 64-bit mask of the rows within the current threshold t, and only set bits are visited.
+Kept rows go to a buffer in slot order and into a histogram of distances; t drops as soon as
+k kept rows are closer than it, and rows at t itself stop being kept once enough are, so
+after the first blocks almost every block is rejected by the mask alone. A counting sort of
+the buffer by distance then gives (distance, slot) order. The starting t is guessed from 64
+sampled blocks (a low guess is detected and the scan redone from the top). One thread each,
+on a shared 2-core AVX-512 machine, it took 0.2-0.45 of faiss IndexBinaryFlat's time at
+1e6 codes and 0.35-0.85 at 1e7 (64 to 256 bits).
 
-numba is imported on the first call that needs it, never at import (the CLI answers one
-query per process); its cache lives in the platform's user cache directory so it works when
-the package directory is read-only. ``set_backend("numpy")`` or the environment variable
-``LOOKALIKE_SEARCH_BACKEND=numpy`` avoids numba altogether (a cold process then saves the
-numba import and kernel load, about 0.3-0.5 s, at the price of a slower scan); ``warm_up()``
-loads the kernels ahead of the first query (the GUI calls it in the background).
+The numpy path (numba missing or not loaded yet): uint8 distances in cache-sized chunks over
+word planes, a threshold from a strided sample of them, ``flatnonzero``, a stable argsort,
+and a full histogram when the sample guessed low; 3-4x slower than the kernel.
 
-Re-rank converts float16 to float32 inside a numba kernel (numpy's float16 cast costs about
-7 ns an element here, 9 ms for a pool of 1,000 at D=1280), gathering the pool rows in slot
-order so a memory-mapped feature file is read forward.
+numba is never imported at module import. With the default backend "auto", calls use numpy
+until :func:`warm_up` has loaded the kernels (0.5-1 s in a fresh process even from numba's
+on-disk cache: numba's import, then its first cache load imports scipy; 8-20 s the very
+first time, compiling), so a one-shot CLI
+query never pays for it and the GUI calls warm_up() in a background thread at start.
+``set_backend("numba")`` loads them on first use instead; ``LOOKALIKE_SEARCH_BACKEND``
+presets the backend. The numba cache goes to the user cache directory (platformdirs) unless
+NUMBA_CACHE_DIR is set, so a read-only install works.
 
-Default pool: DEFAULT_POOL (2,000), chosen by tests/bench/bench_search.py on clustered
-synthetic features with 64-bit LSH and PCA+ITQ codes: see the docstring of DEFAULT_POOL.
+Re-rank gathers only the pool rows, in slot order (a memory-mapped feature file is read
+forward), four rows at a time so their cache misses overlap, and converts float16 to float32
+inside the numba kernel: numpy's float16 cast costs about 7 ns an element here (5-9 ms for a
+pool of 1,000 at D=1280, the numpy path) against 0.5-0.9 ms for the whole kernel.
+
+Pool: :func:`default_pool` = max(2000, 1.25 sqrt(N)), scaling gently with N, because the
+pool that reaches recall@10 >= 0.95 against exact cosine search grows with the density of
+the library. Measured with tests/bench/bench_search.py (clustered synthetic features: 1,000
+clusters varying along 32-dim subspaces; 64-bit codes; 100-200 fresh queries):
+
+    N    D    codes  pool for 0.95   recall@10 at the default pool
+    1e4  256  LSH    2000            0.954 (2000)  sparse: 10 rows a cluster
+    1e4  256  ITQ    3000            0.934 (2000)
+    1e5  256  both   100             0.998-1.0 (2000)
+    1e6  256  LSH    500             0.995 (2000)
+    1e6  256  ITQ    300-500         0.999 (2000)
+    1e7  128  LSH    3000-5000       ~0.96 (3953; 0.947 at 3000, 0.977 at 5000)
+    1e7  128  ITQ    2000            ~0.99 (3953; 0.950 at 2000, 0.985 at 3000)
+
+A fixed 2,000 would give LSH 0.91 at 1e7. An isotropic Gaussian mixture (the order within a
+cluster is noise the codes cannot see) is the hard case: at 1e6, ITQ needs about the cluster
+size (recall 0.991 at 1,000), LSH 5,000 (0.885 at 2,000). Cost of the default: at 1e6 x 64
+bits, coarse + re-rank took 1.8 ms p50 at D=256 on the shared machine; a pool of 2,000
+re-ranks in about 1 ms at D=1280.
 """
 
 from __future__ import annotations
@@ -37,11 +62,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Candidates kept by Hamming distance before re-ranking. On clustered synthetic data
-#: (Gaussian mixture, 1,000 clusters, 256-d, tests/bench/bench_search.py) with 64-bit codes,
-#: recall@10 against exact cosine search reaches 0.95 at a pool of about ... (filled in from
-#: measurement below).
-DEFAULT_POOL = 2000
+from engine.errors import EnvironmentProblem
+
+MIN_POOL = 2000  # the default pool below 2.56e6 codes (see the module docstring)
 
 _BLOCK = 64  # rows per vectorised hit test; small so a hit costs little to walk
 
@@ -51,7 +74,7 @@ class SearchParams:
     """How a query is answered; the defaults suit a personal photo library."""
 
     k: int = 20  # results returned
-    pool: int = DEFAULT_POOL  # coarse candidates kept by Hamming distance before re-ranking
+    pool: int | None = None  # coarse candidates kept by Hamming distance; None: default_pool(N)
     radius: int | None = None  # if set, the pool is every code within this Hamming radius
     max_pool: int = 100_000  # cap on the pool (matters with a radius)
     rerank: bool = True  # False: rank by Hamming only (ties by slot)
@@ -67,6 +90,11 @@ class SearchResult:
 
     def __len__(self) -> int:
         return len(self.slots)
+
+
+def default_pool(n: int) -> int:
+    """Coarse candidates for n codes: max(2000, 1.25 sqrt(n)), at most n."""
+    return min(int(n), max(MIN_POOL, round(1.25 * float(n) ** 0.5)))
 
 
 # -- backend selection ---------------------------------------------------------------------
@@ -126,7 +154,7 @@ def _active_kernels():
         return _kernels if _warm else None
     kern = _load_kernels()
     if not kern:
-        raise RuntimeError("the numba search backend was asked for, but numba does not import")
+        raise EnvironmentProblem("the numba search backend was asked for, but numba does not import")
     return kern
 
 
@@ -141,23 +169,25 @@ def _load_kernels():
 
 def _load_numba():
     """Jit the kernels below (loaded from numba's on-disk cache after the first run)."""
-    if "NUMBA_CACHE_DIR" not in os.environ:
+    cache_dir = None
+    if not os.environ.get("NUMBA_CACHE_DIR"):
         # numba's default cache sits beside the source, which a bundled app cannot write
         try:
             import platformdirs
 
-            os.environ["NUMBA_CACHE_DIR"] = os.path.join(
-                platformdirs.user_cache_dir("lookalike", appauthor=False), "numba"
-            )
+            cache_dir = os.path.join(platformdirs.user_cache_dir("lookalike", appauthor=False), "numba")
+            os.environ["NUMBA_CACHE_DIR"] = cache_dir
         except ImportError:
             pass
     try:
         import numba
-        from llvmlite import ir
         from numba import types
+        from numba.core import cgutils
         from numba.extending import intrinsic
     except ImportError:
         return False
+    if cache_dir and not numba.config.CACHE_DIR:
+        numba.config.CACHE_DIR = cache_dir  # numba was imported before the variable was set
 
     @intrinsic
     def popcount(typingctx, x):
@@ -171,14 +201,14 @@ def _load_numba():
     def lowest_bit(typingctx, x):
         # index of the lowest set bit (tzcnt); x is never 0 here
         def codegen(context, builder, signature, args):
-            return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+            return builder.cttz(args[0], cgutils.true_bit)
 
         return types.int64(types.uint64), codegen
 
     @intrinsic
     def f32_from_bits(typingctx, x):
         def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], ir.FloatType())
+            return builder.bitcast(args[0], context.get_value_type(types.float32))
 
         return types.float32(types.uint32), codegen
 
@@ -191,6 +221,7 @@ def _load_numba():
         g["_nb" + name] = jit(g[name])
     selects = {w: jit(g[f"_select_w{w}"]) for w in (1, 2, 4)}
     generic = jit(_select_wn)
+    g["_nb_f16_to_f32"] = numba.njit(cache=True, inline="always")(_f16_to_f32)
     rerank = numba.njit(
         cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract", "nsz"}
     )(_rerank_rows)
@@ -205,7 +236,7 @@ def _load_numba():
 
 
 # Globals the kernels call; bound to jitted versions by _load_numba before the first compile.
-_nb_popcount = _nb_lowest_bit = _nb_f32_from_bits = None
+_nb_popcount = _nb_lowest_bit = _nb_f32_from_bits = _nb_f16_to_f32 = None
 _nb_start = _nb_collect = _nb_finish = _nb_row_distance = None
 
 
@@ -232,7 +263,7 @@ def _start(flat, q, k, tmax, live, guess):
     nrows = flat.shape[0] // q.shape[0]
     hist = np.zeros(tmax + 2, np.int64)
     t = tmax
-    if guess:
+    if guess and nrows >= _SAMPLE_BLOCKS * _BLOCK:
         # with t = tmax every early block is a hit; a threshold guessed a little high costs
         # nothing (it tightens as usual), one too low costs a second scan (the caller's)
         sample = 0
@@ -405,20 +436,47 @@ def _select_wn(flat, q, k, tmax, live, guess):
     return _nb_finish(n, t, hist, buf_s, buf_d, k, t0)
 
 
+def _f16_to_f32(h):
+    # float16 bits (as uint32) to float32, exact for zeros, subnormals and normals (features
+    # are finite): numpy's own cast is the slow part of a re-rank otherwise
+    normal = _nb_f32_from_bits(((h & np.uint32(0x7FFF)) << np.uint32(13)) + np.uint32(112 << 23))
+    sub = np.float32(np.int32(h & np.uint32(0x3FF))) * np.float32(5.9604644775390625e-08)
+    v = sub if (h & np.uint32(0x7C00)) == 0 else normal
+    return -v if (h & np.uint32(0x8000)) != 0 else v
+
+
 def _rerank_rows(fbits, rows, q, out):
-    # float16 bits to float32 by hand (exact for zeros, subnormals and normals; features
-    # are finite): numpy's cast is the slow part of a re-rank otherwise
-    for r in range(rows.shape[0]):
-        row = fbits[rows[r]]
-        acc = np.float32(0.0)
-        for j in range(row.shape[0]):
-            h = np.uint32(row[j])
-            normal = _nb_f32_from_bits(((h & np.uint32(0x7FFF)) << np.uint32(13)) + np.uint32(112 << 23))
-            sub = np.float32(np.int32(h & np.uint32(0x3FF))) * np.float32(5.9604644775390625e-08)
-            v = sub if (h & np.uint32(0x7C00)) == 0 else normal
-            v = -v if (h & np.uint32(0x8000)) != 0 else v
-            acc += v * q[j]
-        out[r] = acc
+    # four rows at a time: four independent streams of cache misses overlap (about 1.7x
+    # faster than one row at a time on a pool gathered from a large feature array)
+    n = rows.shape[0]
+    r = 0
+    while r + 4 <= n:
+        a = fbits[rows[r]]
+        b = fbits[rows[r + 1]]
+        c = fbits[rows[r + 2]]
+        d = fbits[rows[r + 3]]
+        sa = np.float32(0.0)
+        sb = np.float32(0.0)
+        sc = np.float32(0.0)
+        sd = np.float32(0.0)
+        for j in range(q.shape[0]):
+            qj = q[j]
+            sa += _nb_f16_to_f32(np.uint32(a[j])) * qj
+            sb += _nb_f16_to_f32(np.uint32(b[j])) * qj
+            sc += _nb_f16_to_f32(np.uint32(c[j])) * qj
+            sd += _nb_f16_to_f32(np.uint32(d[j])) * qj
+        out[r] = sa
+        out[r + 1] = sb
+        out[r + 2] = sc
+        out[r + 3] = sd
+        r += 4
+    while r < n:
+        a = fbits[rows[r]]
+        sa = np.float32(0.0)
+        for j in range(q.shape[0]):
+            sa += _nb_f16_to_f32(np.uint32(a[j])) * q[j]
+        out[r] = sa
+        r += 1
 
 
 # -- numpy paths --------------------------------------------------------------------------
@@ -576,15 +634,21 @@ def search(codes, features, query_words, query_feature, params=SearchParams(), l
     elif params.radius is not None:
         want = max(k, int(params.max_pool))
     else:
-        want = max(k, min(int(params.pool), int(params.max_pool)))
+        pool = default_pool(len(codes)) if params.pool is None else int(params.pool)
+        want = max(k, min(pool, int(params.max_pool)))
     if params.radius is not None:
         slots, ham = hamming_within(codes, query_words, params.radius, live, limit=want)
     else:
         slots, ham = hamming_topk(codes, query_words, want, live)
     score = rerank(features, query_feature, slots)
     if params.rerank:
-        # score desc, then hamming asc, then slot asc
-        order = np.lexsort((slots, ham, -score))[:k]
+        if 0 < k < len(score):
+            # only the k best need ordering: keep those at or above the k-th best score
+            # (ties included), as lexsort of a whole pool costs more than the re-rank
+            kth = np.partition(score, len(score) - k)[len(score) - k]
+            keep = np.flatnonzero(score >= kth)
+            slots, ham, score = slots[keep], ham[keep], score[keep]
+        order = np.lexsort((slots, ham, -score))[:k]  # score desc, hamming asc, slot asc
         slots, ham, score = slots[order], ham[order], score[order]
     else:
         slots, ham, score = slots[:k], ham[:k], score[:k]

@@ -96,6 +96,15 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO meta (key, value) VALUES ('next_slot', '0');
     """,
+    # 2: remember activations, so 'model rollback' knows what was active before.
+    """
+    CREATE TABLE activations (
+        id INTEGER PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+        at TEXT NOT NULL
+    );
+    INSERT INTO activations (model_id, at) SELECT id, created_at FROM models WHERE active = 1;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -370,12 +379,27 @@ class Store:
         ).fetchone()
         return ImageRow(*row) if row else None
 
-    def slot_for_hash(self, content_hash: str) -> int | None:
-        """A committed slot that already encodes this content, if any."""
+    def path_for_hash(self, content_hash: str) -> str | None:
+        """A current path of an indexed photo with this content, if any."""
         row = self._conn.execute(
-            "SELECT slot FROM images WHERE content_hash = ? AND slot IS NOT NULL LIMIT 1", (content_hash,)
+            "SELECT path FROM images WHERE content_hash = ? AND slot IS NOT NULL ORDER BY path LIMIT 1",
+            (content_hash,),
         ).fetchone()
         return row[0] if row else None
+
+    def slots_for_hashes(self, hashes) -> dict[str, int]:
+        """Live slot of each content hash that is indexed (one per hash)."""
+        result: dict[str, int] = {}
+        hashes = list(hashes)
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for digest, slot in self._conn.execute(
+                f"SELECT content_hash, MIN(slot) FROM images WHERE slot IS NOT NULL AND content_hash IN ({marks}) "
+                "GROUP BY content_hash", chunk
+            ):
+                result[digest] = slot
+        return result
 
     def mark_seen(self, image_ids: Sequence[int], run_id: int) -> None:
         if not image_ids:
@@ -384,11 +408,6 @@ class Store:
             self._conn.executemany(
                 "UPDATE images SET seen_run = ? WHERE id = ?", [(run_id, i) for i in image_ids]
             )
-
-    def reserve_slots(self, count: int) -> range:
-        """Slots for the next batch; they become real only when commit_batch commits them."""
-        start = self.next_slot
-        return range(start, start + count)
 
     def commit_batch(self, items: Iterable[NewImage], run_id: int, next_slot: int) -> None:
         """Record a batch of files in one transaction (arrays must already hold their rows)."""
@@ -589,6 +608,16 @@ class Store:
     def _activate(self, model_id: int) -> None:
         self.model(model_id)  # raises for an unknown id
         self._conn.execute("UPDATE models SET active = (id = ?)", (model_id,))
+        self._conn.execute("INSERT INTO activations (model_id, at) VALUES (?, ?)", (model_id, utc_now()))
+
+    def previous_model(self) -> ModelRow | None:
+        """The model that was active before the current one (for rollback)."""
+        active = self.active_model()
+        rows = self._conn.execute("SELECT model_id FROM activations ORDER BY id DESC").fetchall()
+        for (model_id,) in rows:
+            if active is None or model_id != active.id:
+                return self.model(model_id)
+        return None
 
     # -------------------------------------------------------------------- runs
 

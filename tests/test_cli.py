@@ -118,3 +118,24 @@ def test_model_list_and_refit(cli_env, indexed):
     # Search still answers, from codes made from the stored features.
     out = json.loads(run(cli_env, "search", "--json", str(indexed / "p05.jpg")).stdout)
     assert out["results"][0]["path"] == str(indexed / "p05.jpg")
+
+
+def test_rollback_returns_to_the_previous_model_and_search_still_works(cli_env, indexed):
+    before = [m for m in json.loads(run(cli_env, "model", "list", "--json").stdout) if m["active"]][0]
+    run(cli_env, "model", "refit", "--kind", "lsh")
+    run(cli_env, "model", "rollback")
+    after = [m for m in json.loads(run(cli_env, "model", "list", "--json").stdout) if m["active"]][0]
+    assert after["version"] == before["version"]
+    out = json.loads(run(cli_env, "search", "--json", str(indexed / "p02.jpg")).stdout)
+    assert out["results"][0]["path"] == str(indexed / "p02.jpg")
+
+
+def test_labels_import_reports_problems_in_one_error(cli_env, indexed, tmp_path):
+    csv_file = tmp_path / "pairs.csv"
+    csv_file.write_text(f"a,b,label\n{indexed}/p00.jpg,{indexed}/nope.jpg,similar\n")
+    proc = run(cli_env, "labels", "import", str(csv_file), check=False)
+    assert proc.returncode == 2 and "line 2" in proc.stderr and "Traceback" not in proc.stderr
+    csv_file.write_text(f"a,b,label\n{indexed}/p00.jpg,{indexed}/p01.jpg,similar\n")
+    run(cli_env, "labels", "import", str(csv_file))
+    exported = run(cli_env, "labels", "export").stdout.splitlines()
+    assert exported == ["a,b,label", f"{indexed}/p00.jpg,{indexed}/p01.jpg,similar"]

@@ -194,11 +194,11 @@ def test_rerank_matches_float64(backend, dim):
     feats[1, 0] = np.float16(-0.0)
     q = rng.standard_normal(dim).astype(np.float32)
     q /= np.linalg.norm(q)
-    slots = rng.choice(3000, 500, replace=False)
+    slots = rng.choice(3000, 503, replace=False)  # not a multiple of the 4-row stride
     slots[:2] = (0, 1)
     got = S.rerank(feats, q, slots)
     want = feats[slots].astype(np.float64) @ q.astype(np.float64)
-    assert got.dtype == np.float32 and got.shape == (500,)
+    assert got.dtype == np.float32 and got.shape == (503,)
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
     assert len(S.rerank(feats, q, np.zeros(0, np.int64))) == 0
     with pytest.raises(IndexError):
@@ -290,3 +290,33 @@ def test_warm_up_switches_auto_to_numba():
         assert S.backend() == "numpy"
     finally:
         S.set_backend(saved)
+
+
+def test_default_pool_scales_gently():
+    assert S.default_pool(0) == 0
+    assert S.default_pool(150) == 150
+    assert S.default_pool(10**6) == S.MIN_POOL == 2000
+    assert S.default_pool(10**7) == 3953
+    assert S.SearchParams().pool is None
+
+
+def test_without_numba_everything_runs_on_numpy():
+    code = """
+import sys
+sys.modules["numba"] = None  # as if numba were not installed
+import numpy as np
+from engine import search as S
+from engine.errors import EnvironmentProblem
+assert S.warm_up() == "numpy" and S.backend() == "numpy"
+codes = np.arange(100, dtype=np.uint64).reshape(50, 2)
+feats = np.eye(50, 8, dtype=np.float16)
+r = S.search(codes, feats, codes[3], feats[3].astype(np.float32))
+assert r.slots[0] == 3
+S.set_backend("numba")
+try:
+    S.hamming_topk(codes, codes[3], 5)
+except EnvironmentProblem:
+    sys.exit(0)
+sys.exit(1)
+"""
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -151,3 +151,32 @@ def test_skipped_files_keep_their_reason(tmp_path):
         assert store.skipped() == [("/x/bad.jpg", "empty file")]
         assert store.skip_reasons() == [("empty file", 1)]
         assert store.counts()["skipped"] == 1
+
+
+def test_a_version_1_store_migrates_and_keeps_labels_and_models(tmp_path):
+    # Build a store as version 1 wrote it, then open it with today's code.
+    from engine.store import MIGRATIONS, _split_sql
+
+    (tmp_path / "lib").mkdir()
+    conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
+    for statement in _split_sql(MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("INSERT INTO labels (hash_a, hash_b, label, source, created_at) VALUES ('a', 'b', 1, 'gui', 'x')")
+    conn.execute("INSERT INTO models (id, name, backbone_id, bits, feature_dim, manifest, created_at, active) "
+                 "VALUES (1, 'm', 'bb', 64, 8, '{}', 't', 1)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Store.open(tmp_path / "lib") as store:
+        assert store.labels()[0][:4] == ("a", "b", 1, "gui")
+        assert store.active_model().id == 1
+        assert store.previous_model() is None
+
+
+def test_previous_model_follows_activation_history(tmp_path):
+    with Store.open(tmp_path / "lib") as store:
+        first = store.add_model(_fake_model(tmp_path), activate=True)
+        second = store.add_model(_fake_model(tmp_path, backbone="bb02"), activate=True)
+        assert store.previous_model().id == first.id
+        store.activate(first.id)
+        assert store.previous_model().id == second.id

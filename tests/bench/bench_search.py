@@ -19,11 +19,12 @@ projection of the centred features, and "itq", PCA to K dims then 50 iterations 
 K <= D and is skipped otherwise.
 
 For each (N, bits, codes) it prints, one thread everywhere (BLAS, faiss and hnswlib queries):
-our coarse scan (hamming_topk of the pool) p50/p95 ms, numba and numpy backends; faiss
-IndexBinaryFlat on the same codes for the same k; the ratio ours/faiss (p50); our coarse +
-re-rank (search, k=10, default pool) p50/p95; recall@10 of that against exact float (cosine)
-search; and peak RSS so far. Then recall@10 against pool size (the evidence behind
-engine.search.DEFAULT_POOL), hnswlib over the float features (M=16, ef_construction=100, the
+our coarse scan (hamming_topk of the default pool) p50/p95 ms, numba and numpy (p50) backends;
+faiss IndexBinaryFlat on the same codes for the same k; the ratio ours/faiss (p50); the same
+three p50 figures for k=100 (as in DESIGN.md's measured facts); our coarse
++ re-rank (search, k=10, default pool) p50/p95; recall@10 of that against exact float (cosine)
+search; the pool; and peak RSS so far. Then recall@10 against pool size (the evidence behind
+engine.search.default_pool), hnswlib over the float features (M=16, ef_construction=100, the
 smallest ef with recall@10 >= 0.95; built only up to --hnsw-max rows, 1e6 by default, as the
 build takes minutes above), the re-rank alone at D=1280 from a memory-mapped float16 file, and
 the cold-start cost of the search module in a fresh process.
@@ -60,14 +61,14 @@ POOLS = (100, 200, 500, 1000, 2000, 3000, 5000, 10_000, 20_000)
 # -- data ---------------------------------------------------------------------------------
 
 
-def synthetic(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+def synthetic(n: int, dim: int, clusters: int, seed: int, latent: int = 32, spread: float = 0.5) -> np.ndarray:
     """n unit rows of clustered features, float16, made chunk by chunk (see the docstring)."""
     rng = np.random.default_rng(seed)
-    latent, bases = 32, 16
+    bases = 16
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     scale = (np.arange(1, latent + 1) ** -0.5).astype(np.float32)
-    scale *= np.sqrt(0.5 / (scale**2).sum())
+    scale *= np.sqrt(spread / max((scale**2).sum(), 1e-12))
     basis = rng.standard_normal((bases, latent, dim)).astype(np.float32) / np.sqrt(dim)
     basis *= scale[None, :, None]
     out = np.empty((n, dim), np.float16)
@@ -79,7 +80,8 @@ def synthetic(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
         for b in range(bases):  # group by basis: one matmul each
             rows = np.flatnonzero(label % bases == b)
             x[rows] += z[rows] @ basis[b]
-        x += rng.standard_normal((m, dim), dtype=np.float32) * np.float32(np.sqrt(0.05 / dim))
+        noise = 0.05 if latent else spread  # latent 0: an isotropic Gaussian mixture
+        x += rng.standard_normal((m, dim), dtype=np.float32) * np.float32(np.sqrt(noise / dim))
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         out[s : s + m] = x
     return out
@@ -93,7 +95,7 @@ def load_features(path: str, queries: int, seed: int) -> tuple[np.ndarray, np.nd
     held[rng.choice(len(raw), min(queries, len(raw) // 10), replace=False)] = True
     feats = np.empty((len(raw), raw.shape[1]), np.float16)
     for s in range(0, len(raw), CHUNK):
-        x = np.asarray(raw[s : s + CHUNK], np.float32)
+        x = np.array(raw[s : s + CHUNK], np.float32)  # a copy: the memmap is read-only
         x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         feats[s : s + len(x)] = x
     return feats[~held], feats[held]
@@ -289,7 +291,7 @@ def bench_codes(name, codes, feats, qcodes, qfeats, truth, args) -> None:
 
     n, words = codes.shape
     bits = 64 * words
-    pool = min(S.DEFAULT_POOL, n)
+    pool = S.default_pool(n)
     items = list(range(len(qcodes)))
     rep = args.repeat
 
@@ -306,14 +308,18 @@ def bench_codes(name, codes, feats, qcodes, qfeats, truth, args) -> None:
     qb = qcodes.view(np.uint8).reshape(len(qcodes), 1, 8 * words)
     index.search(qb[0], pool)
     fa, _ = timed(lambda i: index.search(qb[i], pool), items, rep)
+    fa100, _ = timed(lambda i: index.search(qb[i], 100), items, rep)  # DESIGN.md's figures are top-100
+    ours100, _ = timed(lambda i: S.hamming_topk(codes, qcodes[i], 100), items, rep)
     del index
 
     params = S.SearchParams(k=RECALL_AT)
     full, res = timed(lambda i: S.search(codes, feats, qcodes[i], qfeats[i], params).slots, items, rep)
     ratio = np.percentile(ours, 50) / np.percentile(fa, 50)
+    ratio100 = np.percentile(ours100, 50) / np.percentile(fa100, 50)
     print(
         f"{n:>9.0e} {bits:4d} {name:4} | {pct(ours)} | {np.percentile(npy, 50):7.3f} | {pct(fa)} | "
-        f"{ratio:5.2f} | {pct(full)} | {recall(res, truth):6.3f} | {peak_rss_mb():7.0f}",
+        f"{ratio:5.2f} | {np.percentile(ours100, 50):7.3f} {np.percentile(fa100, 50):7.3f} {ratio100:5.2f} | "
+        f"{pct(full)} | {recall(res, truth):6.3f} | {pool:6d} | {peak_rss_mb():7.0f}",
         flush=True,
     )
 
@@ -342,6 +348,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=256, help="synthetic feature dimension")
     ap.add_argument("--large-dim", type=int, default=128, help="dimension used above 2e6 rows")
     ap.add_argument("--clusters", type=int, default=1000)
+    ap.add_argument("--latent", type=int, default=32, help="within-cluster dims; 0: isotropic mixture")
+    ap.add_argument("--spread", type=float, default=0.5, help="within-cluster variance (centres are unit)")
     ap.add_argument("--codes", default="lsh,itq", help="code makers: lsh, itq")
     ap.add_argument("--features", help="N x D float .npy of real features instead of synthetic")
     ap.add_argument("--hnsw-max", type=float, default=1e6, help="build hnswlib only up to this N")
@@ -371,16 +379,19 @@ def main() -> None:
 
     header = (
         f"{'N':>9} {'bits':>4} {'code':4} | ours p50 p95 (ms)| numpy50 | faiss p50 p95   | ratio |"
-        f" search p50 p95 | rec@{RECALL_AT} | RSS MB"
+        f" k=100: ours  faiss ratio | search p50 p95 | rec@{RECALL_AT} |   pool | RSS MB"
     )
     hnsw_lines = []
     for n, db, qf, what in datasets:
         if db is None:
             dim = args.dim if n <= 2_000_000 else min(args.dim, args.large_dim)
             t0 = time.perf_counter()
-            data = synthetic(n + args.queries, dim, args.clusters, args.seed + n)
+            data = synthetic(n + args.queries, dim, args.clusters, args.seed + n, args.latent, args.spread)
             db, qf = data[:n], data[n:]
-            what = f"synthetic: {n:.0e} x {dim} float16, {args.clusters} clusters ({time.perf_counter() - t0:.0f} s)"
+            what = (
+                f"synthetic: {n:.0e} x {dim} float16, {args.clusters} clusters, latent {args.latent}, "
+                f"spread {args.spread} ({time.perf_counter() - t0:.0f} s)"
+            )
         print(f"\n== {what}", flush=True)
         t0 = time.perf_counter()
         truth = exact_topk(db, qf, RECALL_AT)
@@ -408,7 +419,7 @@ def main() -> None:
             print(hnsw_lines[-1], flush=True)
         del db, qf, truth
 
-    print(f"\nrecall@{RECALL_AT} against pool size (default pool {S.DEFAULT_POOL}):")
+    print(f"\nrecall@{RECALL_AT} against pool size (default pool: max({S.MIN_POOL}, 1.25 sqrt(N))):")
     for n, bits, name, curve in _CURVES:
         print(f"{n:>9.0e} {bits:4d} {name:4} " + "  ".join(f"{p}:{r:.3f}" for p, r in curve.items()))
     print(f"\npeak RSS {peak_rss_mb():.0f} MB")

@@ -1,0 +1,97 @@
+"""The person's labelled pairs: CSV import (all or nothing) and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.store import Store
+
+SIMILAR = {"similar": 1, "1": 1, "+1": 1, "same": 1, "dissimilar": -1, "-1": -1, "different": -1}
+HEADER = ("a", "b", "label")
+
+
+@dataclass
+class LabelImport:
+    """What an import did, or would have done."""
+
+    added: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _hash_for(store: Store, path: str) -> str | None:
+    row = store.image_by_path(path)
+    if row is None or row.status != "ok":
+        return None
+    return row.content_hash
+
+
+def import_csv(store: Store, csv_path: str | os.PathLike, *, source: str = "import") -> LabelImport:
+    """Import pairs from a CSV with header a,b,label; nothing is written if any row is bad.
+
+    Paths are as indexed, or relative to the CSV's folder. Labels are similar/dissimilar
+    or 1/-1. Every problem is reported with its line number.
+    """
+    csv_path = Path(csv_path)
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UserError(f"{csv_path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{csv_path}: not a UTF-8 text file") from exc
+    reader = csv.reader(io.StringIO(text))
+    report = LabelImport()
+    header = next(reader, None)
+    if header is None or tuple(h.strip().lower() for h in header[:3]) != HEADER:
+        raise UserError(f"{csv_path}:1: the first line must be the header a,b,label")
+    base = csv_path.parent.absolute()
+    rows = []
+    for number, fields in enumerate(reader, start=2):
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        if len(fields) != 3:
+            report.problems.append(f"line {number}: expected 3 fields, got {len(fields)}")
+            continue
+        a, b, label = (f.strip() for f in fields)
+        value = SIMILAR.get(label.lower())
+        if value is None:
+            report.problems.append(f"line {number}: label {label!r} is not similar/dissimilar or 1/-1")
+            continue
+        hashes = []
+        for path in (a, b):
+            absolute = path if os.path.isabs(path) else os.path.normpath(base / path)
+            digest = _hash_for(store, absolute)
+            if digest is None:
+                report.problems.append(f"line {number}: {path} is not an indexed photo")
+            hashes.append((digest, absolute))
+        if any(d is None for d, _ in hashes):
+            continue
+        (ha, pa), (hb, pb) = hashes
+        if ha == hb:
+            report.problems.append(f"line {number}: {a} and {b} are the same photo")
+            continue
+        rows.append((ha, hb, value, pa, pb))
+    if report.problems:
+        return report
+    with store.transaction():
+        for ha, hb, value, pa, pb in rows:
+            store.add_label(ha, hb, value, source=source, path_a=pa, path_b=pb)
+    report.added = len(rows)
+    return report
+
+
+def export_csv(store: Store, out) -> int:
+    """Write every label as a,b,label (current paths where the photo is still indexed)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER)
+    count = 0
+    for hash_a, hash_b, label, _source, path_a, path_b, _created in store.labels():
+        current_a = store.path_for_hash(hash_a) or path_a
+        current_b = store.path_for_hash(hash_b) or path_b
+        writer.writerow((current_a, current_b, "similar" if label == 1 else "dissimilar"))
+        count += 1
+    return count

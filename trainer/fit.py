@@ -1,0 +1,137 @@
+"""Fit a hash head on frozen features ("head" mode): seconds, no image decoding.
+
+The head is linear on the L2-normalised feature (the model file contract), so whatever the
+method, the result is a (W [D, K], b [K]) pair the engine can write into a model version.
+Classical methods are fitted in closed form (engine.hashing); learned ones by Adam on
+balanced batches of the training groups.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from engine.hashing import ITQ, make_head
+from trainer.methods import CLASSICAL, make_objective
+
+Progress = Callable[[dict], None]
+# Triplet and ranking losses build [B, B, B] tensors: keep their batches small.
+SMALL_BATCH = {"dsrh": 48, "drsch": 96, "ninh": 96}
+
+
+@dataclass
+class HeadConfig:
+    """Settings of a head fit; the defaults come from the Fashion-MNIST benchmark (docs/TRAINING.md)."""
+
+    method: str = "dpsh"
+    bits: int = 64
+    steps: int = 1500             # optimizer updates (small label sets need many passes)
+    batch_size: int = 256
+    lr: float = 5e-2              # Adam, cosine-decayed to zero over the steps
+    weight_decay: float = 1e-5
+    budget: float | None = None   # seconds; stop early when spent
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _balanced_batches(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch of batches that each hold several members of a few groups, so every batch
+    has similar pairs to learn from (a uniform sample of many groups has almost none)."""
+    order = rng.permutation(len(y))
+    per_group = 8
+    by_group: dict[int, list[int]] = {}
+    for i in order:
+        by_group.setdefault(int(y[i]), []).append(int(i))
+    chunks = [members[k:k + per_group] for members in by_group.values() for k in range(0, len(members), per_group)]
+    rng.shuffle(chunks)
+    batches, current = [], []
+    for chunk in chunks:
+        current.extend(chunk)
+        if len(current) >= batch_size:
+            batches.append(np.array(current[:batch_size]))
+            current = current[batch_size:]
+    if len(current) > 1:
+        batches.append(np.array(current))
+    return batches
+
+
+def fit_head(features: np.ndarray, groups: np.ndarray | None, config: HeadConfig,
+             progress: Progress | None = None, init: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Train a linear head; returns (W, b, info) with info = {"seconds", "epochs", "loss"}.
+
+    ``features`` [N, D] (unit rows), ``groups`` [N] int group ids (None only for unsupervised
+    methods). ``init`` starts from an existing head (same K); else from ITQ on the features,
+    which is already a good code, so learning only has to move it toward the labels.
+    """
+    started = time.monotonic()
+    x = np.asarray(features, dtype=np.float32)
+    if config.method in CLASSICAL:
+        head = make_head(config.method, config.bits, seed=config.seed).fit(x)
+        linear = head.linear()
+        if linear is None:
+            raise ValueError(f"{config.method} is not a linear head; it can be evaluated, not deployed")
+        return linear[0], linear[1], {"seconds": time.monotonic() - started, "steps": 0, "loss": None}
+    if groups is None and config.method != "dh":
+        raise ValueError(f"{config.method} learns from labels; none were given")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    batch_size = min(config.batch_size, SMALL_BATCH.get(config.method, config.batch_size))
+    mask = None
+    if config.method == "ninh":
+        # NINH's divide-and-encode: bit k sees only the k-th slice of the feature.
+        mask = torch.zeros(x.shape[1], config.bits)
+        for k, part in enumerate(np.array_split(np.arange(x.shape[1]), config.bits)):
+            mask[part, k] = 1.0
+        init = None
+    elif init is None:
+        init = ITQ(config.bits, seed=config.seed).fit(x).linear() if len(x) >= 2 * config.bits else None
+    dim = x.shape[1]
+    if init is not None:
+        weight = torch.tensor(init[0], dtype=torch.float32)
+        bias = torch.tensor(init[1], dtype=torch.float32)
+        # ITQ's logits are small (unit features); scale so tanh-relaxed losses start unsaturated but not flat.
+        scale = 1.0 / max(float(torch.from_numpy(x[:1024]).matmul(weight).add(bias).std()), 1e-6)
+        weight, bias = weight * scale, bias * scale
+    else:
+        weight = torch.randn(dim, config.bits) / math.sqrt(dim)
+        bias = torch.zeros(config.bits)
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
+    y_all = torch.as_tensor(groups if groups is not None else np.zeros(len(x), np.int64), dtype=torch.long)
+    objective = make_objective(config.method, config.bits, y_all, seed=config.seed)
+    optimizer = torch.optim.Adam([weight, bias, *objective.extra], lr=config.lr, weight_decay=config.weight_decay)
+    xt = torch.from_numpy(x)
+    labels = y_all.numpy()
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+    last, step, epoch = None, 0, 0
+    while step < config.steps:
+        epoch += 1
+        total, count = 0.0, 0
+        for batch in _balanced_batches(labels, batch_size, rng):
+            index = torch.from_numpy(batch)
+            u = xt[index] @ (weight if mask is None else weight * mask) + bias
+            loss = objective(u, y_all[index], weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            total += float(loss.detach()) * len(batch)
+            count += len(batch)
+            if step >= config.steps:
+                break
+        last = total / max(count, 1)
+        if progress:
+            progress({"event": "epoch", "epoch": epoch, "step": step, "steps": config.steps, "loss": last,
+                      "elapsed": time.monotonic() - started})
+        if config.budget is not None and time.monotonic() - started > config.budget:
+            break
+    w = (weight if mask is None else weight * mask).detach().numpy().astype(np.float32)
+    b = bias.detach().numpy().astype(np.float32)
+    return w, b, {"seconds": time.monotonic() - started, "steps": step, "loss": last}
