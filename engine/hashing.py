@@ -15,12 +15,12 @@ over row blocks, so no float64 (or float32) copy of the whole array is ever made
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from engine.atomic import atomic_write
 
 from engine.codes import codes_from_logits
 
@@ -250,16 +250,8 @@ class HashHead:
         """Write :meth:`to_dict` to an ``.npz`` file atomically (temporary file + rename)."""
         path = Path(path)
         arrays = {k: np.asarray(v) for k, v in self.to_dict().items()}
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)  # a file object, so numpy adds no ".npz" to the name
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)  # a file object, so numpy adds no ".npz" to the name
 
     @classmethod
     def load(cls, path) -> HashHead:

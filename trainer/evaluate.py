@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from engine.atomic import atomic_write, write_bytes
 
 from engine.errors import EnvironmentProblem
 
@@ -319,17 +320,6 @@ def evaluate_codes(query_codes, db_codes, query_labels, db_labels, bits: int) ->
 # reports
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _plain(value):
@@ -449,16 +439,8 @@ def plot_pr(rows: list[dict], path, *, title: str) -> Path:
     ax.set_title(f"{title}: hash lookup by Hamming radius")
     if ax.lines:
         ax.legend(loc="best", fontsize="small")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
     return path
 
 
@@ -475,7 +457,7 @@ def write_report(rows: list[dict], out_dir, *, title: str) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "results.md", "png": out / "pr.png"}
     text = json.dumps({"title": title, "rows": _plain(rows)}, indent=2, allow_nan=False)
-    _write_atomic(paths["json"], (text + "\n").encode("utf-8"))
-    _write_atomic(paths["markdown"], markdown_tables(rows, title=title).encode("utf-8"))
+    write_bytes(paths["json"], (text + "\n").encode("utf-8"))
+    write_bytes(paths["markdown"], markdown_tables(rows, title=title).encode("utf-8"))
     plot_pr(rows, paths["png"], title=title)
     return paths
