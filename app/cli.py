@@ -267,6 +267,99 @@ def cmd_labels_export(args) -> int:
     return 0
 
 
+def _parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '5m', '1h' to seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text[-1:].lower() in units:
+            return float(text[:-1]) * units[text[-1].lower()]
+        return float(text)
+    except ValueError:
+        raise UserError(f"cannot read the duration {text!r} (say 90s, 5m or 1h)") from None
+
+
+def _json_progress(event: dict) -> None:
+    print(json.dumps(event, default=float), flush=True)
+
+
+def cmd_train(args) -> int:
+    from trainer.fit import HeadConfig  # torch: only the commands that train import it
+    from trainer.library_train import train_library
+
+    library = _open_library(args, create=False)
+    with library:
+        config = HeadConfig(method=args.method, bits=args.bits or library.active_model().bits, seed=args.seed,
+                            budget=_parse_duration(args.budget))
+        if args.steps:
+            config.steps = args.steps
+        if args.progress == "json":
+            report = train_library(library, config, force=args.force, progress=_json_progress)
+            return 0
+        with _TrainProgress(enabled=sys.stderr.isatty(), total=config.steps) as bar:
+            report = train_library(library, config, force=args.force, progress=bar.update)
+    verdict = "activated" if report["activated"] else "kept the previous model active (use --force to activate)"
+    print(f"Model v{report['version']} {report['name']}: held-out pair accuracy "
+          f"{report['held_out_accuracy_before']:.3f} -> {report['held_out_accuracy_after']:.3f}; {verdict}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from trainer.methods import METHODS
+    from trainer.run_eval import run_eval
+
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+    try:
+        bits = [int(b) for b in args.bits.split(",")]
+    except ValueError:
+        raise UserError(f"--bits takes numbers separated by commas, not {args.bits!r}") from None
+    progress = _json_progress if args.progress == "json" else (
+        lambda e: print(_describe_eval_event(e), file=sys.stderr) if e["event"] == "result" else None)
+    result = run_eval(args.dataset, methods, bits, Path(args.out), model_dir=build_default_model(64),
+                      cache_dir=default_model_cache() / "features", queries_per_class=args.queries_per_class,
+                      train_size=args.train_size, database_size=args.database_size, seed=args.seed,
+                      steps=args.steps, progress=progress)
+    print(f"Wrote {', '.join(result['paths'].values())}", file=sys.stderr)
+    return 0
+
+
+def _describe_eval_event(event: dict) -> str:
+    bits = f"{event['bits']:3d} bits" if event.get("bits") else "  float  "
+    extra = f"  mAP@1000 {event['map_1000']:.3f}  P@r2 {event['p_r2']:.3f}" if "map_1000" in event else ""
+    return f"{event['method']:<24s} {bits}  mAP {event['map_all']:.3f}{extra}"
+
+
+class _TrainProgress:
+    """A rich bar over optimizer steps for `lookalike train`."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
+        self._bar = self._task = None
+
+    def __enter__(self) -> "_TrainProgress":
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("[bold]Training"), BarColumn(), TextColumn("{task.fields[loss]}"),
+                                 TimeElapsedColumn())
+            self._bar.start()
+            self._task = self._bar.add_task("train", total=self.total, loss="")
+        return self
+
+    def update(self, event: dict) -> None:
+        if self._bar and event.get("event") == "epoch":
+            self._bar.update(self._task, completed=event["step"], loss=f"loss {event['loss']:.4f}")
+
+    def __exit__(self, *exc) -> None:
+        if self._bar:
+            self._bar.stop()
+
+
 # ------------------------------------------------------------------ progress
 
 
@@ -366,6 +459,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_model_activate)
     p = model_sub.add_parser("rollback", parents=[library], help="re-activate the model active before this one")
     p.set_defaults(func=cmd_model_rollback)
+
+    p = sub.add_parser("train", parents=[library], help="learn from your labelled pairs (a new model version)")
+    p.add_argument("--method", default="dpsh",
+                   choices=["dpsh", "dlbhc", "ninh", "drsch", "dsrh", "dh", "sdh", "cnnh", "exponentiated"],
+                   help="deep-hashing method (default dpsh)")
+    p.add_argument("--bits", type=int, default=None, help="code length (default: the active model's)")
+    p.add_argument("--mode", default="head", choices=["head"],
+                   help="head: train the hash layer on the stored features (seconds, no decoding)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 1500)")
+    p.add_argument("--budget", default=None, metavar="T", help="stop after this long (90s, 5m, 1h)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="activate even if held-out pair accuracy drops")
+    p.add_argument("--progress", default="bar", choices=["bar", "json"], help="json: one JSON object per line")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate hashing methods on a labelled dataset (mAP, P@r2, PR curve)")
+    p.add_argument("--dataset", required=True, help="fashion-mnist, digits, or a folder of class folders")
+    p.add_argument("--methods", default=None, help="comma-separated (default: all)")
+    p.add_argument("--bits", default="16,32,48,64", help="comma-separated code lengths")
+    p.add_argument("--out", default="eval-results", help="folder for results.md, results.json, pr.png")
+    p.add_argument("--queries-per-class", type=int, default=100)
+    p.add_argument("--train-size", type=int, default=5000)
+    p.add_argument("--database-size", type=int, default=None, help="subsample the database (stratified)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps per learned method")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress", default="text", choices=["text", "json"])
+    p.set_defaults(func=cmd_eval)
 
     labels = sub.add_parser("labels", help="import and export labelled pairs")
     labels_sub = labels.add_subparsers(dest="labels_command", metavar="ACTION", required=True)

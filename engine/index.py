@@ -150,6 +150,8 @@ _worker_state: dict = {}
 def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_dir: str) -> None:
     # Ctrl-C goes to the whole process group; the main process decides what to do about it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import engine.imageio  # noqa: F401  (import cost paid while the walk runs, not on the first photo)
+
     conn = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=30.0)
     _worker_state.update(conn=conn, size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
 
@@ -318,12 +320,15 @@ class Indexer:
     def _run(self, roots, report: IndexReport, started: float) -> IndexReport:
         run_id = self.store.start_run()
         status = "failed"
+        # Decoder processes take a second to start (spawn, imports): start them now, so
+        # that happens while the walk runs.
+        pool = self._start_pool()
         try:
             todo, complete_roots = self._walk(roots, run_id, report)
             self._progress = IndexProgress("indexing", total=len(todo), found=report.found)
             self._emit(force=True)
             if todo and not self.cancel.is_set():
-                self._process(todo, run_id, report)
+                self._process(pool, todo, run_id, report)
             report.cancelled = self.cancel.is_set()
             if not report.cancelled:
                 self._progress.phase = "finishing"
@@ -333,26 +338,31 @@ class Indexer:
                 report.refit = refit.name if refit else None
             status = "cancelled" if report.cancelled else "complete"
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             report.elapsed = time.monotonic() - started
             self.store.finish_run(run_id, status, report.as_dict())
         return report
 
-    def _process(self, todo: list[_Work], run_id: int, report: IndexReport) -> None:
+    def _start_pool(self):
+        info = self.library.model_info()
+        initargs = (str(self.store.root / "catalog.sqlite3"), info.input_size, info.resize, self.thumb_size,
+                    str(self.store.thumbs_dir()))
+        if self.workers == 0:
+            return _InlinePool(initargs)
+        pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=_worker_init, initargs=initargs)
+        for _ in range(self.workers):
+            pool.submit(os.getpid)
+        return pool
+
+    def _process(self, pool, todo: list[_Work], run_id: int, report: IndexReport) -> None:
         library, store = self.library, self.store
         model = library.active_model()
-        info = library.model_info(model)
         # Decoding dominates on the CPU: give it the cores and keep ONNX Runtime to one
         # thread that sleeps rather than spins while it waits for a batch.
         encoder = library.encoder(providers=self.providers, threads=1 if self.workers else None, spin=False)
         codes_path = store.codes_path(model.id)
         features_path = store.features_path(model.backbone_id)
-        initargs = (str(store.root / "catalog.sqlite3"), info.input_size, info.resize, self.thumb_size,
-                    str(store.thumbs_dir()))
-        if self.workers > 0:
-            pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                          initializer=_worker_init, initargs=initargs)
-        else:
-            pool = _InlinePool(initargs)
         window = max(4, self.workers * 4)
         pending: deque[tuple[_Work, cf.Future]] = deque()
         batch: list[tuple[_Work, tuple]] = []
@@ -385,7 +395,9 @@ class Indexer:
             if batch:
                 self._flush(batch, encoder, codes_path, features_path, run_id, report)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Drop queued work at once on cancel; the caller shuts the pool down.
+            for _, future in pending:
+                future.cancel()
         self._progress.skipped, self._progress.reused = report.skipped, report.reused
         self._emit(force=True)
 

@@ -194,7 +194,7 @@ class Library:
     def features(self) -> np.ndarray:
         model = self.active_model()
         return arrays.read_rows(self.store.features_path(model.backbone_id), np.float16, model.feature_dim,
-                                self.store.next_slot)
+                                self.store.next_slot, random_access=True)
 
     def encode_file(self, image_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         """Query image to (packed code words (W,), feature (D,)); a bad file is the person's error."""

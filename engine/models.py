@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import write_bytes
 from engine.errors import EnvironmentProblem
 
 HEAD_WEIGHT = "head_weight"
@@ -65,10 +66,14 @@ def write_with_head(source_dir: str | os.PathLike, target_dir: str | os.PathLike
         raise EnvironmentProblem(f"{source_dir}/model.onnx has no linear hash head to replace")
     weight = np.ascontiguousarray(weight, dtype=np.float32)
     bias = np.ascontiguousarray(bias, dtype=np.float32)
-    if tuple(old_w.dims) != weight.shape or tuple(old_b.dims) != bias.shape:
-        raise ValueError(f"head shape {weight.shape}/{bias.shape} does not fit {tuple(old_w.dims)}/{tuple(old_b.dims)}")
+    if weight.ndim != 2 or weight.shape[0] != old_w.dims[0] or bias.shape != (weight.shape[1],):
+        raise ValueError(f"head shape {weight.shape}/{bias.shape} does not fit features of {old_w.dims[0]} dims")
     old_w.CopyFrom(numpy_helper.from_array(weight, HEAD_WEIGHT))
     old_b.CopyFrom(numpy_helper.from_array(bias, HEAD_BIAS))
+    # A new code length changes the declared width of the code output too.
+    for output in model.graph.output:
+        if output.name == "code_logits":
+            output.type.tensor_type.shape.dim[1].dim_value = weight.shape[1]
     shutil.rmtree(target_dir, ignore_errors=True)
     target_dir.mkdir(parents=True)
     onnx.save(model, str(target_dir / "model.onnx"))
@@ -80,6 +85,4 @@ def write_with_head(source_dir: str | os.PathLike, target_dir: str | os.PathLike
 
 
 def write_manifest(model_dir: Path, manifest: dict) -> None:
-    tmp = model_dir / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, model_dir / "manifest.json")
+    write_bytes(model_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())

@@ -79,6 +79,16 @@ def fit_head(features: np.ndarray, groups: np.ndarray | None, config: HeadConfig
         return linear[0], linear[1], {"seconds": time.monotonic() - started, "steps": 0, "loss": None}
     if groups is None and config.method != "dh":
         raise ValueError(f"{config.method} learns from labels; none were given")
+    threads = torch.get_num_threads()
+    # One thread: these matrices are small (no speed lost), and results repeat bit for bit.
+    torch.set_num_threads(1)
+    try:
+        return _fit_learned(x, groups, config, progress, init, started)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     batch_size = min(config.batch_size, SMALL_BATCH.get(config.method, config.batch_size))

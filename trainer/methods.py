@@ -34,7 +34,10 @@ class Objective:
 def make_objective(method: str, bits: int, y_all: torch.Tensor, *, seed: int = 0) -> Objective:
     """The objective for ``method`` over a training set whose group labels are ``y_all``."""
     if method == "dpsh":
-        loss = losses.DPSHLoss()
+        # Our loss averages the pair term over pairs but sums the quantization term over K
+        # bits, so the paper's eta range over-weights it: on digits (120 labelled images,
+        # 64 bits) eta 0.1 gained +0.09 mAP over ITQ, 0.01 gained +0.26, 0.5 lost ground.
+        loss = losses.DPSHLoss(eta=0.01)
     elif method == "exponentiated":
         loss = losses.ExponentiatedHashingLoss()
     elif method == "sdh":

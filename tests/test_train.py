@@ -1,0 +1,132 @@
+"""Learning from a person's labels, end to end: import pairs, train, unseen queries rank better, roll back."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.index import Indexer
+from engine.library import Library
+from trainer.data import load_digits_images
+from trainer.evaluate import mean_average_precision
+from trainer.fit import HeadConfig, fit_head
+from trainer.library_train import PairSet, pair_accuracy
+
+LABELLED_PER_CLASS = 12
+QUERIES_PER_CLASS = 6
+DATABASE_PER_CLASS = 18
+
+
+@pytest.fixture(scope="module")
+def digits_library(tmp_path_factory, default_model_dir):
+    """A library of digit photos (PNG files) whose class only the test knows."""
+    images, labels = load_digits_images()
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("digits")
+    classes = {}
+    per_class = LABELLED_PER_CLASS + QUERIES_PER_CLASS + DATABASE_PER_CLASS
+    for digit in range(10):
+        chosen = rng.choice(np.flatnonzero(labels == digit), per_class, replace=False)
+        for n, index in enumerate(chosen):
+            role = "labelled" if n < LABELLED_PER_CLASS else "query" if n < LABELLED_PER_CLASS + QUERIES_PER_CLASS else "db"
+            path = root / role / f"d{digit}_{index:04d}.png"
+            path.parent.mkdir(exist_ok=True)
+            Image.fromarray(images[index]).resize((64, 64), Image.Resampling.NEAREST).save(path)
+            classes[str(path)] = digit
+    lib_dir = tmp_path_factory.mktemp("lib") / "library"
+    with Library(lib_dir) as lib:
+        lib.install_model(default_model_dir)
+        Indexer(lib, workers=2).run([root])
+    # The person labels pairs among the labelled photos: similar within a digit, some dissimilar.
+    labelled = sorted(p for p in classes if "/labelled/" in p)
+    lines = ["a,b,label"]
+    for k, a in enumerate(labelled):
+        for b in labelled[k + 1:]:
+            same = classes[a] == classes[b]
+            if same or rng.random() < 0.08:
+                lines.append(f"{a},{b},{'similar' if same else 'dissimilar'}")
+    (root / "pairs.csv").write_text("\n".join(lines) + "\n")
+    return lib_dir, root, classes
+
+
+def _unseen_query_map(lib_dir, classes) -> float:
+    """mAP of Hamming ranking for queries the labels never mentioned, over the db photos."""
+    with Library(lib_dir, create=False) as lib:
+        codes = lib.codes()
+        slot = {p: lib.store.image_by_path(p).slot for p in classes}
+    queries = [p for p in classes if "/query/" in p]
+    database = [p for p in classes if "/db/" in p]
+    return mean_average_precision(codes[[slot[p] for p in queries]], codes[[slot[p] for p in database]],
+                                  np.array([classes[p] for p in queries]), np.array([classes[p] for p in database]))
+
+
+def _cli(lib_dir, *args):
+    env = dict(os.environ, LOOKALIKE_LIBRARY=str(lib_dir))
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_dpsh_from_labelled_pairs_beats_the_zero_label_default_on_unseen_queries(digits_library):
+    lib_dir, root, classes = digits_library
+    before = _unseen_query_map(lib_dir, classes)
+    assert _cli(lib_dir, "labels", "import", str(root / "pairs.csv")).returncode == 0
+    proc = _cli(lib_dir, "train", "--method", "dpsh", "--progress", "json")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    assert any(e["event"] == "epoch" for e in events)
+    done = events[-1]
+    assert done["activated"] and done["held_out_accuracy_after"] >= done["held_out_accuracy_before"]
+    after = _unseen_query_map(lib_dir, classes)
+    assert after >= before + 0.08, (before, after)
+
+    # Rolling back restores the zero-label codes exactly.
+    assert _cli(lib_dir, "model", "rollback").returncode == 0
+    assert _unseen_query_map(lib_dir, classes) == pytest.approx(before)
+
+
+def test_training_without_enough_labels_is_a_clear_user_error(tmp_path, default_model_dir):
+    with Library(tmp_path / "lib") as lib:
+        lib.install_model(default_model_dir)
+    proc = _cli(tmp_path / "lib", "train")
+    assert proc.returncode == 2 and "needs at least" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_pair_accuracy_picks_the_threshold_on_training_pairs():
+    # Four 64-bit codes: 0 and 1 are 2 bits apart, 2 and 3 are 40 bits apart.
+    codes = np.zeros((4, 1), dtype=np.uint64)
+    codes[1, 0] = 0b11
+    codes[3, 0] = (1 << 40) - 1
+    train = PairSet(np.array([0, 2]), np.array([1, 3]), np.array([1, -1]))
+    test = PairSet(np.array([0, 2, 0]), np.array([1, 3, 3]), np.array([1, -1, 1]))
+    # Threshold from training: 2 <= t < 40; the third test pair (40 bits) is then called dissimilar.
+    assert pair_accuracy(codes, train, test) == pytest.approx(2 / 3)
+
+
+def test_a_head_fit_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((120, 16)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    groups = np.repeat(np.arange(6), 20)
+    config = HeadConfig(method="dpsh", bits=8, steps=30, seed=3)
+    w1, b1, _ = fit_head(features, groups, config)
+    w2, b2, _ = fit_head(features, groups, config)
+    np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(b1, b2)
+
+
+def test_a_new_code_length_writes_a_working_model(digits_library, tmp_path):
+    lib_dir, root, classes = digits_library
+    assert _cli(lib_dir, "labels", "import", str(root / "pairs.csv")).returncode == 0
+    proc = _cli(lib_dir, "train", "--bits", "48", "--steps", "200", "--force", "--progress", "json")
+    assert proc.returncode == 0, proc.stderr
+    query = next(p for p in classes if "/query/" in p)
+    out = json.loads(_cli(lib_dir, "search", "--json", "-k", "3", query).stdout)
+    assert out["results"][0]["path"] == query and out["results"][0]["hamming"] == 0
+    with Library(lib_dir, create=False) as lib:
+        assert lib.active_model().bits == 48
