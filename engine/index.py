@@ -147,9 +147,11 @@ def walk_images(root: str, *, exclusions: Sequence[str] = (), include_hidden: bo
 _worker_state: dict = {}
 
 
-def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_dir: str) -> None:
+def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_dir: str,
+                 ignore_sigint: bool = True) -> None:
     # Ctrl-C goes to the whole process group; the main process decides what to do about it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if ignore_sigint:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     import engine.imageio  # noqa: F401  (import cost paid while the walk runs, not on the first photo)
 
     conn = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=30.0)
@@ -202,10 +204,8 @@ class _InlinePool:
     """The decoder pool's interface, run in this process (workers=0: tests, debugging)."""
 
     def __init__(self, initargs: tuple):
-        saved = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
-        _worker_init(*initargs)
-        if saved is not None:
-            signal.signal(signal.SIGINT, saved)
+        # In this process (any thread, e.g. the GUI's indexing worker) Ctrl-C stays the caller's.
+        _worker_init(*initargs, ignore_sigint=False)
 
     def submit(self, fn, *args) -> cf.Future:
         future: cf.Future = cf.Future()

@@ -195,3 +195,22 @@ def test_an_edited_copy_ranks_its_original_first(library, tmp_path, edit):
     query = photos.edited_copies(original, tmp_path / "edits")[edit]
     hits = library.search_file(query, SearchParams(k=5))
     assert hits[0].path == str(root / "o17.jpg")
+
+
+def test_indexing_runs_off_the_main_thread(tmp_path, default_model_dir, tree):
+    # The GUI indexes in a worker thread: nothing in the indexer may need the main thread.
+    root, _ = tree
+    errors, reports = [], []
+
+    def work():
+        try:
+            with Library(tmp_path / "threaded") as lib:
+                lib.install_model(default_model_dir)
+                reports.append(Indexer(lib, workers=0).run([root]))
+        except Exception as exc:  # surfaced below; a thread cannot fail the test itself
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=300)
+    assert not errors and reports[0].added == 11

@@ -198,7 +198,8 @@ def test_dh_by_hand():
     h = tanh_rows(rows)
     b = [[1.0 if x > 0 else -1.0 for x in row] for row in h]
     j1 = sum(sqdist(br, hr) for br, hr in zip(b, h)) / (2 * 2)
-    j2 = sum(dot(hr, hr) for hr in h) / (2 * 2)
+    mean = [sum(col) / 2 for col in zip(*h)]
+    j2 = sum(sqdist(hr, mean) for hr in h) / (2 * 2)  # centred: the variance of each bit
     w = T([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])  # W^T W - I = [[1, 1], [1, 4]]
     j3 = (1 + 1 + 1 + 16) / 2
     got = DHLoss(lambda1=0.5, lambda2=0.1)(T(rows), weights=[w])
@@ -210,7 +211,8 @@ def test_sdh_by_hand():
     h = tanh_rows(rows)
     b = [[1.0 if x > 0 else -1.0 for x in row] for row in h]
     j1 = sum(sqdist(br, hr) for br, hr in zip(b, h)) / (2 * 3)
-    j2 = sum(dot(hr, hr) for hr in h) / (2 * 3)
+    mean = [sum(col) / 3 for col in zip(*h)]
+    j2 = sum(sqdist(hr, mean) for hr in h) / (2 * 3)
     within = sqdist(h[0], h[1])  # the only similar pair
     between = (sqdist(h[0], h[2]) + sqdist(h[1], h[2])) / 2
     expected = j1 - 0.5 * j2 - 0.5 * 2.0 / 2 * (between - within)

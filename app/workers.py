@@ -1,0 +1,306 @@
+"""Work the window hands off its GUI thread: searching, image loading, folder counting and indexing."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, Signal, Slot
+from PySide6.QtGui import QImage, QImageReader
+
+from engine.errors import LookalikeError, UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResultItem:
+    """One search result as the grid shows it."""
+
+    path: str
+    score: float
+    hamming: int
+    thumb: str | None  # the cached thumbnail, when the store knows the file's content hash
+
+
+# ------------------------------------------------------------------ search
+
+
+class SearchWorker(QObject):
+    """Owns the window's Library in a thread of its own (a Library is one SQLite connection).
+
+    Move it to a QThread and talk to it only through queued signals; ``supersede`` is the one
+    direct call, so a burst of queries only runs the last one.
+    """
+
+    statusReady = Signal(dict)
+    resultsReady = Signal(int, str, list)  # request id, query path, [ResultItem]
+    failed = Signal(int, str)
+
+    def __init__(self, library_path: str | os.PathLike):
+        super().__init__()
+        self._path = Path(library_path)
+        self._library = None
+        self._latest = 0
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    def supersede(self, request_id: int) -> None:
+        # Called from the GUI thread: an int assignment is atomic, and a stale read only
+        # costs one wasted search.
+        self._latest = request_id
+
+    def _open(self):
+        from engine.library import Library
+
+        if self._library is None:
+            try:
+                self._library = Library(self._path, create=False)
+            except UserError:
+                return None
+        return self._library
+
+    @Slot()
+    def refresh(self) -> None:
+        try:
+            library = self._open()
+            if library is None:
+                status = {"exists": False, "library": str(self._path), "images": 0, "model": None}
+            else:
+                status = {"exists": True, **library.status()}
+        except LookalikeError as exc:
+            status = {"exists": False, "library": str(self._path), "images": 0, "model": None, "error": str(exc)}
+        self.statusReady.emit(status)
+
+    @Slot(int, object, int)
+    def search(self, request_id: int, query: object, k: int) -> None:
+        from engine.index import thumbnail_path
+        from engine.search import SearchParams
+
+        if request_id != self._latest:
+            return  # a newer query came in meanwhile
+        try:
+            path = self._query_path(query)
+            library = self._open()
+            if library is None:
+                raise UserError("there is no library yet: add photo folders first")
+            hits = library.search_file(path, SearchParams(k=k))
+            store = library.store
+            items = []
+            for hit in hits:
+                row = store.image_by_path(hit.path)
+                thumb = thumbnail_path(store.thumbs_dir(), row.content_hash) if row and row.content_hash else None
+                items.append(ResultItem(hit.path, hit.score, hit.hamming, str(thumb) if thumb else None))
+        except LookalikeError as exc:
+            self.failed.emit(request_id, str(exc))
+            return
+        except Exception as exc:  # a bug must not kill the worker thread
+            log.exception("search failed")
+            self.failed.emit(request_id, f"search failed: {exc}")
+            return
+        self.resultsReady.emit(request_id, path, items)
+
+    def _query_path(self, query: object) -> str:
+        if isinstance(query, QImage):
+            # Pasted or dropped pixels: the engine reads files, so write them out once here.
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="lookalike-query-")
+            path = os.path.join(self._tmp.name, f"query-{self._latest}.png")
+            if not query.save(path, "PNG"):
+                raise UserError("the pasted image could not be saved for the search")
+            return path
+        return str(query)
+
+    @Slot()
+    def close(self) -> None:
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        QThread.currentThread().quit()
+
+
+class SearchThread(QObject):
+    """The search worker's thread and the signals that reach it."""
+
+    searchRequested = Signal(int, object, int)
+    refreshRequested = Signal()
+    closeRequested = Signal()
+
+    def __init__(self, library_path, parent: QObject | None = None):
+        super().__init__(parent)
+        self.worker = SearchWorker(library_path)
+        self.thread = QThread()
+        self.thread.setObjectName("lookalike-search")
+        self.worker.moveToThread(self.thread)
+        self.searchRequested.connect(self.worker.search)
+        self.refreshRequested.connect(self.worker.refresh)
+        self.closeRequested.connect(self.worker.close)
+        self.thread.start()
+        self._request = 0
+
+    def search(self, query: object, k: int) -> int:
+        self._request += 1
+        self.worker.supersede(self._request)
+        self.searchRequested.emit(self._request, query, k)
+        return self._request
+
+    @property
+    def current_request(self) -> int:
+        return self._request
+
+    def shutdown(self) -> None:
+        if self.thread.isRunning():
+            self.worker.supersede(-1)  # queued searches are dropped
+            self.closeRequested.emit()  # closes the Library in its thread, then quits the loop
+            self.thread.wait()
+
+
+# ------------------------------------------------------------------ images
+
+
+class _ImageJob(QRunnable):
+    def __init__(self, loader: "ImageLoader", generation: int, key: object, paths: Sequence[str], size: QSize):
+        super().__init__()
+        self.loader, self.generation, self.key, self.paths, self.size = loader, generation, key, paths, size
+
+    def run(self) -> None:
+        if self.generation != self.loader.generation:
+            return  # the results it was for are gone
+        image = QImage()
+        for path in self.paths:
+            if path and os.path.exists(path):
+                reader = QImageReader(path)
+                reader.setAutoTransform(True)
+                source = reader.size()
+                if source.isValid():
+                    reader.setScaledSize(source.scaled(self.size, Qt.AspectRatioMode.KeepAspectRatio))
+                image = reader.read()
+                if not image.isNull():
+                    break
+        self.loader.loaded.emit(self.generation, self.key, image)
+
+
+class ImageLoader(QObject):
+    """Decodes images scaled to a size in a private thread pool; ``reset`` drops queued work."""
+
+    loaded = Signal(int, object, QImage)  # generation, key, image (null when unreadable)
+
+    def __init__(self, size: QSize, threads: int = 2, parent: QObject | None = None):
+        super().__init__(parent)
+        self.size = size
+        self.generation = 0
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(threads)
+
+    def request(self, key: object, *paths: str | None) -> None:
+        self.pool.start(_ImageJob(self, self.generation, key, [p for p in paths if p], self.size))
+
+    def reset(self) -> int:
+        self.generation += 1
+        self.pool.clear()
+        return self.generation
+
+    def shutdown(self) -> None:
+        self.reset()
+        self.pool.waitForDone()
+
+
+# ------------------------------------------------------------------ warm-up
+
+
+class FunctionThread(QThread):
+    """Runs one function once; ``result`` or ``error`` is set when it returns."""
+
+    def __init__(self, function: Callable[[], object], parent: QObject | None = None):
+        super().__init__(parent)
+        self._function = function
+        self.result = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self._function()
+        except Exception as exc:  # reported, never raised into Qt
+            log.warning("background task failed: %s", exc)
+            self.error = exc
+
+
+# ------------------------------------------------------------------ folders
+
+
+class CountThread(QThread):
+    """Counts the image files under folders (a stat-only walk); cancellable."""
+
+    counted = Signal(int, bool)  # files so far, finished
+
+    def __init__(self, folders: Sequence[str], parent: QObject | None = None):
+        super().__init__(parent)
+        self._folders = list(folders)
+        self.cancel = threading.Event()
+
+    def run(self) -> None:
+        from engine.index import walk_images
+
+        count = 0
+        for folder in self._folders:
+            for _ in walk_images(folder):
+                if self.cancel.is_set():
+                    return
+                count += 1
+                if count % 500 == 0:
+                    self.counted.emit(count, False)
+        self.counted.emit(count, True)
+
+
+class IndexThread(QThread):
+    """Indexes folders into the library at a path with a Library of its own; cancellable."""
+
+    stage = Signal(str)
+    progress = Signal(object)  # a copy of engine.index.IndexProgress
+    done = Signal(object)      # engine.index.IndexReport
+    failed = Signal(str)
+
+    def __init__(self, library_path, folders: Sequence[str], *, model_provider: Callable[[], Path],
+                 indexer_options: dict | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self._path = Path(library_path)
+        self._folders = list(folders)
+        self._model_provider = model_provider
+        self._options = dict(indexer_options or {})
+        self.cancel = threading.Event()
+
+    def run(self) -> None:
+        from engine.index import Indexer, IndexReport
+        from engine.library import Library
+
+        try:
+            with Library(self._path, create=True) as library:
+                if library.store.active_model() is None:
+                    self.stage.emit("Preparing the model (the first time only; this takes a minute) ...")
+                    library.install_model(self._model_provider())
+                if self.cancel.is_set():
+                    self.done.emit(IndexReport(cancelled=True))
+                    return
+                self.stage.emit("Looking for photos ...")
+                indexer = Indexer(library, progress=self._on_progress, cancel=self.cancel, **self._options)
+                report = indexer.run(self._folders)
+        except LookalikeError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # a bug must reach the page, not vanish with the thread
+            log.exception("indexing failed")
+            self.failed.emit(f"indexing failed: {exc}")
+            return
+        self.done.emit(report)
+
+    def _on_progress(self, progress) -> None:
+        # The indexer keeps mutating its snapshot: send a copy across threads.
+        self.progress.emit(dataclasses.replace(progress))
