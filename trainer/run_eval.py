@@ -23,6 +23,8 @@ from engine.errors import UserError
 from trainer import data
 from trainer.evaluate import evaluate_codes, mean_average_precision, write_report
 from trainer.fit import HeadConfig, fit_head
+from trainer.methods import CLASSICAL
+from engine.hashing import make_head
 
 
 def load_dataset(name: str) -> tuple[np.ndarray | list[str], np.ndarray, str]:
@@ -102,9 +104,17 @@ def run_eval(dataset: str, methods: list[str], bits_list: list[int], out_dir: Pa
             config = HeadConfig(method=method, bits=bits, seed=seed)
             if steps is not None:
                 config.steps = steps
-            weight, bias, info = fit_head(features_all[tr], lab[tr], config)
-            query_codes = codes_from_logits(features_all[q] @ weight + bias)
-            db_codes = codes_from_logits(features_all[db] @ weight + bias)
+            if method in CLASSICAL:
+                # Fitted without labels on the training images; SH is not linear, so its
+                # codes come from the head itself rather than from (W, b).
+                started = time.monotonic()
+                head = make_head(method, bits, seed=seed).fit(features_all[tr])
+                info = {"seconds": time.monotonic() - started}
+                query_codes, db_codes = head.codes(features_all[q]), head.codes(features_all[db])
+            else:
+                weight, bias, info = fit_head(features_all[tr], lab[tr], config)
+                query_codes = codes_from_logits(features_all[q] @ weight + bias)
+                db_codes = codes_from_logits(features_all[db] @ weight + bias)
             metrics = evaluate_codes(query_codes, db_codes, lab[q], lab[db], bits)
             rows.append({"method": method, "bits": bits, "mode": "head", "train_seconds": info["seconds"], **metrics})
             emit({"event": "result", **{k: v for k, v in rows[-1].items() if k != "pr"}})
