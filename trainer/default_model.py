@@ -120,7 +120,7 @@ def build_default_model(out_dir: str | os.PathLike, *, bits: int = 64, seed: int
     out_dir.mkdir(parents=True, exist_ok=True)
     # A stale manifest would vouch for the half-written model.onnx if this build failed.
     (out_dir / "manifest.json").unlink(missing_ok=True)
-    backbone = get_backbone(BACKBONE, pretrained=True)
+    backbone = get_backbone(BACKBONE, packaged_weights=True)
     model = HashingNet(backbone, bits).eval()
 
     pixels = calibration_pixels(backbone.input_size)

@@ -40,7 +40,7 @@ _REGISTRY: dict[str, Callable[[bool], Backbone]] = {}
 
 
 def register(name: str) -> Callable[[Callable[[bool], Backbone]], Callable[[bool], Backbone]]:
-    """Decorator that adds a factory ``f(pretrained: bool) -> Backbone`` under ``name``."""
+    """Decorator that adds a factory ``f(packaged_weights: bool) -> Backbone`` under ``name``."""
 
     def add(factory: Callable[[bool], Backbone]) -> Callable[[bool], Backbone]:
         _REGISTRY[name] = factory
@@ -55,14 +55,14 @@ def available_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_backbone(name: str, pretrained: bool = True) -> Backbone:
+def get_backbone(name: str, packaged_weights: bool = True) -> Backbone:
     """Build the backbone called ``name`` in eval mode, with its pretrained weights by default."""
     _load_builtin()
     try:
         factory = _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-    return factory(pretrained).eval()
+    return factory(packaged_weights).eval()
 
 
 def _load_builtin() -> None:

