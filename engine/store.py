@@ -266,9 +266,14 @@ class Store:
             return
         if readonly:
             raise EnvironmentProblem(f"the library at {self.root} needs an upgrade; open it read-write once")
-        for step in range(version, SCHEMA_VERSION):
-            log.info("migrating store schema %d -> %d", step, step + 1)
+        while True:
             with self.transaction():
+                # Read the version again under the write lock: another process (or thread)
+                # opening the same new library may have migrated it meanwhile.
+                step = self._conn.execute("PRAGMA user_version").fetchone()[0]
+                if step >= SCHEMA_VERSION:
+                    return
+                log.info("migrating store schema %d -> %d", step, step + 1)
                 for statement in _split_sql(MIGRATIONS[step]):
                     self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA user_version = {step + 1}")

@@ -180,3 +180,18 @@ def test_previous_model_follows_activation_history(tmp_path):
         assert store.previous_model().id == first.id
         store.activate(first.id)
         assert store.previous_model().id == second.id
+
+
+def test_opening_a_new_library_from_many_processes_at_once_migrates_it_once(tmp_path):
+    # The GUI's threads and a CLI may all open a library that does not exist yet.
+    import concurrent.futures as cf
+    import multiprocessing
+
+    with cf.ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_open_and_count, [str(tmp_path / "lib")] * 8))
+    assert results == [0] * 8
+
+
+def _open_and_count(path: str) -> int:
+    with Store.open(path) as store:
+        return store.next_slot
