@@ -119,18 +119,17 @@ class Library:
                         f"model v{model.id} uses another backbone than the photos indexed since; "
                         f"it cannot be activated without decoding them again")
                 weight, bias = models.read_head(self.store.model_dir(model.id))
-                features = arrays.read_rows(features_path, np.float16, model.feature_dim, need)[have:]
-                codes = codes_from_logits(models.head_logits(features, weight, bias))
+                codes = self._codes_from_features(model.backbone_id, model.feature_dim, weight, bias, start=have)
                 arrays.write_rows(codes_path, have, codes)
             self.store.activate(model.id)
             self._encoder = None
             return self.store.model(model.id)
 
-    def _codes_from_features(self, backbone_id: str, dim: int, weight, bias) -> np.ndarray:
+    def _codes_from_features(self, backbone_id: str, dim: int, weight, bias, start: int = 0) -> np.ndarray:
+        """Codes of slots ``start`` onwards from the stored features (dead slots zeroed)."""
         features = arrays.read_rows(self.store.features_path(backbone_id), np.float16, dim, self.store.next_slot)
-        codes = codes_from_logits(models.head_logits(features, weight, bias))
-        dead = ~self.store.live_mask()
-        codes[dead[: codes.shape[0]]] = 0
+        codes = codes_from_logits(models.head_logits(features[start:], weight, bias))
+        codes[~self.store.live_mask()[start:start + codes.shape[0]]] = 0
         return codes
 
     def refit_head(self, kind: str = "itq", *, seed: int = 0) -> ModelRow:

@@ -36,7 +36,7 @@ class HeadConfig:
     weight_decay: float = 1e-5
     budget: float | None = None   # seconds; stop early when spent
     seed: int = 0
-    extra: dict = field(default_factory=dict)
+    loss_options: dict = field(default_factory=dict)  # keyword arguments of the method's loss
 
 
 def _balanced_batches(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -114,7 +114,7 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
     weight.requires_grad_(True)
     bias.requires_grad_(True)
     y_all = torch.as_tensor(groups if groups is not None else np.zeros(len(x), np.int64), dtype=torch.long)
-    objective = make_objective(config.method, config.bits, y_all, seed=config.seed)
+    objective = make_objective(config.method, config.bits, y_all, seed=config.seed, options=config.loss_options)
     optimizer = torch.optim.Adam([weight, bias, *objective.extra], lr=config.lr, weight_decay=config.weight_decay)
     xt = torch.from_numpy(x)
     labels = y_all.numpy()
