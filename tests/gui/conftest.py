@@ -1,0 +1,97 @@
+"""GUI test fixtures: offscreen Qt, strict Qt logging, no thread left running, an indexed library."""
+
+from __future__ import annotations
+
+import gc
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings, QThread, QThreadPool  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from engine.index import Indexer  # noqa: E402
+from engine.library import Library  # noqa: E402
+from tests import photos  # noqa: E402
+
+
+def pytest_collection_modifyitems(items):
+    """Every GUI test fails on a Qt warning; the offscreen plugin's size-hint notice is not one."""
+    for item in items:
+        if "tests/gui/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.qt_log_level_fail("WARNING"))
+            item.add_marker(pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints"))
+
+
+PHOTOS = 16
+# The wizard tests index with one decoder process: a process pool driven from the wizard's
+# worker thread, as in the app, at the smallest size.
+
+
+def _running_threads() -> list[str]:
+    """QThreads still running and thread pools still busy, found among live Python wrappers."""
+    busy = []
+    for obj in gc.get_objects():
+        cls = type(obj)  # not isinstance: that asks some foreign objects for __class__
+        try:
+            if issubclass(cls, QThread) and obj.isRunning():
+                busy.append(f"QThread {obj.objectName() or cls.__name__}")
+            elif issubclass(cls, QThreadPool) and obj.activeThreadCount():
+                busy.append(f"QThreadPool with {obj.activeThreadCount()} active")
+        except RuntimeError:  # the C++ object is gone: not running
+            continue
+    if QThreadPool.globalInstance().activeThreadCount():
+        busy.append("global QThreadPool")
+    return busy
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left(qapp):
+    """Fails a test that leaves a worker thread running (set up first, so checked last)."""
+    yield
+    QApplication.processEvents()
+    busy = _running_threads()
+    assert not busy, f"threads left running: {busy}"
+
+
+@pytest.fixture(scope="module")
+def photo_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gui-photos")
+    originals = [photos.save(photos.scene(i), root / "photos" / f"img_{i:02d}.jpg", quality=90)
+                 for i in range(PHOTOS)]
+    edits = photos.edited_copies(photos.scene(3), root / "edits")
+    broken = root / "broken"
+    photos.truncated(broken / "half.jpg", photos.scene(900))
+    (broken / "notes.jpg").write_text("not a photo\n" * 20)
+    return {"dir": root / "photos", "originals": originals, "edits": edits, "broken": broken}
+
+
+@pytest.fixture(scope="module")
+def indexed_library(tmp_path_factory, default_model_dir, photo_set):
+    path = tmp_path_factory.mktemp("gui-library") / "library"
+    with Library(path) as library:
+        library.install_model(default_model_dir)
+        report = Indexer(library, workers=0).run([photo_set["dir"]])
+    assert report.added == PHOTOS
+    return path
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, default_model_dir):
+    windows = []
+
+    def make(library_path, **kwargs):
+        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+        kwargs.setdefault("wizard_options", {"model_provider": lambda: default_model_dir,
+                                             "indexer_options": {"workers": 1}})
+        window = MainWindow(library_path, settings=settings, warm_up=False, **kwargs)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
