@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -13,13 +14,17 @@ import threading
 from pathlib import Path
 
 from engine import __version__
-from engine.errors import EnvironmentProblem, LookalikeError, UserError
+from engine.errors import Cancelled, EnvironmentProblem, LookalikeError, UserError
 
 log = logging.getLogger("lookalike")
 
 EXIT_USER = 2
 EXIT_ENVIRONMENT = 3
 EXIT_CANCELLED = 130
+DEFAULT_TRAIN_MODE = "head"  # see docs/TRAINING.md, "Choosing the mode"
+# trainer.backbones' registry names, listed here so parsing arguments never imports torch.
+FULL_MODE_BACKBONES = ["efficientnet-lite0", "nin-latent"]
+BACKBONE_HELP = "full mode: the network to fine-tune (nin-latent: seed 001's small network, trained from scratch)"
 
 
 def default_model_cache() -> Path:
@@ -217,10 +222,17 @@ def cmd_model_refit(args) -> int:
     return 0
 
 
+def _activate_with_progress(library, model_id: int):
+    """Activate a version; photos it has no codes for yet are encoded under a progress bar."""
+    with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
+        return library.activate(model_id, progress=lambda state: bar.update(
+            {"event": "phase", "phase": "encode", "done": state.done, "total": state.total, "rate": state.rate}))
+
+
 def cmd_model_activate(args) -> int:
     library = _open_library(args, create=False)
     with library:
-        row = library.activate(args.version)
+        row = _activate_with_progress(library, args.version)
         print(f"Model v{row.id} {row.name} is active", file=sys.stderr)
     return 0
 
@@ -231,7 +243,7 @@ def cmd_model_rollback(args) -> int:
         previous = library.store.previous_model()
         if previous is None:
             raise UserError("there is no earlier model to roll back to")
-        row = library.activate(previous.id)
+        row = _activate_with_progress(library, previous.id)
         print(f"Rolled back: model v{row.id} {row.name} is active", file=sys.stderr)
     return 0
 
@@ -285,21 +297,46 @@ def _json_progress(event: dict) -> None:
 
 
 def cmd_train(args) -> int:
-    from trainer.fit import HeadConfig  # torch: only the commands that train import it
-    from trainer.library_train import train_library
+    if args.backbone and args.mode != "full":
+        raise UserError("--backbone needs --mode full")
+    # torch: only the commands that train import it
+    from trainer.fit import HeadConfig
+    from trainer.full import FullConfig
+    from trainer.library_train import train_library, train_library_full
 
     library = _open_library(args, create=False)
     with library:
-        config = HeadConfig(method=args.method, bits=args.bits or library.active_model().bits, seed=args.seed,
-                            budget=_parse_duration(args.budget))
-        if args.steps:
-            config.steps = args.steps
+        bits = args.bits or library.active_model().bits
+        budget = _parse_duration(args.budget)
+        if args.mode == "full":
+            config = FullConfig(method=args.method, bits=bits, seed=args.seed, budget=budget, device=args.device)
+            if args.backbone:
+                config.backbone = args.backbone
+            if args.epochs:
+                config.epochs = args.epochs
+            if args.size:
+                config.input_size = args.size
+            total = config.epochs
+
+            def run(progress):
+                return train_library_full(library, config, activate=policy, progress=progress)
+        else:
+            config = HeadConfig(method=args.method, bits=bits, seed=args.seed, budget=budget)
+            if args.steps:
+                config.steps = args.steps
+            total = config.steps
+
+            def run(progress):
+                return train_library(library, config, activate=policy, progress=progress)
+        policy = "always" if args.force else "never" if args.no_activate else "auto"
         if args.progress == "json":
-            report = train_library(library, config, force=args.force, progress=_json_progress)
+            run(_json_progress)
             return 0
-        with _TrainProgress(enabled=sys.stderr.isatty(), total=config.steps) as bar:
-            report = train_library(library, config, force=args.force, progress=bar.update)
-    verdict = "activated" if report["activated"] else "kept the previous model active (use --force to activate)"
+        with _TrainProgress(enabled=sys.stderr.isatty(), total=total) as bar:
+            report = run(bar.update)
+    verdict = ("activated" if report["activated"] else
+               f"not activated (activate it with 'lookalike model activate {report['version']}')" if args.no_activate
+               else "kept the previous model active (use --force to activate)")
     print(f"Model v{report['version']} {report['name']}: held-out pair accuracy "
           f"{report['held_out_accuracy_before']:.3f} -> {report['held_out_accuracy_after']:.3f}; {verdict}",
           file=sys.stderr)
@@ -323,9 +360,16 @@ def cmd_eval(args) -> int:
     result = run_eval(args.dataset, methods, bits, Path(args.out), model_dir=build_default_model(64),
                       cache_dir=default_model_cache() / "features", queries_per_class=args.queries_per_class,
                       train_size=args.train_size, database_size=args.database_size, seed=args.seed,
-                      steps=args.steps, progress=progress)
+                      steps=args.steps, mode=args.mode, full_options=_full_options(args), progress=progress)
     print(f"Wrote {', '.join(result['paths'].values())}", file=sys.stderr)
     return 0
+
+
+def _full_options(args) -> dict:
+    """FullConfig fields given on the command line (the rest keep the recipe's defaults)."""
+    chosen = {"epochs": args.epochs, "input_size": args.size, "threads": getattr(args, "threads", None),
+              "backbone": getattr(args, "backbone", None)}
+    return {key: value for key, value in chosen.items() if value is not None}
 
 
 def _describe_eval_event(event: dict) -> str:
@@ -335,25 +379,46 @@ def _describe_eval_event(event: dict) -> str:
 
 
 class _TrainProgress:
-    """A rich bar over optimizer steps for `lookalike train`."""
+    """Rich bars for `lookalike train`: one per phase (decoding, training steps, encoding the library)."""
+
+    LABELS = {"decode": "Reading labelled photos", "train": "Training", "export": "Exporting",
+              "encode": "Encoding the library"}
 
     def __init__(self, enabled: bool, total: int):
         self.enabled, self.total = enabled, total
-        self._bar = self._task = None
+        self._bar = None
+        self._tasks: dict[str, int] = {}
 
     def __enter__(self) -> "_TrainProgress":
         if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
 
-            self._bar = Progress(TextColumn("[bold]Training"), BarColumn(), TextColumn("{task.fields[loss]}"),
-                                 TimeElapsedColumn())
+            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                 TimeRemainingColumn())
             self._bar.start()
-            self._task = self._bar.add_task("train", total=self.total, loss="")
         return self
 
+    def _task(self, phase: str, total: int | None) -> int:
+        if phase not in self._tasks:
+            self._tasks[phase] = self._bar.add_task(self.LABELS.get(phase, phase), total=total, note="")
+        return self._tasks[phase]
+
     def update(self, event: dict) -> None:
-        if self._bar and event.get("event") == "epoch":
-            self._bar.update(self._task, completed=event["step"], loss=f"loss {event['loss']:.4f}")
+        if not self._bar:
+            return
+        kind = event.get("event")
+        if kind == "epoch":
+            task = self._task("train", event.get("steps") or self.total)
+            note = f"loss {event['loss']:.4f}" if event.get("loss") is not None else ""
+            if event.get("held_out_accuracy") is not None:
+                note += f"  held-out {event['held_out_accuracy']:.3f}"
+            self._bar.update(task, total=event.get("steps") or self.total, completed=event["step"], note=note)
+        elif kind == "phase" and event["phase"] != "train":
+            task = self._task(event["phase"], event.get("total"))
+            note = f"{event['rate']:.1f}/s" if event.get("rate") else ""
+            self._bar.update(task, total=event.get("total"), completed=event.get("done", 0), note=note)
 
     def __exit__(self, *exc) -> None:
         if self._bar:
@@ -465,12 +530,22 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["dpsh", "dlbhc", "ninh", "drsch", "dsrh", "dh", "sdh", "cnnh", "exponentiated"],
                    help="deep-hashing method (default dpsh)")
     p.add_argument("--bits", type=int, default=None, help="code length (default: the active model's)")
-    p.add_argument("--mode", default="head", choices=["head"],
-                   help="head: train the hash layer on the stored features (seconds, no decoding)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 1500)")
-    p.add_argument("--budget", default=None, metavar="T", help="stop after this long (90s, 5m, 1h)")
+    p.add_argument("--mode", default=DEFAULT_TRAIN_MODE, choices=["head", "full"],
+                   help="head: train the hash layer on the stored features (seconds, no decoding); "
+                        "full: fine-tune the network too, then encode the library again (minutes) "
+                        f"(default {DEFAULT_TRAIN_MODE})")
+    p.add_argument("--steps", type=int, default=None, help="head mode: optimizer steps (default 1500)")
+    p.add_argument("--epochs", type=int, default=None, help="full mode: at most this many epochs (default 15; early stopping usually ends sooner)")
+    p.add_argument("--size", type=int, default=None, help="full mode: network input size in pixels (default 112)")
+    p.add_argument("--backbone", default=None, choices=FULL_MODE_BACKBONES, help=BACKBONE_HELP)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="full mode: where to train (auto: a CUDA GPU when PyTorch sees one)")
+    p.add_argument("--budget", default=None, metavar="T",
+                   help="stop training after this long (90s, 5m, 1h); the best epoch so far is kept")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true", help="activate even if held-out pair accuracy drops")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--force", action="store_true", help="activate even if held-out pair accuracy drops")
+    when.add_argument("--no-activate", action="store_true", help="write the new version but leave it inactive")
     p.add_argument("--progress", default="bar", choices=["bar", "json"], help="json: one JSON object per line")
     p.set_defaults(func=cmd_train)
 
@@ -482,7 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries-per-class", type=int, default=100)
     p.add_argument("--train-size", type=int, default=5000)
     p.add_argument("--database-size", type=int, default=None, help="subsample the database (stratified)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps per learned method")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps per learned method (head mode)")
+    p.add_argument("--mode", default="head", choices=["head", "full"],
+                   help="head: hash heads on frozen features; full: fine-tune the backbone per method")
+    p.add_argument("--epochs", type=int, default=None, help="full mode: epochs per method")
+    p.add_argument("--size", type=int, default=None, help="full mode: input size in pixels (default 112)")
+    p.add_argument("--threads", type=int, default=None, help="full mode: CPU threads for PyTorch")
+    p.add_argument("--backbone", default=None, choices=FULL_MODE_BACKBONES, help=BACKBONE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", default="text", choices=["text", "json"])
     p.set_defaults(func=cmd_eval)
@@ -499,6 +580,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Treat SIGTERM (the GUI's cancel of a trainer, a service stop) like Ctrl+C, so that
+    cleanup runs: scratch folders go, the active model stays as it was."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     if (sys.argv[1:] if argv is None else argv) == []:  # no arguments: the desktop window
         from app.main import main as gui_main
@@ -512,7 +611,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return args.func(args)
+        with _terminate_as_interrupt():
+            return args.func(args)
+    except Cancelled as exc:
+        print(f"lookalike: {exc}", file=sys.stderr)
+        return EXIT_CANCELLED
     except UserError as exc:
         print(f"lookalike: {exc}", file=sys.stderr)
         return EXIT_USER

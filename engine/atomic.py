@@ -32,3 +32,10 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_write(path) as handle:
         handle.write(data)
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
+    """Write ``data`` as indented JSON, atomically (manifests, reports)."""
+    import json
+
+    write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))

@@ -26,3 +26,7 @@ class DecodeError(LookalikeError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class Cancelled(LookalikeError):
+    """The person stopped a long job; what it finished is kept and a new run continues it."""

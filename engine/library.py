@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,26 +100,18 @@ class Library:
             self._encoder = None
         return row
 
-    def activate(self, model_id: int) -> ModelRow:
-        """Make a version active, first coding photos indexed since it was last active.
+    def activate(self, model_id: int, *, progress=None, cancel=None, workers: int | None = None) -> ModelRow:
+        """Make a version active, first giving it codes (and features) for every photo.
 
-        Needs the stored features of the version's backbone; a version whose backbone
-        features are incomplete needs its photos decoded again, which only indexing does.
+        Codes come from stored features when the version's backbone has them; photos indexed
+        while another backbone was active are decoded again (with ``progress``, cancellable,
+        resumable: see engine.reencode).
         """
+        from engine.reencode import encode_missing
+
         with self.store.writing():
             model = self.store.model(model_id)
-            codes_path = self.store.codes_path(model.id)
-            have = arrays.row_count(codes_path, model.words * 8)
-            need = self.store.next_slot
-            if have < need:
-                features_path = self.store.features_path(model.backbone_id)
-                if arrays.row_count(features_path, model.feature_dim * 2) < need:
-                    raise UserError(
-                        f"model v{model.id} uses another backbone than the photos indexed since; "
-                        f"it cannot be activated without decoding them again")
-                weight, bias = models.read_head(self.store.model_dir(model.id))
-                codes = self._codes_from_features(model.backbone_id, model.feature_dim, weight, bias, start=have)
-                arrays.write_rows(codes_path, have, codes)
+            encode_missing(self.store, model, workers=workers, progress=progress, cancel=cancel)
             self.store.activate(model.id)
             self._encoder = None
             return self.store.model(model.id)
@@ -156,7 +147,7 @@ class Library:
         if linear is None:
             raise UserError(f"a {kind} head is not linear and cannot be a model's head")
         weight, bias = linear
-        with tempfile.TemporaryDirectory(dir=self.path) as tmp:
+        with self.store.work_dir() as tmp:
             target = Path(tmp) / "model"
             base = active.manifest.get("base_name", active.name.rsplit("-", 1)[0])
             models.write_with_head(
@@ -207,19 +198,52 @@ class Library:
         logits, features = self.encoder().encode(decoded.pixels)
         return codes_from_logits(logits)[0], features[0]
 
-    def search_vector(self, words: np.ndarray, feature: np.ndarray, params=None) -> list[Hit]:
+    def search_vector(self, words: np.ndarray, feature: np.ndarray, params=None, *,
+                      folder: str | os.PathLike | None = None) -> list[Hit]:
+        """Best first; ``folder`` keeps only photos under that folder (the mask is applied
+        before the coarse search, so k results still come back when the folder has them)."""
         from engine.search import SearchParams, search
 
         params = params or SearchParams()
         if self.store.next_slot == 0:
             raise UserError(f"the library at {self.path} is empty (run 'lookalike index PATH' first)")
-        result = search(self.codes(), self.features(), words, feature, params, live=self.store.live_mask())
+        live = self.store.live_mask()
+        if folder is not None:
+            live &= self._folder_mask(folder, live.size)
+        result = search(self.codes(), self.features(), words, feature, params, live=live)
         paths = self.store.paths_for_slots(result.slots)
         return [
             Hit(paths[int(slot)], int(ham), float(score), int(slot))
             for slot, ham, score in zip(result.slots, result.hamming, result.score)
             if int(slot) in paths
         ]
+
+    # -- folder filter (search_vector's folder=) ----------------------------------------
+
+    _FOLDER_CACHE_SIZE = 8
+    _folder_slots: dict | None = None  # folder -> (catalog generation, slots under it)
+
+    def _folder_mask(self, folder: str | os.PathLike, size: int) -> np.ndarray:
+        """Boolean mask over ``size`` slots: the slots of photos under ``folder`` (any depth).
+
+        One range query on the images table's path index, cached per folder until the
+        catalog changes: the key holds SQLite's data_version (bumped by other connections'
+        commits, e.g. an indexer's) and this connection's own change count.
+        """
+        directory = os.path.abspath(os.path.expanduser(os.fspath(folder)))
+        generation = self.store.change_generation()
+        if self._folder_slots is None:
+            self._folder_slots = {}
+        cache = self._folder_slots
+        slots = cache.get(directory)
+        if slots is None or slots[0] != generation:
+            if len(cache) >= self._FOLDER_CACHE_SIZE:
+                cache.pop(next(iter(cache)))
+            slots = cache[directory] = (generation, self.store.slots_under(directory))
+        mask = np.zeros(size, dtype=bool)
+        found = slots[1]
+        mask[found[found < size]] = True
+        return mask
 
     def search_file(self, image_path: str | os.PathLike, params=None) -> list[Hit]:
         words, feature = self.encode_file(image_path)

@@ -9,6 +9,8 @@ import logging
 import os
 import shutil
 import sqlite3
+import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from engine import arrays
+from engine.atomic import write_json_atomic
 from engine.codes import words_for_bits
 from engine.errors import EnvironmentProblem, StoreTooNew, UserError
 
 log = logging.getLogger(__name__)
 
 CATALOG = "catalog.sqlite3"
+WORK_PREFIX = ".work-"  # scratch folders in the library (new model versions before they are added)
 
 
 def utc_now() -> str:
@@ -141,6 +145,25 @@ class ImageRow:
     slot: int | None
 
 
+@dataclass(frozen=True)
+class LabelRow:
+    """One labelled pair, with the paths it was labelled under and where the photos are now."""
+
+    hash_a: str
+    hash_b: str
+    label: int  # 1 similar, -1 dissimilar
+    source: str
+    path_a: str | None  # as labelled
+    path_b: str | None
+    created_at: str
+    current_a: str | None  # a current path of an indexed photo with this content, if any
+    current_b: str | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.hash_a, self.hash_b
+
+
 @dataclass
 class NewImage:
     """What the indexer learned about a file, ready to be committed."""
@@ -211,21 +234,9 @@ class Store:
 
     def try_writer_lock(self) -> bool:
         """Take the writer lock without waiting; False when another process holds it."""
-        if self._lock_handle is not None:
-            return True
-        handle = open(self.root / "writer.lock", "a+b")
-        try:
-            import fcntl
-        except ImportError:  # Windows: no flock; one writer is the documented rule there
-            self._lock_handle = handle
-            return True
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        self._lock_handle = handle
-        return True
+        if self._lock_handle is None:
+            self._lock_handle = _try_flock(self.root / "writer.lock")
+        return self._lock_handle is not None
 
     def writer_lock(self) -> "Store":
         """Take the writer lock or raise UserError naming the reason."""
@@ -278,8 +289,34 @@ class Store:
                     self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA user_version = {step + 1}")
 
+    @contextlib.contextmanager
+    def work_dir(self) -> Iterator[Path]:
+        """A scratch folder inside the library (same file system: its files can be renamed in),
+        removed on exit; one left by a killed process is swept by the next ``open``."""
+        with tempfile.TemporaryDirectory(dir=self.root, prefix=WORK_PREFIX) as tmp:
+            owner = _try_flock(Path(tmp) / "owner.lock")  # held while in use: the sweep skips it
+            try:
+                yield Path(tmp)
+            finally:
+                if owner is not None:
+                    owner.close()
+
+    def _sweep_work_dirs(self) -> None:
+        for folder in self.root.glob(WORK_PREFIX + "*"):
+            if not folder.is_dir():
+                continue
+            if not _HAVE_FLOCK and time.time() - folder.stat().st_mtime < 86400:
+                continue  # without flock, only an old folder is surely abandoned
+            owner = _try_flock(folder / "owner.lock")
+            if owner is None:
+                continue  # still in use by a live process (or not ours to touch)
+            owner.close()
+            log.info("removing %s, left by an interrupted job", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _repair(self) -> None:
         """Make the arrays agree with the catalog after a crash (see ARCHITECTURE.md)."""
+        self._sweep_work_dirs()
         next_slot = self.next_slot
         known_codes = set()
         known_features = set()
@@ -364,6 +401,9 @@ class Store:
     def add_exclusion(self, pattern: str) -> None:
         self._conn.execute("INSERT OR IGNORE INTO exclusions (pattern) VALUES (?)", (pattern,))
 
+    def remove_exclusion(self, pattern: str) -> None:
+        self._conn.execute("DELETE FROM exclusions WHERE pattern = ?", (pattern,))
+
     def exclusions(self) -> list[str]:
         return [r[0] for r in self._conn.execute("SELECT pattern FROM exclusions ORDER BY pattern")]
 
@@ -383,6 +423,23 @@ class Store:
             (path,),
         ).fetchone()
         return ImageRow(*row) if row else None
+
+    def paths_under(self, directory: str) -> list[str]:
+        """Catalogued paths strictly under ``directory`` (any depth): one range scan of the path index."""
+        low, high = _path_range(directory)
+        return [r[0] for r in self._conn.execute("SELECT path FROM images WHERE path >= ? AND path < ?", (low, high))]
+
+    def slots_under(self, directory: str) -> np.ndarray:
+        """Live slots of the photos strictly under ``directory`` (any depth)."""
+        low, high = _path_range(directory)
+        return np.fromiter(
+            (r[0] for r in self._conn.execute(
+                "SELECT slot FROM images WHERE slot IS NOT NULL AND path >= ? AND path < ?", (low, high))),
+            dtype=np.int64)
+
+    def change_generation(self) -> tuple[int, int]:
+        """Changes whenever the catalog may have: other connections' commits and this one's writes."""
+        return self._conn.execute("PRAGMA data_version").fetchone()[0], self._conn.total_changes
 
     def path_for_hash(self, content_hash: str) -> str | None:
         """A current path of an indexed photo with this content, if any."""
@@ -461,6 +518,15 @@ class Store:
         with self.transaction():
             return self._forget_images(f"root_id IN ({marks}) AND seen_run != ?", (*root_ids, run_id))
 
+    def forget_paths(self, paths: Sequence[str]) -> int:
+        """Forget the files at ``paths`` and everything under them (folders); one transaction."""
+        forgotten = 0
+        with self.transaction():
+            for path in paths:
+                low, high = _path_range(path)
+                forgotten += self._forget_images("path = ? OR (path >= ? AND path < ?)", (path, low, high))
+        return forgotten
+
     def _forget_images(self, where: str, params: tuple) -> int:
         self._conn.execute(
             f"INSERT OR IGNORE INTO dead_slots (slot) SELECT slot FROM images WHERE slot IS NOT NULL AND {where}",
@@ -490,6 +556,12 @@ class Store:
                 result[slot] = path
         return result
 
+    def images_in_slot_range(self, start: int, stop: int) -> list[tuple[int, str, str]]:
+        """(slot, path, content hash) of the catalogued photos whose slots are in [start, stop)."""
+        return self._conn.execute(
+            "SELECT slot, path, content_hash FROM images WHERE slot >= ? AND slot < ? ORDER BY slot", (start, stop)
+        ).fetchall()
+
     def counts(self) -> dict[str, int]:
         row = self._conn.execute(
             "SELECT COUNT(*) FILTER (WHERE status = 'ok'), COUNT(*) FILTER (WHERE status = 'skipped') FROM images"
@@ -511,7 +583,11 @@ class Store:
     # ------------------------------------------------------------------ labels
 
     def add_label(self, hash_a: str, hash_b: str, label: int, *, source: str,
-                  path_a: str | None = None, path_b: str | None = None) -> None:
+                  path_a: str | None = None, path_b: str | None = None, created_at: str | None = None) -> None:
+        """Label a pair (either order), replacing its label if it had one.
+
+        ``created_at``: only to put back a label as it was (undo); new labels are dated now.
+        """
         if label not in (1, -1):
             raise ValueError(f"a label is 1 (similar) or -1 (dissimilar), not {label}")
         if hash_a == hash_b:
@@ -523,13 +599,54 @@ class Store:
                VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (hash_a, hash_b) DO UPDATE SET label = excluded.label,
                    source = excluded.source, created_at = excluded.created_at""",
-            (hash_a, hash_b, label, source, path_a, path_b, utc_now()),
+            (hash_a, hash_b, label, source, path_a, path_b, created_at or utc_now()),
         )
 
     def labels(self) -> list[tuple]:
         return self._conn.execute(
             "SELECT hash_a, hash_b, label, source, path_a, path_b, created_at FROM labels ORDER BY id"
         ).fetchall()
+
+    _LABEL_ROW_SQL = """
+        SELECT hash_a, hash_b, label, source, path_a, path_b, created_at,
+               (SELECT path FROM images WHERE content_hash = hash_a AND slot IS NOT NULL ORDER BY path LIMIT 1),
+               (SELECT path FROM images WHERE content_hash = hash_b AND slot IS NOT NULL ORDER BY path LIMIT 1)
+        FROM labels"""
+
+    def label_rows(self) -> list[LabelRow]:
+        """Every label, oldest first, with the photos' current paths (None where no longer indexed)."""
+        return [LabelRow(*row) for row in self._conn.execute(self._LABEL_ROW_SQL + " ORDER BY id")]
+
+    def label(self, hash_a: str, hash_b: str) -> LabelRow | None:
+        """The label of a pair (either order), if it has one."""
+        if hash_b < hash_a:
+            hash_a, hash_b = hash_b, hash_a
+        row = self._conn.execute(self._LABEL_ROW_SQL + " WHERE hash_a = ? AND hash_b = ?",
+                                 (hash_a, hash_b)).fetchone()
+        return LabelRow(*row) if row else None
+
+    def delete_label(self, hash_a: str, hash_b: str) -> bool:
+        """Forget a pair's label (either order); False if it had none."""
+        if hash_b < hash_a:
+            hash_a, hash_b = hash_b, hash_a
+        cursor = self._conn.execute("DELETE FROM labels WHERE hash_a = ? AND hash_b = ?", (hash_a, hash_b))
+        return cursor.rowcount > 0
+
+    def label_count(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+
+    def images_for_slots(self, slots: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """(content hash, path) of each live slot (what a pair to label needs)."""
+        result: dict[int, tuple[str, str]] = {}
+        slots = [int(s) for s in slots]
+        for start in range(0, len(slots), 500):
+            chunk = slots[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for slot, digest, path in self._conn.execute(
+                f"SELECT slot, content_hash, path FROM images WHERE slot IN ({marks})", chunk
+            ):
+                result[slot] = (digest, path)
+        return result
 
     # ------------------------------------------------------------------ models
 
@@ -606,6 +723,15 @@ class Store:
                 self._activate(model_id)
         return self.model(model_id)
 
+    def update_model_metrics(self, model_id: int, metrics: dict) -> ModelRow:
+        """Merge ``metrics`` into a version's manifest (catalog and folder), e.g. a score known only after install."""
+        model = self.model(model_id)
+        manifest = {**model.manifest, "metrics": {**model.manifest.get("metrics", {}), **metrics}}
+        write_json_atomic(self.model_dir(model_id) / "manifest.json", manifest)
+        with self.transaction():
+            self._conn.execute("UPDATE models SET manifest = ? WHERE id = ?", (json.dumps(manifest), model_id))
+        return self.model(model_id)
+
     def activate(self, model_id: int) -> None:
         with self.transaction():
             self._activate(model_id)
@@ -667,6 +793,33 @@ class _Transaction:
             self._conn.execute("COMMIT")
         else:
             self._conn.execute("ROLLBACK")
+
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer is the documented rule there
+    fcntl = None
+_HAVE_FLOCK = fcntl is not None
+
+
+def _try_flock(path: Path):
+    """An open handle holding an exclusive advisory lock on ``path``, or None when another
+    process holds it. The OS drops the lock when the holder dies."""
+    handle = open(path, "a+b")
+    if fcntl is None:
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def _path_range(directory: str) -> tuple[str, str]:
+    """Bounds of the paths strictly under ``directory``: prefix <= path < upper (an index range scan)."""
+    prefix = directory if directory.endswith(os.sep) else directory + os.sep
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _split_sql(script: str) -> Iterator[str]:

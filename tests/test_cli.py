@@ -139,3 +139,28 @@ def test_labels_import_reports_problems_in_one_error(cli_env, indexed, tmp_path)
     run(cli_env, "labels", "import", str(csv_file))
     exported = run(cli_env, "labels", "export").stdout.splitlines()
     assert exported == ["a,b,label", f"{indexed}/p00.jpg,{indexed}/p01.jpg,similar"]
+
+
+def test_sigterm_stops_a_command_like_ctrl_c_and_runs_its_cleanup(monkeypatch, capsys):
+    """The retrain dialog cancels with terminate(): the trainer must unwind, not vanish."""
+    import signal
+    import time
+
+    from app import cli
+
+    unwound = []
+
+    def long_job(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+            return 0
+        finally:
+            unwound.append(True)
+
+    monkeypatch.setattr(cli, "cmd_status", long_job)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["status"]) == cli.EXIT_CANCELLED
+    assert unwound == [True]
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before

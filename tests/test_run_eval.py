@@ -25,3 +25,17 @@ def test_eval_on_digits_writes_the_report_and_learned_beats_unsupervised(tmp_pat
     assert (tmp_path / "out" / "pr.png").stat().st_size > 1000
     # Features are cached: a second evaluation does not encode again.
     assert any((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.slow
+def test_full_mode_eval_fine_tunes_per_method_and_reports_its_features(tmp_path, default_model_dir):
+    """Full mode on digits at 32 px: the tuned network codes queries and database itself."""
+    result = run_eval("digits", ["dlbhc", "itq"], [16], tmp_path / "out", model_dir=default_model_dir,
+                      cache_dir=tmp_path / "cache", queries_per_class=5, train_size=100, database_size=200,
+                      mode="full", full_options={"input_size": 32, "epochs": 2, "tuned_blocks": 2})
+    rows = {row["method"]: row for row in result["rows"]}
+    assert rows["dlbhc"]["mode"] == "full" and rows["itq"]["mode"] == "head"  # nothing to fine-tune for ITQ
+    assert 0.0 < rows["dlbhc"]["map_all"] <= 1.0
+    assert 0.0 < rows["dlbhc"]["feature_map_all"] <= 1.0
+    assert rows["dlbhc"]["map_all"] > 0.2  # chance is 0.1: the tuned codes carry the classes
+    assert "dlbhc (full)" in (tmp_path / "out" / "results.md").read_text()

@@ -102,6 +102,30 @@ def test_orphan_arrays_of_a_crashed_model_change_are_deleted(tmp_path):
     assert not (orphan.parent / "0003.u64.tmp").exists()
 
 
+def test_a_scratch_folder_left_by_a_killed_job_is_swept_but_one_in_use_is_not(tmp_path):
+    with Store.open(tmp_path / "lib") as store:
+        abandoned = tmp_path / "lib" / ".work-killed"
+        (abandoned / "model").mkdir(parents=True)
+        (abandoned / "model" / "model.onnx").write_bytes(b"half written")
+        with store.work_dir() as busy:
+            (busy / "model").mkdir()
+            Store.open(tmp_path / "lib").close()  # another process opening meanwhile
+            assert busy.is_dir()  # its owner still holds it
+            assert not abandoned.exists()
+        assert not busy.exists()
+
+
+def test_paths_and_slots_under_a_folder_stop_at_its_boundary(tmp_path):
+    with Store.open(tmp_path / "lib") as store:
+        model = store.add_model(_fake_model(tmp_path), activate=True)
+        _commit(store, model, ["/p/a.jpg", "/p/sub/b.jpg", "/p2/c.jpg", "/p.jpg"])
+        assert sorted(store.paths_under("/p")) == ["/p/a.jpg", "/p/sub/b.jpg"]
+        assert sorted(store.slots_under("/p/").tolist()) == sorted(
+            store.image_by_path(p).slot for p in ["/p/a.jpg", "/p/sub/b.jpg"])
+        assert store.forget_paths(["/p/sub", "/p.jpg"]) == 2
+        assert sorted(store.paths_under("/")) == ["/p/a.jpg", "/p2/c.jpg"]
+
+
 def test_replacing_a_file_kills_its_old_slot(tmp_path):
     with Store.open(tmp_path / "lib") as store:
         model = store.add_model(_fake_model(tmp_path), activate=True)

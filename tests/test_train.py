@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -130,3 +131,79 @@ def test_a_new_code_length_writes_a_working_model(digits_library, tmp_path):
     assert out["results"][0]["path"] == query and out["results"][0]["hamming"] == 0
     with Library(lib_dir, create=False) as lib:
         assert lib.active_model().bits == 48
+
+
+# ------------------------------------------------------------------ full mode
+
+
+def test_full_mode_fine_tunes_exports_and_encodes_the_library_again(digits_library, tmp_path):
+    lib_src, root, classes = digits_library
+    lib_dir = tmp_path / "library"
+    shutil.copytree(lib_src, lib_dir)
+    assert _cli(lib_dir, "labels", "import", str(root / "pairs.csv")).returncode == 0
+    with Library(lib_dir, create=False) as lib:
+        old = lib.active_model()
+    proc = _cli(lib_dir, "train", "--mode", "full", "--epochs", "2", "--size", "64", "--force", "--progress", "json")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    phases = {e["phase"] for e in events if e["event"] == "phase"}
+    assert phases == {"decode", "train", "export", "encode"}
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [0, 1, 2] and all(0 <= e["held_out_accuracy"] <= 1 for e in epochs)
+    done = events[-1]
+    assert done["event"] == "done" and done["activated"] and done["device"] == "cpu"
+
+    with Library(lib_dir, create=False) as lib:
+        model = lib.active_model()
+        assert model.id == done["version"] and model.backbone_id != old.backbone_id
+        assert model.manifest["input_size"] == 64 and model.manifest["head"]["mode"] == "full"
+        assert model.manifest["metrics"]["parity"]["bit_agreement"] >= 0.99
+        assert "held_out_pair_accuracy" in model.manifest["metrics"]
+        n = lib.store.next_slot
+        features = np.asarray(lib.features(), dtype=np.float32)
+        assert features.shape == (n, 1280) and np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-2)
+    # A query is decoded and encoded by the new network exactly as its indexed copy was.
+    query = next(p for p in classes if "/query/" in p)
+    out = json.loads(_cli(lib_dir, "search", "--json", "-k", "3", query).stdout)
+    assert out["results"][0]["path"] == query and out["results"][0]["hamming"] == 0
+
+    # Rolling back needs no decoding: the old backbone's features are still there.
+    assert _cli(lib_dir, "model", "rollback").returncode == 0
+    with Library(lib_dir, create=False) as lib:
+        assert lib.active_model().id == old.id
+
+
+def test_choose_device_prefers_cuda_and_falls_back_to_the_cpu(monkeypatch):
+    import torch
+
+    from engine.errors import EnvironmentProblem
+    from trainer.full import choose_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_device("auto").type == "cpu"
+    assert choose_device("cpu").type == "cpu"
+    with pytest.raises(EnvironmentProblem, match="no CUDA device"):
+        choose_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Test GPU")
+    assert choose_device("auto").type == "cuda"
+    assert choose_device("cpu").type == "cpu"
+
+
+def test_a_full_fit_is_deterministic_for_a_seed():
+    from trainer.full import FullConfig, fit_full
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    groups = np.repeat(np.arange(3), 4)
+    config = FullConfig(bits=8, input_size=32, epochs=1, batch_size=6, seed=5, device="cpu")
+    first, _ = fit_full(pixels, groups, config)
+    second, _ = fit_full(pixels, groups, config)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch_equal(a, b), name
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.atomic import write_json_atomic
 from trainer.backbones import Backbone, get_backbone
 from trainer.export import check_parity, export_onnx, onnx_outputs, replace_head
 from trainer.images import image_pixels, open_rgb
@@ -96,20 +97,6 @@ def lsh_head(features: np.ndarray, bits: int, seed: int) -> tuple[np.ndarray, np
     return weight.astype(np.float32), bias.astype(np.float32)
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def build_default_model(out_dir: str | os.PathLike, *, bits: int = 64, seed: int = 0) -> dict:
     """Build the default model version folder (model.onnx + manifest.json); return the manifest.
 
@@ -152,7 +139,7 @@ def build_default_model(out_dir: str | os.PathLike, *, bits: int = 64, seed: int
         "created_at": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "metrics": {"parity": parity},
     }
-    _write_json_atomic(out_dir / "manifest.json", manifest)
+    write_json_atomic(out_dir / "manifest.json", manifest)
     log.info("default model built in %.1f s", time.monotonic() - started)
     return manifest
 

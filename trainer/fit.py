@@ -39,7 +39,7 @@ class HeadConfig:
     loss_options: dict = field(default_factory=dict)  # keyword arguments of the method's loss
 
 
-def _balanced_batches(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def balanced_batches(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """One epoch of batches that each hold several members of a few groups, so every batch
     has similar pairs to learn from (a uniform sample of many groups has almost none)."""
     order = rng.permutation(len(y))
@@ -88,13 +88,17 @@ def fit_head(features: np.ndarray, groups: np.ndarray | None, config: HeadConfig
         torch.set_num_threads(threads)
 
 
-def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
+def initial_head(x: np.ndarray, config: HeadConfig, init: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Starting (W, b, mask) for a learned head on unit features ``x``.
+
+    ``mask`` is NINH's divide-and-encode pattern (bit k sees only the k-th slice of the
+    feature), else None. Without ``init`` the head starts from ITQ on the features, already a
+    good code, so learning only has to move it toward the labels.
+    """
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    batch_size = min(config.batch_size, SMALL_BATCH.get(config.method, config.batch_size))
     mask = None
     if config.method == "ninh":
-        # NINH's divide-and-encode: bit k sees only the k-th slice of the feature.
         mask = torch.zeros(x.shape[1], config.bits)
         for k, part in enumerate(np.array_split(np.arange(x.shape[1]), config.bits)):
             mask[part, k] = 1.0
@@ -111,6 +115,13 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
     else:
         weight = torch.randn(dim, config.bits) / math.sqrt(dim)
         bias = torch.zeros(config.bits)
+    return weight, bias, mask
+
+
+def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
+    rng = np.random.default_rng(config.seed)
+    batch_size = min(config.batch_size, SMALL_BATCH.get(config.method, config.batch_size))
+    weight, bias, mask = initial_head(x, config, init)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
     y_all = torch.as_tensor(groups if groups is not None else np.zeros(len(x), np.int64), dtype=torch.long)
@@ -123,7 +134,7 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
     while step < config.steps:
         epoch += 1
         total, count = 0.0, 0
-        for batch in _balanced_batches(labels, batch_size, rng):
+        for batch in balanced_batches(labels, batch_size, rng):
             index = torch.from_numpy(batch)
             u = xt[index] @ (weight if mask is None else weight * mask) + bias
             loss = objective(u, y_all[index], weight)

