@@ -1,24 +1,25 @@
-"""The folder-indexing wizard: choose folders, see what it will take, index with progress and cancel."""
+"""The folder-indexing wizard: choose folders and options, see what it will take, index with progress.
+
+The run itself belongs to the window's IndexingService, so closing the wizard ("Hide") lets
+it go on, and opening the wizard again while it runs shows its progress page.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from pathlib import Path
 
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QProgressBar, QPushButton,
-                               QVBoxLayout, QWizard, QWizardPage)
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget, QWizard, QWizardPage)
 
-from app.workers import CountThread, IndexThread
+from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, read_library_info,
+                          saved_provider, saved_threads)
+from app.workers import CountThread, FunctionThread, IndexSetup
 
 RATE_ESTIMATE = 20.0  # photos a second on a CPU, for the summary's rough time
-
-
-def _default_model_provider() -> Path:
-    from app.cli import build_default_model
-
-    # A torch subprocess the first time; a cached folder after that.
-    return build_default_model(quiet=True)
+CODE_LENGTHS = (16, 32, 48, 64)
+DEFAULT_BITS = 64
 
 
 def format_duration(seconds: float | None) -> str:
@@ -33,7 +34,7 @@ def format_duration(seconds: float | None) -> str:
 
 
 class FoldersPage(QWizardPage):
-    """Page 1: the folders to index (several)."""
+    """Page 1: the folders to index (several); the library's own folders are listed once known."""
 
     def __init__(self):
         super().__init__()
@@ -73,12 +74,158 @@ class FoldersPage(QWizardPage):
         if path:
             self.add_folder(path)
 
+    def show_info(self, info: LibraryInfo) -> None:
+        # Indexing the library's folders again is how exclusion and type changes reach them.
+        for root in info.roots:
+            self.add_folder(root)
+
     def isComplete(self) -> bool:
         return self.list.count() > 0
 
 
+class OptionsPage(QWizardPage):
+    """Page 2: exclusions, file types, code length (a new library only), device and decoder threads."""
+
+    def __init__(self, settings: QSettings):
+        super().__init__()
+        self.setTitle("Options")
+        self.setSubTitle("What to leave out, which file types to read, and how to run.")
+        self._settings = settings
+        self._shown = False
+
+        # exclusions: a list editor of fnmatch patterns
+        self.exclusions = QListWidget()
+        self.exclusions.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        self.exclusion_edit = QLineEdit()
+        self.exclusion_edit.setPlaceholderText("a name or a path inside a folder, e.g. Private, Screenshots/*, *.tmp.jpg")
+        self.exclusion_edit.returnPressed.connect(self._add_typed_exclusion)
+        add = QPushButton("Add")
+        add.clicked.connect(self._add_typed_exclusion)
+        self.remove_exclusion_button = QPushButton("Remove")
+        self.remove_exclusion_button.clicked.connect(self.remove_selected_exclusions)
+        edit_row = QHBoxLayout()
+        edit_row.addWidget(self.exclusion_edit, 1)
+        edit_row.addWidget(add)
+        edit_row.addWidget(self.remove_exclusion_button)
+        exclusions_box = QGroupBox("Leave out (hidden files and system folders always are)")
+        box = QVBoxLayout(exclusions_box)
+        box.addWidget(self.exclusions)
+        box.addLayout(edit_row)
+
+        # file types
+        from engine.index import suffix_families
+
+        self.type_boxes: dict[str, QCheckBox] = {}
+        self._families = suffix_families()
+        types_box = QGroupBox("File types")
+        grid = QGridLayout(types_box)
+        for i, (name, suffixes) in enumerate(self._families.items()):
+            check = QCheckBox(name)
+            check.setChecked(True)
+            check.setToolTip(" ".join(suffixes))
+            check.toggled.connect(self.completeChanged)
+            self.type_boxes[name] = check
+            grid.addWidget(check, i // 4, i % 4)
+
+        # running
+        self.model_label = QLabel("Reading the library…")
+        self.model_label.setWordWrap(True)
+        self.bits_combo = QComboBox()
+        for bits in CODE_LENGTHS:
+            self.bits_combo.addItem(f"{bits} bits", bits)
+        self.bits_combo.setCurrentIndex(CODE_LENGTHS.index(DEFAULT_BITS))
+        self.bits_combo.setToolTip("Longer codes tell more photos apart; shorter ones search a little faster.")
+        self.bits_combo.setVisible(False)
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("Reading the devices…", "auto")
+        self.threads_spin = QSpinBox()
+        self.threads_spin.setRange(1, max(64, 2 * (os.cpu_count() or 1)))
+        self.threads_spin.setValue(saved_threads(settings))
+        self.threads_spin.setToolTip("Processes that read and decode photos; decoding is most of the work.")
+        model_row = QWidget()
+        model_layout = QHBoxLayout(model_row)
+        model_layout.setContentsMargins(0, 0, 0, 0)
+        model_layout.addWidget(self.model_label, 1)
+        model_layout.addWidget(self.bits_combo)
+        run_box = QGroupBox("Model and device")
+        form = QFormLayout(run_box)
+        form.addRow("Model:", model_row)
+        form.addRow("Device:", self.device_combo)
+        form.addRow("Decoder threads:", self.threads_spin)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(exclusions_box, 1)
+        layout.addWidget(types_box)
+        layout.addWidget(run_box)
+
+    # -- exclusions
+
+    def exclusion_patterns(self) -> list[str]:
+        return [self.exclusions.item(i).text() for i in range(self.exclusions.count())]
+
+    def add_exclusion(self, pattern: str) -> None:
+        pattern = pattern.strip()
+        if pattern and pattern not in self.exclusion_patterns():
+            self.exclusions.addItem(pattern)
+
+    def _add_typed_exclusion(self) -> None:
+        self.add_exclusion(self.exclusion_edit.text())
+        self.exclusion_edit.clear()
+
+    def remove_selected_exclusions(self) -> None:
+        for item in self.exclusions.selectedItems():
+            self.exclusions.takeItem(self.exclusions.row(item))
+
+    # -- choices
+
+    def suffixes(self) -> tuple[str, ...] | None:
+        """The chosen suffixes; None when every type is chosen (new types then count too)."""
+        chosen = [name for name, box in self.type_boxes.items() if box.isChecked()]
+        if len(chosen) == len(self.type_boxes):
+            return None
+        return tuple(sorted(s for name in chosen for s in self._families[name]))
+
+    def type_names(self) -> list[str]:
+        return [name for name, box in self.type_boxes.items() if box.isChecked()]
+
+    def bits(self) -> int:
+        return int(self.bits_combo.currentData())
+
+    def provider(self) -> str:
+        return str(self.device_combo.currentData())
+
+    def show_info(self, info: LibraryInfo) -> None:
+        """Fill the page from the library (once: later visits keep the person's edits)."""
+        if self._shown:
+            return
+        self._shown = True
+        for pattern in info.exclusions:
+            self.add_exclusion(pattern)
+        if info.suffixes is not None:
+            chosen = set(info.suffixes)
+            for name, box in self.type_boxes.items():
+                box.setChecked(bool(chosen & set(self._families[name])))
+        if info.model is not None:
+            model = info.model
+            self.model_label.setText(f"v{model['version']} {model['name']}, {model['bits']}-bit codes "
+                                     "(change models in the Model menu)")
+            self.bits_combo.setVisible(False)
+        else:
+            self.model_label.setText("The default model, with codes of")
+            self.bits_combo.setVisible(True)
+        self.device_combo.clear()
+        for setting, label in info.providers:
+            self.device_combo.addItem(label, setting)
+        index = self.device_combo.findData(saved_provider(self._settings))
+        self.device_combo.setCurrentIndex(max(index, 0))
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return self._shown and any(box.isChecked() for box in self.type_boxes.values())
+
+
 class SummaryPage(QWizardPage):
-    """Page 2: how many photos the folders hold and roughly how long indexing takes."""
+    """Page 3: how many photos the folders hold, roughly how long indexing takes, and the options."""
 
     def __init__(self):
         super().__init__()
@@ -87,8 +234,13 @@ class SummaryPage(QWizardPage):
         self.setButtonText(QWizard.WizardButton.CommitButton, "Index")
         self.label = QLabel()
         self.label.setWordWrap(True)
+        self.options_label = QLabel()
+        self.options_label.setWordWrap(True)
+        self.options_label.setTextFormat(Qt.TextFormat.PlainText)
         layout = QVBoxLayout(self)
         layout.addWidget(self.label)
+        layout.addSpacing(12)
+        layout.addWidget(self.options_label)
         layout.addStretch(1)
         self.count: int | None = None
         self._thread: CountThread | None = None
@@ -96,11 +248,34 @@ class SummaryPage(QWizardPage):
     def initializePage(self) -> None:
         self.stop()
         self.count = None
-        folders = self.wizard().folders_page.folders()
+        wizard = self.wizard()
+        folders = wizard.folders_page.folders()
+        options = wizard.options_page
         self.label.setText(f"Counting the photos in {len(folders)} folder(s)…")
-        self._thread = CountThread(folders, parent=self)
+        self.options_label.setText(self.options_text())
+        suffixes = options.suffixes()
+        self._thread = CountThread(folders, parent=self, exclusions=options.exclusion_patterns(),
+                                   suffixes=suffixes)
         self._thread.counted.connect(self._on_counted)
         self._thread.start()
+
+    def options_text(self) -> str:
+        wizard = self.wizard()
+        options = wizard.options_page
+        info = wizard.info
+        patterns = options.exclusion_patterns()
+        types = options.type_names()
+        lines = [
+            "Leaving out: " + (", ".join(patterns) if patterns else "nothing but hidden files and system folders"),
+            "File types: " + ("all" if options.suffixes() is None else ", ".join(types)),
+        ]
+        if info is not None and info.model is not None:
+            lines.append(f"Model: v{info.model['version']} {info.model['name']} ({info.model['bits']}-bit codes)")
+        else:
+            lines.append(f"Model: the default model, {options.bits()}-bit codes")
+        lines.append(f"Device: {options.device_combo.currentText()} · {options.threads_spin.value()} decoder "
+                     f"thread(s)")
+        return "\n".join(lines)
 
     def _on_counted(self, count: int, finished: bool) -> None:
         folders = len(self.wizard().folders_page.folders())
@@ -112,7 +287,8 @@ class SummaryPage(QWizardPage):
         self.label.setText(
             f"{count:,} image files in {folders} folder(s).\n\n"
             f"Indexing them takes roughly {estimate} (about {RATE_ESTIMATE:.0f} photos a second; photos "
-            f"indexed before are not read again). You can cancel at any time and go on later.")
+            f"indexed before are not read again). Indexing goes on if you close this window; you can "
+            f"cancel at any time and go on later.")
 
     def cleanupPage(self) -> None:
         self.stop()
@@ -125,7 +301,7 @@ class SummaryPage(QWizardPage):
 
 
 class ProgressPage(QWizardPage):
-    """Page 3: indexing runs in a worker thread with its own Library; rate, ETA, cancel, skips."""
+    """Page 4: the service's index run: stage, bar, rate and ETA, cancel, skipped files."""
 
     def __init__(self):
         super().__init__()
@@ -137,6 +313,8 @@ class ProgressPage(QWizardPage):
         self.rate_label = QLabel("")
         self.cancel_button = QPushButton("Cancel indexing")
         self.cancel_button.clicked.connect(self.cancel)
+        self.hint = QLabel("You can close this window: indexing goes on, and the main window shows its progress.")
+        self.hint.setWordWrap(True)
         self.skipped = QListWidget()
         self.skipped_title = QLabel("Skipped files:")
         self.skipped_title.setVisible(False)
@@ -148,41 +326,73 @@ class ProgressPage(QWizardPage):
         layout.addWidget(self.stage)
         layout.addWidget(self.bar)
         layout.addLayout(row)
+        layout.addWidget(self.hint)
         layout.addWidget(self.skipped_title)
         layout.addWidget(self.skipped, 1)
-        self.thread: IndexThread | None = None
         self.report = None
         self.error: str | None = None
+        self._bound = False
+
+    @property
+    def service(self) -> IndexingService:
+        return self.wizard().service
 
     def initializePage(self) -> None:
         wizard = self.wizard()
+        service = self.service
+        if not service.is_indexing() and not wizard.attached:
+            wizard.save_settings()
+            options = wizard.options_page
+            service.index(wizard.folders_page.folders(), wizard.setup(),
+                          workers=options.threads_spin.value(), providers=options.provider())
+        self._bind()
+        self.report, self.error = service.report, service.error
+        self.stage.setText(service.last_stage or "Starting…")
+        if service.last_progress is not None:
+            self._on_progress(service.last_progress)
+        if service.is_indexing():
+            self._set_running(True)
+        else:  # it ended before this page opened
+            self._show_end()
+
+    def _bind(self) -> None:
+        if self._bound:
+            return
+        self._bound = True
+        service = self.service
+        service.stage.connect(self.stage.setText)
+        service.progress.connect(self._on_progress)
+        service.indexingStarted.connect(self._on_started)
+        service.indexingFinished.connect(self._on_finished)
+
+    def _on_started(self) -> None:
         self.report, self.error = None, None
-        self.thread = IndexThread(wizard.library_path, wizard.folders_page.folders(),
-                                  model_provider=wizard.model_provider, indexer_options=wizard.indexer_options,
-                                  parent=self)
-        self.thread.stage.connect(self.stage.setText)
-        self.thread.progress.connect(self._on_progress)
-        self.thread.done.connect(self._on_done)
-        self.thread.failed.connect(self._on_failed)
-        self.thread.finished.connect(self._on_thread_finished)
-        self.cancel_button.setEnabled(True)
-        self.thread.start()
+        self._set_running(True)
+
+    def _set_running(self, running: bool) -> None:
+        self.cancel_button.setEnabled(running)
+        self.hint.setVisible(running)
+        wizard = self.wizard()
+        if wizard is not None:
+            # While it runs, "Hide" closes the wizard and indexing goes on; then "Finish" closes it.
+            wizard.setButtonText(QWizard.WizardButton.CancelButton, "Hide")
+            wizard.setOption(QWizard.WizardOption.NoCancelButtonOnLastPage, not running)
+        self.completeChanged.emit()
 
     def is_running(self) -> bool:
-        return self.thread is not None and self.thread.isRunning()
+        return self.service.is_indexing()
 
     def cancel(self) -> None:
-        if self.thread is not None:
-            self.thread.cancel.set()
-            self.cancel_button.setEnabled(False)
-            self.stage.setText("Cancelling: finishing the photos in flight…")
+        self.service.cancel()
+        self.cancel_button.setEnabled(False)
 
     def _on_progress(self, p) -> None:
         if p.phase == "walking":
             self.stage.setText(f"Looking for photos… {p.found:,} found")
             self.bar.setRange(0, 0)
             return
-        self.stage.setText("Indexing…" if p.phase == "indexing" else "Finishing…")
+        if self.service.is_indexing() and self.cancel_button.isEnabled():
+            self.stage.setText("Indexing…" if p.phase == "indexing" else "Finishing…")
         self.bar.setRange(0, max(p.total, 1))
         self.bar.setValue(p.done if p.total else 1)
         parts = [f"{p.done:,} of {p.total:,}"]
@@ -194,77 +404,97 @@ class ProgressPage(QWizardPage):
             parts.append(f"{p.skipped} skipped")
         self.rate_label.setText(" · ".join(parts))
 
-    def _on_done(self, report) -> None:
-        self.report = report
-        head = "Cancelled" if report.cancelled else "Done"
-        self.stage.setText(
-            f"{head}: {report.found:,} photos found, {report.added:,} indexed, {report.reused:,} reused, "
-            f"{report.unchanged:,} unchanged, {report.skipped:,} skipped, {report.removed:,} removed "
-            f"in {format_duration(report.elapsed)}."
-            + ("\nRun the wizard again to go on where it stopped." if report.cancelled else ""))
-        if not report.cancelled:
+    def _on_finished(self) -> None:
+        self.report, self.error = self.service.report, self.service.error
+        self._show_end()
+
+    def _show_end(self) -> None:
+        report, error = self.report, self.error
+        if error is not None:
+            self.stage.setText(f"Indexing stopped: {error}")
             self.bar.setRange(0, 1)
-            self.bar.setValue(1)
-        for path, reason in report.skipped_files:
-            self.skipped.addItem(f"{path}: {reason}")
-        self.skipped.setVisible(bool(report.skipped_files))
-        self.skipped_title.setVisible(bool(report.skipped_files))
-
-    def _on_failed(self, message: str) -> None:
-        self.error = message
-        self.stage.setText(f"Indexing stopped: {message}")
-        self.bar.setRange(0, 1)
-
-    def _on_thread_finished(self) -> None:
-        self.thread.wait()  # finished is sent just before the thread ends: let it end
-        self.cancel_button.setEnabled(False)
-        self.completeChanged.emit()
-        self.wizard()._on_index_thread_finished()
+        elif report is not None:
+            head = "Cancelled" if report.cancelled else "Done"
+            self.stage.setText(
+                f"{head}: {report.found:,} photos found, {report.added:,} indexed, {report.reused:,} reused, "
+                f"{report.unchanged:,} unchanged, {report.skipped:,} skipped, {report.removed:,} removed "
+                f"in {format_duration(report.elapsed)}."
+                + ("\nRun the wizard again to go on where it stopped." if report.cancelled else ""))
+            if not report.cancelled:
+                self.bar.setRange(0, 1)
+                self.bar.setValue(1)
+            self.skipped.clear()
+            for path, reason in report.skipped_files:
+                self.skipped.addItem(f"{path}: {reason}")
+            self.skipped.setVisible(bool(report.skipped_files))
+            self.skipped_title.setVisible(bool(report.skipped_files))
+        self._set_running(False)
 
     def isComplete(self) -> bool:
-        return self.thread is not None and self.thread.isFinished()
-
-    def stop(self) -> None:
-        if self.thread is not None:
-            self.thread.cancel.set()
-            self.thread.wait()
+        return not self.service.is_indexing() and (self.report is not None or self.error is not None)
 
 
 class IndexWizard(QWizard):
-    """Adds folders to the library at ``library_path`` and indexes them."""
+    """Adds folders to the service's library and indexes them; shows the run in progress, if one is."""
 
-    def __init__(self, library_path: str | os.PathLike, parent=None, *,
-                 model_provider: Callable[[], Path] | None = None, indexer_options: dict | None = None):
+    def __init__(self, service: IndexingService, settings: QSettings | None = None, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Add photo folders")
-        self.library_path = Path(library_path)
-        self.model_provider = model_provider or _default_model_provider
-        self.indexer_options = dict(indexer_options or {})
+        self.service = service
+        self.settings = settings if settings is not None else service.settings
+        self.library_path = service.library_path
+        self.info: LibraryInfo | None = None
         self.folders_page = FoldersPage()
+        self.options_page = OptionsPage(self.settings)
         self.summary_page = SummaryPage()
         self.progress_page = ProgressPage()
-        for page in (self.folders_page, self.summary_page, self.progress_page):
-            self.addPage(page)
+        self.folders_id = self.addPage(self.folders_page)
+        self.options_id = self.addPage(self.options_page)
+        self.summary_id = self.addPage(self.summary_page)
+        self.progress_id = self.addPage(self.progress_page)
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
-        self._close_when_stopped = False
+        # Opened while a run goes on: show that run rather than start another.
+        self.attached = service.is_indexing()
+        if self.attached:
+            self.setStartId(self.progress_id)
+        self._info_thread = FunctionThread(lambda: read_library_info(self.library_path), parent=self)
+        self._info_thread.setObjectName("lookalike-library-info")
+        self._info_thread.finished.connect(self._on_info)
+        self._info_thread.start()
+
+    def _on_info(self) -> None:
+        thread = self._info_thread
+        if thread is None:
+            return
+        thread.wait()
+        info = thread.result if isinstance(thread.result, LibraryInfo) else LibraryInfo(error=str(thread.error))
+        self.info = info
+        self.folders_page.show_info(info)
+        self.options_page.show_info(info)
+
+    def setup(self) -> IndexSetup:
+        options = self.options_page
+        return IndexSetup(exclusions=tuple(options.exclusion_patterns()), suffixes=options.suffixes(),
+                          bits=options.bits())
+
+    def save_settings(self) -> None:
+        self.settings.setValue(SETTINGS_THREADS, self.options_page.threads_spin.value())
+        self.settings.setValue(SETTINGS_PROVIDER, self.options_page.provider())
 
     def reject(self) -> None:
-        # Closing while indexing: cancel, and close once the batch in flight is committed
-        # rather than block this thread waiting for it.
-        self.summary_page.stop()
-        if self.progress_page.is_running():
-            self._close_when_stopped = True
-            self.progress_page.cancel()
-            self.button(QWizard.WizardButton.CancelButton).setEnabled(False)
-            return
+        # Closing ("Hide") never cancels the run: the service owns it, the window shows it.
+        self._stop_threads()
         super().reject()
 
-    def _on_index_thread_finished(self) -> None:
-        self.button(QWizard.WizardButton.CancelButton).setEnabled(False)
-        if self._close_when_stopped:
-            super().reject()
+    def done(self, result: int) -> None:
+        self._stop_threads()
+        super().done(result)
+
+    def _stop_threads(self) -> None:
+        self.summary_page.stop()
+        if self._info_thread is not None:
+            self._info_thread.wait()  # a read-only look at the library: quick
 
     def shutdown(self) -> None:
-        """Cancel and wait for every worker (the app is quitting)."""
-        self.summary_page.stop()
-        self.progress_page.stop()
+        """Stop the wizard's own workers (the app is quitting; the service stops the run)."""
+        self._stop_threads()

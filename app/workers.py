@@ -72,13 +72,18 @@ class SearchWorker(QObject):
             if library is None:
                 status = {"exists": False, "library": str(self._path), "images": 0, "model": None}
             else:
-                status = {"exists": True, **library.status()}
+                from engine.index import indexed_suffixes
+
+                # exclusions and types too: the folder watcher filters its events by them
+                status = {"exists": True, **library.status(), "exclusions": library.store.exclusions(),
+                          "suffixes": sorted(indexed_suffixes(library.store))}
         except LookalikeError as exc:
             status = {"exists": False, "library": str(self._path), "images": 0, "model": None, "error": str(exc)}
         self.statusReady.emit(status)
 
-    @Slot(int, object, int)
-    def search(self, request_id: int, query: object, k: int) -> None:
+    @Slot(int, object, int, object)
+    def search(self, request_id: int, query: object, k: int, options: object = None) -> None:
+        """``options``: a dict of SearchParams fields (pool, radius, rerank) plus ``folder``."""
         from engine.index import thumbnail_path
         from engine.search import SearchParams
 
@@ -89,7 +94,10 @@ class SearchWorker(QObject):
             library = self._open()
             if library is None:
                 raise UserError("there is no library yet: add photo folders first")
-            hits = library.search_file(path, SearchParams(k=k))
+            options = dict(options or {})
+            folder = options.pop("folder", None)
+            words, feature = library.encode_file(path)
+            hits = library.search_vector(words, feature, SearchParams(k=k, **options), folder=folder)
             store = library.store
             items = []
             for hit in hits:
@@ -130,7 +138,7 @@ class SearchWorker(QObject):
 class SearchThread(QObject):
     """The search worker's thread and the signals that reach it."""
 
-    searchRequested = Signal(int, object, int)
+    searchRequested = Signal(int, object, int, object)
     refreshRequested = Signal()
     closeRequested = Signal()
 
@@ -146,10 +154,10 @@ class SearchThread(QObject):
         self.thread.start()
         self._request = 0
 
-    def search(self, query: object, k: int) -> int:
+    def search(self, query: object, k: int, options: dict | None = None) -> int:
         self._request += 1
         self.worker.supersede(self._request)
-        self.searchRequested.emit(self._request, query, k)
+        self.searchRequested.emit(self._request, query, k, dict(options or {}))
         return self._request
 
     @property
@@ -241,9 +249,12 @@ class CountThread(QThread):
 
     counted = Signal(int, bool)  # files so far, finished
 
-    def __init__(self, folders: Sequence[str], parent: QObject | None = None):
+    def __init__(self, folders: Sequence[str], parent: QObject | None = None, *,
+                 exclusions: Sequence[str] = (), suffixes: Sequence[str] | None = None):
         super().__init__(parent)
         self._folders = list(folders)
+        self._exclusions = list(exclusions)
+        self._suffixes = None if suffixes is None else frozenset(suffixes)
         self.cancel = threading.Event()
 
     def run(self) -> None:
@@ -251,7 +262,7 @@ class CountThread(QThread):
 
         count = 0
         for folder in self._folders:
-            for _ in walk_images(folder):
+            for _ in walk_images(folder, exclusions=self._exclusions, suffixes=self._suffixes):
                 if self.cancel.is_set():
                     return
                 count += 1
@@ -260,21 +271,48 @@ class CountThread(QThread):
         self.counted.emit(count, True)
 
 
+@dataclass(frozen=True)
+class IndexSetup:
+    """What the wizard chose for a library, applied by the index thread before it walks."""
+
+    exclusions: tuple[str, ...] = ()        # the complete list of exclusion patterns
+    suffixes: tuple[str, ...] | None = None  # the file types to index; None: every type
+    bits: int = 64                           # code length of the model a new library gets
+
+
+def call_model_provider(provider: Callable[..., Path], bits: int) -> Path:
+    """A model provider is ``provider(bits)``; one that takes no argument gives its one model."""
+    import inspect
+
+    try:
+        takes_bits = bool(inspect.signature(provider).parameters)
+    except (TypeError, ValueError):  # a builtin without a signature: assume the documented form
+        takes_bits = True
+    return provider(bits) if takes_bits else provider()
+
+
 class IndexThread(QThread):
-    """Indexes folders into the library at a path with a Library of its own; cancellable."""
+    """Indexes folders into the library at a path with a Library of its own; cancellable.
+
+    ``setup`` (exclusions, file types) is written to the library first, in this thread;
+    a library without a model gets ``model_provider(setup.bits)``.
+    """
 
     stage = Signal(str)
     progress = Signal(object)  # a copy of engine.index.IndexProgress
     done = Signal(object)      # engine.index.IndexReport
     failed = Signal(str)
 
-    def __init__(self, library_path, folders: Sequence[str], *, model_provider: Callable[[], Path],
-                 indexer_options: dict | None = None, parent: QObject | None = None):
+    def __init__(self, library_path, folders: Sequence[str], *, model_provider: Callable[..., Path],
+                 indexer_options: dict | None = None, setup: IndexSetup | None = None,
+                 parent: QObject | None = None):
         super().__init__(parent)
+        self.setObjectName("lookalike-index")
         self._path = Path(library_path)
         self._folders = list(folders)
         self._model_provider = model_provider
         self._options = dict(indexer_options or {})
+        self._setup = setup
         self.cancel = threading.Event()
 
     def run(self) -> None:
@@ -283,9 +321,15 @@ class IndexThread(QThread):
 
         try:
             with Library(self._path, create=True) as library:
+                if self._setup is not None:
+                    from engine.index import set_exclusions, set_indexed_suffixes
+
+                    set_exclusions(library.store, self._setup.exclusions)
+                    set_indexed_suffixes(library.store, self._setup.suffixes)
                 if library.store.active_model() is None:
                     self.stage.emit("Preparing the model (the first time only; this takes a minute) ...")
-                    library.install_model(self._model_provider())
+                    bits = self._setup.bits if self._setup is not None else 64
+                    library.install_model(call_model_provider(self._model_provider, bits))
                 if self.cancel.is_set():
                     self.done.emit(IndexReport(cancelled=True))
                     return
@@ -303,4 +347,55 @@ class IndexThread(QThread):
 
     def _on_progress(self, progress) -> None:
         # The indexer keeps mutating its snapshot: send a copy across threads.
+        self.progress.emit(dataclasses.replace(progress))
+
+
+# ------------------------------------------------------------------ watching
+
+
+class UpdateThread(QThread):
+    """Applies a folder watcher's batch of changed paths to the library (engine.watch.apply_changes).
+
+    ``locked`` is sent instead of ``done`` when another process holds the library's writer
+    lock: the batch was not applied and should be tried again later.
+    """
+
+    progress = Signal(object)  # a copy of engine.index.IndexProgress
+    done = Signal(object)      # engine.index.IndexReport
+    locked = Signal()
+    failed = Signal(str)
+
+    def __init__(self, library_path, paths: Sequence[str], *, indexer_options: dict | None = None,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.setObjectName("lookalike-update")
+        self._path = Path(library_path)
+        self.paths = list(paths)
+        self._options = dict(indexer_options or {})
+        self.cancel = threading.Event()
+
+    def run(self) -> None:
+        from engine.library import Library
+        from engine.watch import apply_changes
+
+        try:
+            with Library(self._path, create=False) as library:
+                if not library.store.try_writer_lock():
+                    self.locked.emit()
+                    return
+                try:
+                    report = apply_changes(library, self.paths, progress=self._on_progress, cancel=self.cancel,
+                                           **self._options)
+                finally:
+                    library.store.release_writer_lock()
+        except LookalikeError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # a bug must be reported, not vanish with the thread
+            log.exception("applying folder changes failed")
+            self.failed.emit(f"updating the library failed: {exc}")
+            return
+        self.done.emit(report)
+
+    def _on_progress(self, progress) -> None:
         self.progress.emit(dataclasses.replace(progress))

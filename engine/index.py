@@ -6,12 +6,17 @@ content already encoded (a move, a rename, a copy: no decode) or decodes it, wri
 thumbnail on the way. The main process encodes batches with ONNX Runtime, appends codes and
 features, and commits one transaction per batch. Deleted files are forgotten only after a
 complete, uncancelled walk of their root.
+
+``Indexer.update`` does the same for a few files or folders (a folder watcher's batch):
+new and changed files are indexed first, then the paths that are gone are forgotten, so a
+move finds its content still catalogued and reuses the encoding.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import fnmatch
+import json
 import logging
 import multiprocessing
 import os
@@ -21,7 +26,7 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +35,99 @@ import numpy as np
 from engine import arrays
 from engine.codes import codes_from_logits, words_for_bits
 from engine.library import Library
-from engine.store import ImageRow, NewImage
+from engine.store import ImageRow, NewImage, Store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EXCLUSIONS = ("@eaDir", "#recycle", ".Trash*", "$RECYCLE.BIN", "System Volume Information")
+
+# File types a person can choose to index, as the wizard names them; only the suffixes this
+# build can decode count (engine.imageio.IMAGE_SUFFIXES: HEIC and AVIF need their plugins).
+SUFFIX_FAMILIES: dict[str, tuple[str, ...]] = {
+    "JPEG": (".jpg", ".jpeg", ".jpe"),
+    "PNG": (".png",),
+    "HEIC/HEIF": (".heic", ".heif"),
+    "WebP": (".webp",),
+    "TIFF": (".tif", ".tiff"),
+    "BMP": (".bmp",),
+    "GIF": (".gif",),
+    "AVIF": (".avif",),
+}
+SUFFIXES_META = "index_suffixes"  # store meta: JSON list of the suffixes to index; absent: all
+SMALL_UPDATE = 16  # an update with fewer files to decode decodes them in the calling thread
+
+
+def suffix_families() -> dict[str, tuple[str, ...]]:
+    """The file type families this build can decode, each with its suffixes."""
+    from engine.imageio import IMAGE_SUFFIXES
+
+    families = {name: tuple(s for s in suffixes if s in IMAGE_SUFFIXES) for name, suffixes in SUFFIX_FAMILIES.items()}
+    return {name: suffixes for name, suffixes in families.items() if suffixes}
+
+
+def indexed_suffixes(store: Store) -> frozenset[str]:
+    """The suffixes this library indexes: the person's choice, else every decodable one."""
+    from engine.imageio import IMAGE_SUFFIXES
+
+    raw = store.get_meta(SUFFIXES_META)
+    if raw is None:
+        return IMAGE_SUFFIXES
+    try:
+        value = json.loads(raw)
+        if value is None:
+            return IMAGE_SUFFIXES
+        chosen = {str(s).lower() for s in value}
+    except (ValueError, TypeError):
+        log.warning("ignoring an unreadable %s in the library: %r", SUFFIXES_META, raw)
+        return IMAGE_SUFFIXES
+    return frozenset(chosen & IMAGE_SUFFIXES)
+
+
+def set_indexed_suffixes(store: Store, suffixes: Iterable[str] | None) -> None:
+    """Remember which suffixes this library indexes (None: all); the next full run forgets the others."""
+    if suffixes is None:
+        with store.transaction():
+            store.set_meta(SUFFIXES_META, json.dumps(None))  # set_meta has no delete; null reads as "all"
+        return
+    chosen = sorted({s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes})
+    if not chosen:
+        from engine.errors import UserError
+
+        raise UserError("choose at least one file type to index")
+    with store.transaction():
+        store.set_meta(SUFFIXES_META, json.dumps(chosen))
+
+
+def set_exclusions(store: Store, patterns: Iterable[str]) -> None:
+    """Make the library's exclusion patterns exactly ``patterns`` (fnmatch; names or root-relative paths)."""
+    wanted = [p.strip() for p in patterns if p.strip()]
+    with store.transaction():
+        for pattern in set(store.exclusions()) - set(wanted):
+            store.remove_exclusion(pattern)
+        for pattern in wanted:
+            store.add_exclusion(pattern)
+
+
+def is_excluded(root: str, path: str, exclusions: Sequence[str] = (), *, include_hidden: bool = False) -> bool:
+    """Whether ``path`` under ``root`` is one the walk would never reach: a hidden or excluded
+    name, or root-relative path, anywhere along the way (the default exclusions included)."""
+    rel = os.path.relpath(path, root)
+    if rel == ".":
+        return False
+    if rel == ".." or rel.startswith(".." + os.sep):
+        return True  # not under the root at all
+    patterns = tuple(exclusions) + DEFAULT_EXCLUSIONS
+    parts = rel.split(os.sep)
+    for i, name in enumerate(parts):
+        if _excluded_entry(name, os.sep.join(parts[:i + 1]), patterns, include_hidden):
+            return True
+    return False
+
+
+def _excluded_entry(name: str, rel: str, patterns: Sequence[str], include_hidden: bool) -> bool:
+    if not include_hidden and name.startswith("."):
+        return True
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns)
 
 
 @dataclass
@@ -89,23 +182,25 @@ class _Work:
 
 
 def walk_images(root: str, *, exclusions: Sequence[str] = (), include_hidden: bool = False,
-                on_error: Callable[[str, OSError], None] | None = None) -> Iterator[tuple[str, os.stat_result]]:
+                on_error: Callable[[str, OSError], None] | None = None,
+                suffixes: Iterable[str] | None = None,
+                base: str | None = None) -> Iterator[tuple[str, os.stat_result]]:
     """Image files under ``root`` with their stat, directory by directory.
 
     Follows symbolic links to folders but never enters a folder twice (loops are survived);
-    skips hidden entries unless asked, and names or root-relative paths matching an
-    exclusion pattern (fnmatch).
+    skips hidden entries unless asked, and names or paths relative to ``base`` (default:
+    ``root``; a library root when walking one of its sub-folders) matching an exclusion
+    pattern (fnmatch). ``suffixes`` limits the file types (default: every decodable one).
     """
     from engine.imageio import IMAGE_SUFFIXES
 
+    wanted = IMAGE_SUFFIXES if suffixes is None else frozenset(suffixes)
     patterns = tuple(exclusions) + DEFAULT_EXCLUSIONS
     seen_dirs: set[tuple[int, int]] = set()
+    base = root if base is None else base
 
     def excluded(name: str, path: str) -> bool:
-        if not include_hidden and name.startswith("."):
-            return True
-        rel = os.path.relpath(path, root)
-        return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns)
+        return _excluded_entry(name, os.path.relpath(path, base), patterns, include_hidden)
 
     stack = [root]
     while stack:
@@ -130,10 +225,10 @@ def walk_images(root: str, *, exclusions: Sequence[str] = (), include_hidden: bo
                 if entry.is_dir(follow_symlinks=True):
                     subdirs.append(entry.path)
                     continue
-                if os.path.splitext(entry.name)[1].lower() not in IMAGE_SUFFIXES:
+                if os.path.splitext(entry.name)[1].lower() not in wanted:
                     continue
                 st = entry.stat(follow_symlinks=True)
-            except OSError as exc:
+            except OSError:
                 # A broken link or a file that vanished: still a file the person has, so report it.
                 yield entry.path, None  # type: ignore[misc]
                 continue
@@ -228,7 +323,8 @@ class Indexer:
     def __init__(self, library: Library, *, workers: int | None = None, batch_size: int = 32,
                  thumb_size: int = 256, include_hidden: bool = False, providers: str | list[str] = "auto",
                  progress: Callable[[IndexProgress], None] | None = None,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, suffixes: Iterable[str] | None = None):
+        """``suffixes`` limits the file types indexed; None: the library's choice (indexed_suffixes)."""
         self.library = library
         self.store = library.store
         self.workers = (os.cpu_count() or 1) if workers is None else workers
@@ -238,6 +334,7 @@ class Indexer:
         self.providers = providers
         self.progress_cb = progress
         self.cancel = cancel or threading.Event()
+        self.suffixes = None if suffixes is None else frozenset(s.lower() for s in suffixes)
         self._progress = IndexProgress("walking")
         self._last_emit = 0.0
 
@@ -254,6 +351,7 @@ class Indexer:
         todo: list[_Work] = []
         complete_roots: list[int] = []
         exclusions = self.store.exclusions()
+        suffixes = self._suffixes()
         for root_id, root in roots:
             if not os.path.isdir(root):
                 log.warning("root %s is not reachable; keeping what the library knows of it", root)
@@ -263,7 +361,7 @@ class Indexer:
             known: dict[str, ImageRow] = {}
             unchanged: list[int] = []
             for path, st in walk_images(root, exclusions=exclusions, include_hidden=self.include_hidden,
-                                        on_error=lambda d, e: errors.append(d)):
+                                        on_error=lambda d, e: errors.append(d), suffixes=suffixes):
                 if self.cancel.is_set():
                     break
                 directory = os.path.dirname(path)
@@ -291,6 +389,9 @@ class Indexer:
             elif not self.cancel.is_set():
                 complete_roots.append(root_id)
         return todo, complete_roots
+
+    def _suffixes(self) -> frozenset[str]:
+        return indexed_suffixes(self.store) if self.suffixes is None else self.suffixes
 
     # ------------------------------------------------------------------- run
 
@@ -343,17 +444,118 @@ class Indexer:
             self.store.finish_run(run_id, status, report.as_dict())
         return report
 
-    def _start_pool(self):
+    def _start_pool(self, inline: bool = False):
         info = self.library.model_info()
         initargs = (str(self.store.root / "catalog.sqlite3"), info.input_size, info.resize, self.thumb_size,
                     str(self.store.thumbs_dir()))
-        if self.workers == 0:
+        if self.workers == 0 or inline:
             return _InlinePool(initargs)
         pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                       initializer=_worker_init, initargs=initargs)
         for _ in range(self.workers):
             pool.submit(os.getpid)
         return pool
+
+    # ---------------------------------------------------------------- update
+
+    def update(self, paths: Iterable[str | os.PathLike]) -> IndexReport:
+        """Bring the library up to date for some files and folders under its roots.
+
+        For a folder watcher's batch: an existing file is indexed when it is new or changed;
+        an existing folder is walked, and what the library knows under it that is no longer
+        there is forgotten; a path that is gone (or now excluded, or of a type not indexed)
+        is forgotten with everything under it. Paths under no root, or under a root that is
+        not reachable (an unmounted drive), are left alone. New files are committed before
+        anything is forgotten, so a moved file reuses its encoding without being decoded.
+        """
+        started = time.monotonic()
+        report = IndexReport()
+        wanted = sorted({os.path.abspath(os.fspath(p)) for p in paths})
+        if not wanted:
+            return report
+        self.library.active_model()  # fail before anything else when there is no model
+        with self.store.writing():
+            return self._update(wanted, report, started)
+
+    def _update(self, paths: list[str], report: IndexReport, started: float) -> IndexReport:
+        roots = self.store.roots()
+        exclusions = self.store.exclusions()
+        suffixes = self._suffixes()
+        todo: list[_Work] = []
+        gone: list[str] = []
+        queued: set[str] = set()
+
+        def consider(path: str, root_id: int, st: os.stat_result | None) -> None:
+            if path in queued:
+                return
+            queued.add(path)
+            report.found += 1
+            row = self.store.image_by_path(path)
+            if st is not None and row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                report.unchanged += 1
+                return
+            todo.append(_Work(path, root_id, st.st_size if st else 0, st.st_mtime_ns if st else 0, row))
+
+        for path in paths:
+            if self.cancel.is_set():
+                break
+            root = _root_of(path, roots)
+            if root is None or not os.path.isdir(root[1]):
+                continue
+            root_id, root_path = root
+            if is_excluded(root_path, path, exclusions, include_hidden=self.include_hidden):
+                gone.append(path)
+                continue
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                gone.append(path)
+                continue
+            except OSError as exc:
+                log.warning("cannot look at %s: %s", path, exc)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                errors: list[str] = []
+                present: set[str] = set()
+                for file_path, file_st in walk_images(path, exclusions=exclusions, include_hidden=self.include_hidden,
+                                                      on_error=lambda d, e: errors.append(d), suffixes=suffixes,
+                                                      base=root_path):
+                    if self.cancel.is_set():
+                        break
+                    present.add(file_path)
+                    consider(file_path, root_id, file_st)
+                if not errors and not self.cancel.is_set():
+                    gone.extend(p for p in self.store.paths_under(path) if p not in present)
+            elif stat.S_ISREG(st.st_mode):
+                if os.path.splitext(path)[1].lower() in suffixes:
+                    consider(path, root_id, st)
+                else:
+                    gone.append(path)
+
+        run_id = self.store.start_run()
+        status = "failed"
+        pool = None
+        try:
+            self._progress = IndexProgress("indexing", total=len(todo), found=report.found)
+            self._emit(force=True)
+            if todo and not self.cancel.is_set():
+                # A spawned decoder process costs a second to start: not worth it for a few files.
+                pool = self._start_pool(inline=len(todo) < SMALL_UPDATE)
+                self._process(pool, todo, run_id, report)
+            report.cancelled = self.cancel.is_set()
+            if not report.cancelled:
+                self._progress.phase = "finishing"
+                self._emit(force=True)
+                report.removed = self.store.forget_paths(gone) if gone else 0
+                refit = self.library.maybe_refit_default_head()
+                report.refit = refit.name if refit else None
+            status = "cancelled" if report.cancelled else "complete"
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            report.elapsed = time.monotonic() - started
+            self.store.finish_run(run_id, status, {**report.as_dict(), "update": True})
+        return report
 
     def _process(self, pool, todo: list[_Work], run_id: int, report: IndexReport) -> None:
         library, store = self.library, self.store
@@ -444,6 +646,20 @@ class Indexer:
             arrays.write_rows(features_path, first, np.stack(feature_rows))
         store.commit_batch(items, run_id, slot)
         report.added += len(new)
+
+
+def _root_of(path: str, roots: Sequence[tuple[int, str]]) -> tuple[int, str] | None:
+    """The deepest root holding ``path`` (roots may nest), or None."""
+    best = None
+    for root_id, root in roots:
+        if path == root or path.startswith(_dir_prefix(root)):
+            if best is None or len(root) > len(best[1]):
+                best = (root_id, root)
+    return best
+
+
+def _dir_prefix(directory: str) -> str:
+    return directory if directory.endswith(os.sep) else directory + os.sep
 
 
 def _read_row(path: Path, slot: int, dtype, width: int) -> np.ndarray:

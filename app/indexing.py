@@ -1,0 +1,377 @@
+"""The window's one library writer: index runs and watched-folder updates, one at a time, off the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, QTimer, Signal
+
+from app.workers import IndexSetup, IndexThread, UpdateThread
+
+log = logging.getLogger(__name__)
+
+# QSettings keys shared by the wizard and the main window.
+SETTINGS_THREADS = "indexing/threads"    # decoder processes
+SETTINGS_PROVIDER = "indexing/provider"  # "auto", "cpu", "cuda" or "tensorrt" (engine.encoder.choose_providers)
+SETTINGS_WATCH = "watch/enabled"
+
+WATCH_DEBOUNCE = 2.0      # seconds of quiet before a batch of changes is applied
+LOCKED_RETRY_MS = 5_000   # another process holds the writer lock: try the batch again after this
+
+
+def default_threads() -> int:
+    return os.cpu_count() or 1
+
+
+def saved_threads(settings: QSettings) -> int:
+    try:
+        return max(1, int(settings.value(SETTINGS_THREADS, default_threads())))
+    except (TypeError, ValueError):
+        return default_threads()
+
+
+def saved_provider(settings: QSettings) -> str:
+    value = str(settings.value(SETTINGS_PROVIDER, "auto"))
+    return value if value in ("auto", "cpu", "cuda", "tensorrt") else "auto"
+
+
+def default_model_provider(bits: int = 64) -> Path:
+    from app.cli import build_default_model
+
+    # A torch subprocess the first time; a cached folder after that.
+    return build_default_model(bits, quiet=True)
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    """(setting, label) of the devices this machine can index on; imports ONNX Runtime (slow: not on the GUI thread)."""
+    from engine.encoder import CPU_PROVIDER, choose_providers
+
+    auto, why = choose_providers("auto")
+    now = "GPU" if auto[0] != CPU_PROVIDER else "CPU"
+    choices = [("auto", f"Automatic (GPU if present, else CPU; now {now}: {why})"), ("cpu", "CPU")]
+    for setting, label in (("cuda", "CUDA (NVIDIA GPU)"), ("tensorrt", "TensorRT (NVIDIA GPU)")):
+        wanted, _ = choose_providers(setting)
+        if wanted[0] != CPU_PROVIDER:
+            choices.append((setting, label))
+    return choices
+
+
+@dataclass
+class LibraryInfo:
+    """What the wizard shows of a library before indexing (read in a worker thread)."""
+
+    exists: bool = False
+    model: dict | None = None  # {"version", "name", "bits"} of the active model
+    roots: list[str] = field(default_factory=list)
+    exclusions: list[str] = field(default_factory=list)
+    suffixes: list[str] | None = None  # None: every type
+    providers: list[tuple[str, str]] = field(default_factory=lambda: [("auto", "Automatic"), ("cpu", "CPU")])
+    error: str | None = None
+
+
+def read_library_info(library_path: str | os.PathLike) -> LibraryInfo:
+    """The library's model, roots, exclusions and file types, and the devices to index on."""
+    from engine.errors import LookalikeError, UserError
+    from engine.imageio import IMAGE_SUFFIXES
+    from engine.index import indexed_suffixes
+    from engine.store import Store
+
+    info = LibraryInfo()
+    try:
+        info.providers = provider_choices()
+    except Exception as exc:  # ONNX Runtime missing or broken: indexing will say so
+        log.warning("cannot list ONNX Runtime providers: %s", exc)
+    try:
+        # Read-only: looking must neither create a library nor repair one being written.
+        store = Store.open(library_path, create=False, readonly=True)
+    except UserError:
+        return info  # no library yet
+    except LookalikeError as exc:
+        info.error = str(exc)
+        return info
+    try:
+        info.exists = True
+        model = store.active_model()
+        if model is not None:
+            info.model = {"version": model.id, "name": model.name, "bits": model.bits}
+        info.roots = [path for _, path in store.roots()]
+        info.exclusions = store.exclusions()
+        suffixes = indexed_suffixes(store)
+        info.suffixes = None if suffixes == IMAGE_SUFFIXES else sorted(suffixes)
+    finally:
+        store.close()
+    return info
+
+
+class IndexingService(QObject):
+    """Runs every write the window makes to its library, one at a time, in worker threads.
+
+    Index runs come from the wizard (which may close meanwhile: the run goes on, and the
+    window's status bar shows it); updates come from the folder watcher and wait while an
+    index run goes on. The service also owns the watcher, started from the library's
+    status (roots, exclusions, file types).
+    """
+
+    stage = Signal(str)
+    progress = Signal(object)        # engine.index.IndexProgress of the index run
+    indexingStarted = Signal()
+    indexingFinished = Signal()      # after done or failed
+    indexingDone = Signal(object)    # engine.index.IndexReport
+    indexingFailed = Signal(str)
+    updateStarted = Signal(int)      # paths in the batch
+    updateDone = Signal(object)      # engine.index.IndexReport of a watched batch
+    updateFailed = Signal(str)
+    libraryChanged = Signal()        # something was written: status and searches may differ
+    watchProblem = Signal(str)
+    _changesDetected = Signal(list)  # from the watcher's thread; queued to this object's thread
+    _watchError = Signal(str)
+
+    def __init__(self, library_path: str | os.PathLike, settings: QSettings, *, parent: QObject | None = None,
+                 model_provider: Callable[..., Path] | None = None, indexer_options: dict | None = None,
+                 watch_debounce: float = WATCH_DEBOUNCE):
+        super().__init__(parent)
+        self.library_path = Path(library_path)
+        self.settings = settings
+        self.model_provider = model_provider or default_model_provider
+        self.fixed_options = dict(indexer_options or {})  # override the settings (tests, development)
+        self.watch_debounce = watch_debounce
+        self._thread: IndexThread | UpdateThread | None = None
+        self._index_job: tuple[list[str], IndexSetup | None, dict] | None = None
+        self._indexing = False
+        self._pending: set[str] = set()
+        self._closed = False
+        # what the progress page shows when it opens while a run goes on
+        self.last_stage = ""
+        self.last_progress = None
+        self.report = None
+        self.error: str | None = None
+        self._watcher = None
+        self._watch_config: tuple | None = None
+        self._retry = QTimer(self)
+        self._retry.setSingleShot(True)
+        self._retry.timeout.connect(self._pump)
+        self._changesDetected.connect(self.queue_update)
+        self._watchError.connect(self.watchProblem)
+
+    # ------------------------------------------------------------------ options
+
+    def indexer_options(self, **chosen) -> dict:
+        """Decoder threads and device from the settings (or ``chosen``), then the fixed options."""
+        options = {"workers": saved_threads(self.settings), "providers": saved_provider(self.settings)}
+        options.update(chosen)
+        options.update(self.fixed_options)
+        return options
+
+    # ------------------------------------------------------------------ index runs
+
+    def is_indexing(self) -> bool:
+        """An index run is queued or running (watch updates do not count)."""
+        return self._indexing
+
+    def is_busy(self) -> bool:
+        return self._thread is not None
+
+    def index(self, folders: Sequence[str], setup: IndexSetup | None = None, **chosen_options) -> None:
+        """Start an index run of ``folders`` (after the update in flight, if any)."""
+        if self._closed:
+            return
+        if self._indexing:
+            raise RuntimeError("an index run is already going on")
+        self._index_job = (list(folders), setup, self.indexer_options(**chosen_options))
+        self._indexing = True
+        self.report, self.error, self.last_progress = None, None, None
+        self.last_stage = "Waiting for the update in progress…" if self._thread is not None else "Starting…"
+        self.indexingStarted.emit()
+        self.stage.emit(self.last_stage)
+        if isinstance(self._thread, UpdateThread):
+            self._thread.cancel.set()  # its batch goes back to the queue; the run covers it anyway
+        self._pump()
+
+    def cancel(self) -> None:
+        """Cancel the index run (a queued one never starts; a running one stops after its batch)."""
+        if not self._indexing:
+            return
+        if self._index_job is not None:
+            self._index_job = None
+            self._indexing = False
+            self.error = "cancelled before it started"
+            self.indexingFailed.emit(self.error)
+            self.indexingFinished.emit()
+            return
+        if isinstance(self._thread, IndexThread):
+            self._thread.cancel.set()
+            self._set_stage("Cancelling: finishing the photos in flight…")
+
+    def _set_stage(self, text: str) -> None:
+        self.last_stage = text
+        self.stage.emit(text)
+
+    def _pump(self) -> None:
+        """Start the next job if nothing runs: an index run first, else the pending watch changes."""
+        if self._closed or self._thread is not None:
+            return
+        if self._index_job is not None:
+            folders, setup, options = self._index_job
+            self._index_job = None
+            thread = IndexThread(self.library_path, folders, model_provider=self.model_provider,
+                                 indexer_options=options, setup=setup, parent=self)
+            thread.stage.connect(self._set_stage)
+            thread.progress.connect(self._on_index_progress)
+            thread.done.connect(self._on_index_done)
+            thread.failed.connect(self._on_index_failed)
+        elif self._pending and not self._retry.isActive():
+            paths = sorted(self._pending)
+            self._pending.clear()
+            options = {k: v for k, v in self.indexer_options().items() if k in ("workers", "providers")}
+            thread = UpdateThread(self.library_path, paths, indexer_options=options, parent=self)
+            thread.done.connect(self._on_update_done)
+            thread.failed.connect(self.updateFailed)
+            thread.locked.connect(self._on_update_locked)
+            self.updateStarted.emit(len(paths))
+        else:
+            return
+        thread.finished.connect(self._on_thread_finished)
+        self._thread = thread
+        thread.start()
+
+    def _on_index_progress(self, progress) -> None:
+        self.last_progress = progress
+        self.progress.emit(progress)
+
+    def _on_index_done(self, report) -> None:
+        self.report = report
+        self.indexingDone.emit(report)
+
+    def _on_index_failed(self, message: str) -> None:
+        self.error = message
+        self.indexingFailed.emit(message)
+
+    def _on_update_done(self, report) -> None:
+        if report.cancelled:  # cancelled for an index run or on quit: not applied yet
+            self._requeue(self._thread.paths if self._thread is not None else [], 0)
+            return
+        self.updateDone.emit(report)
+
+    def _on_update_locked(self) -> None:
+        # Another process (the command line) is writing: keep the batch and try again later.
+        if isinstance(self._thread, UpdateThread):
+            self._requeue(self._thread.paths, LOCKED_RETRY_MS)
+
+    def _requeue(self, paths: Sequence[str], delay_ms: int) -> None:
+        self._pending.update(paths)
+        if delay_ms:
+            self._retry.start(delay_ms)
+
+    def _on_thread_finished(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        thread.wait()  # finished is sent just before the thread ends: let it end
+        thread.deleteLater()
+        if isinstance(thread, IndexThread):
+            self._indexing = False
+            self.indexingFinished.emit()
+        if not self._closed:
+            self.libraryChanged.emit()
+            self._pump()
+
+    # ------------------------------------------------------------------ watching
+
+    def watch_enabled(self) -> bool:
+        return bool(self.settings.value(SETTINGS_WATCH, True, type=bool))
+
+    def set_watch_enabled(self, enabled: bool) -> None:
+        self.settings.setValue(SETTINGS_WATCH, bool(enabled))
+        if not enabled:
+            self._stop_watcher()
+        elif self._watch_config is not None:
+            self.configure_watch(*self._watch_config)
+
+    def is_watching(self) -> bool:
+        return self._watcher is not None
+
+    @property
+    def watcher(self):
+        return self._watcher
+
+    def configure_watch(self, roots: Sequence[str], exclusions: Sequence[str] = (),
+                        suffixes: Sequence[str] | None = None) -> None:
+        """Watch ``roots`` (from the library's status) if watching is on; restart only on a change."""
+        config = (tuple(sorted(roots)), tuple(exclusions), None if suffixes is None else tuple(sorted(suffixes)))
+        changed = config != self._watch_config
+        self._watch_config = config
+        if self._closed or not self.watch_enabled() or not roots:
+            self._stop_watcher()
+            return
+        if self._watcher is not None and not changed:
+            return
+        self._stop_watcher()
+        from engine.watch import FolderWatcher
+
+        self._watcher = FolderWatcher(config[0], self._changesDetected.emit, exclusions=config[1],
+                                      suffixes=config[2], ignore=[self.library_path], debounce=self.watch_debounce,
+                                      on_error=lambda root, exc: self._watchError.emit(f"cannot watch {root}: {exc}"))
+        self._watcher.start()
+
+    def _stop_watcher(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def queue_update(self, paths: list) -> None:
+        """Changed paths from the watcher: applied once nothing else writes."""
+        if self._closed:
+            return
+        self._pending.update(paths)
+        self._pump()
+
+    # ------------------------------------------------------------------ quitting
+
+    def shutdown(self) -> None:
+        """Stop watching, cancel what runs and wait for it: no thread outlives the window."""
+        if self._closed:
+            return
+        self._closed = True
+        self._retry.stop()
+        self._stop_watcher()
+        self._index_job = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.cancel.set()
+            thread.wait()
+        self._indexing = False
+
+
+# ------------------------------------------------------------------ wording
+
+
+def short_duration(seconds: float | None) -> str:
+    """A compact "about how long": 40 s, 3 min, 2 h 05 min."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def compact_progress(progress) -> str:
+    """One status-bar line for an index run: "Indexing 1,234 / 5,000 · 18/s · ETA 3 min"."""
+    if progress is None:
+        return "Indexing…"
+    if progress.phase == "walking":
+        return f"Looking for photos… {progress.found:,} found"
+    if progress.phase == "finishing":
+        return "Finishing indexing…"
+    parts = [f"Indexing {progress.done:,} / {progress.total:,}"]
+    if progress.rate > 0:
+        parts.append(f"{progress.rate:.0f}/s")
+    if progress.eta is not None:
+        parts.append(f"ETA {short_duration(progress.eta)}")
+    return " · ".join(parts)
