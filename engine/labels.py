@@ -8,7 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.atomic import write_bytes
+from engine.errors import DecodeError, UserError
 from engine.store import Store
 
 SIMILAR = {"similar": 1, "1": 1, "+1": 1, "same": 1, "dissimilar": -1, "-1": -1, "different": -1}
@@ -95,3 +96,38 @@ def export_csv(store: Store, out) -> int:
         writer.writerow((current_a, current_b, "similar" if label == 1 else "dissimilar"))
         count += 1
     return count
+
+
+def export_csv_file(store: Store, path: str | os.PathLike) -> int:
+    """:func:`export_csv` to a file, written atomically (a failed export leaves the old file)."""
+    out = io.StringIO()
+    count = export_csv(store, out)
+    try:
+        write_bytes(path, out.getvalue().encode("utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return count
+
+
+def photo_hash(store: Store, path: str | os.PathLike) -> tuple[str, bool]:
+    """A photo file's content hash (the key labels use) and whether that content is indexed.
+
+    An indexed file that has not changed since gives its stored hash; any other file is read
+    and hashed exactly as the indexer does, so a label on it counts once it is indexed.
+    """
+    from engine.imageio import content_hash, read_file
+
+    path = os.path.abspath(path)
+    row = store.image_by_path(path)
+    if row is not None and row.status == "ok" and row.content_hash:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            stat = None
+        if stat is not None and (stat.st_size, stat.st_mtime_ns) == (row.size, row.mtime_ns):
+            return row.content_hash, True
+    try:
+        digest = content_hash(read_file(path))
+    except DecodeError as exc:
+        raise UserError(f"{path}: {exc.reason}") from exc
+    return digest, bool(store.slots_for_hashes([digest]))
