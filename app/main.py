@@ -1,23 +1,33 @@
-"""Start the desktop window: ``main(argv)`` creates the QApplication and the main window."""
+"""Start the desktop window: ``main(argv)`` creates the QApplication, the theme and the main window."""
 
 from __future__ import annotations
 
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def create_window(argv: list[str] | None = None):
+    """The application (themed, with its icon) and a shown main window; the event loop is not started."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from app.icons import icon
     from app.main_window import SETTINGS_APP, SETTINGS_ORG, MainWindow
+    from app.theme import Theme
 
     argv = list(sys.argv if argv is None else argv)
     app = QApplication.instance() or QApplication(argv)
     app.setOrganizationName(SETTINGS_ORG)
     app.setApplicationName(SETTINGS_APP)
+    app.setWindowIcon(icon("app"))
+    app.lookalike_theme = Theme.from_environment(app)  # kept on the app: it lives as long as the app
     settings = QSettings(SETTINGS_ORG, SETTINGS_APP)
     window = MainWindow(settings=settings)
     window.show()
+    return app, window
+
+
+def main(argv: list[str] | None = None) -> int:
+    app, window = create_window(argv)
     code = app.exec()
     window.shutdown()  # already done by closeEvent unless the loop ended another way
     return int(code)

@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QK
 from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QListView, QMainWindow, QMenu,
                                QPushButton, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
+from app.icons import icon
 from app.results import PathRole, ResultsModel
 from app.workers import FunctionThread, ImageLoader, SearchThread
 
@@ -67,6 +68,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._build_ui()
         self._build_menus()
+        self._set_icons()
+        self._build_model_menu()
 
         geometry = self.settings.value("geometry")
         if geometry is not None:
@@ -78,6 +81,8 @@ class MainWindow(QMainWindow):
         self.search_thread.worker.statusReady.connect(self._on_status)
         self.search_thread.worker.resultsReady.connect(self._on_results)
         self.search_thread.worker.failed.connect(self._on_failed)
+        self._build_indexing()
+        self._init_labeling()
         self.search_thread.refreshRequested.emit()
 
         self._warm_thread = None
@@ -116,6 +121,7 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self.query_label, 1)
         left_layout.addWidget(self.query_caption)
         left_layout.addLayout(k_row)
+        left_layout.addWidget(self._build_search_controls())
 
         self.model = ResultsModel(QSize(160, 160), parent=self)
         self.view = QListView()
@@ -175,6 +181,14 @@ class MainWindow(QMainWindow):
         file_menu.addAction(quit_action)
         self.open_action, self.paste_action, self.wizard_action = open_action, paste_action, wizard_action
 
+    def _set_icons(self) -> None:
+        """Icons from resources/icons (app.icons): they scale to any DPI and follow the theme."""
+        self.setWindowIcon(icon("app"))
+        self.open_action.setIcon(icon("open"))
+        self.paste_action.setIcon(icon("paste"))
+        self.wizard_action.setIcon(icon("add-folder"))
+        self.empty_button.setIcon(icon("add-folder"))
+
     # ------------------------------------------------------------------ library status
 
     def _on_status(self, status: dict) -> None:
@@ -220,7 +234,7 @@ class MainWindow(QMainWindow):
             self.preview_loader.request("query", query)
             self.query_caption.setText(query)
         self.statusBar().showMessage("Searching…")
-        self.search_thread.search(query, self.k_spin.value())
+        self.search_thread.search(query, self.k_spin.value(), self.search_options())
 
     def _on_preview(self, generation: int, key: object, image: QImage) -> None:
         if generation != self.preview_loader.generation:
@@ -290,11 +304,12 @@ class MainWindow(QMainWindow):
     def result_menu(self, index: QModelIndex) -> QMenu:
         path = index.data(PathRole)
         menu = QMenu(self)
-        menu.addAction("Open", lambda: self.open_result(path))
-        menu.addAction("Reveal in file manager", lambda: self.reveal_result(path))
-        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(path))
+        menu.addAction(icon("open"), "Open", lambda: self.open_result(path))
+        menu.addAction(icon("reveal"), "Reveal in file manager", lambda: self.reveal_result(path))
+        menu.addAction(icon("copy"), "Copy path", lambda: QGuiApplication.clipboard().setText(path))
         menu.addSeparator()
-        menu.addAction("Find lookalikes of this", lambda: self.search(path))
+        menu.addAction(icon("search"), "Find lookalikes of this", lambda: self.search(path))
+        self.labeling.add_feedback_actions(menu, path)
         return menu
 
     def open_result(self, path: str | None) -> None:
@@ -313,7 +328,7 @@ class MainWindow(QMainWindow):
         if self._wizard is not None:
             self._wizard.raise_()
             return
-        self._wizard = IndexWizard(self.library_path, parent=self, **self._wizard_options)
+        self._wizard = IndexWizard(self.indexing, self.settings, parent=self)
         self._wizard.finished.connect(self._on_wizard_finished)
         self._wizard.open()
 
@@ -326,6 +341,350 @@ class MainWindow(QMainWindow):
         if wizard is not None:
             wizard.deleteLater()
         self.refresh_status()
+
+    # ------------------------------------------------------------------ retrain
+
+    def _build_model_menu(self) -> None:
+        self._retrain_dialog = None
+        model_menu = self.menuBar().addMenu("&Model")
+        self.retrain_action = QAction("&Retrain…", self, shortcut=QKeySequence("Ctrl+R"),
+                                      triggered=lambda: self.open_retrain_dialog())
+        self.versions_action = QAction("Model &versions…", self,
+                                       triggered=lambda: self.open_retrain_dialog(versions=True))
+        model_menu.addAction(self.retrain_action)
+        model_menu.addAction(self.versions_action)
+
+    def open_retrain_dialog(self, versions: bool = False):
+        """The retrain dialog for this library (one at a time); on its Versions tab if asked."""
+        from app.retrain_dialog import RetrainDialog
+
+        dialog = self._retrain_dialog
+        if dialog is None:
+            dialog = self._retrain_dialog = RetrainDialog(self.library_path, parent=self)
+            dialog.model_changed.connect(self._on_model_changed)
+            dialog.finished.connect(self._on_retrain_finished)
+            dialog.show()
+        else:
+            dialog.raise_()
+            dialog.activateWindow()
+        if versions:
+            dialog.tabs.setCurrentIndex(1)
+        return dialog
+
+    @property
+    def retrain_dialog(self):
+        return self._retrain_dialog
+
+    def _on_retrain_finished(self, result: int) -> None:
+        dialog, self._retrain_dialog = self._retrain_dialog, None
+        if dialog is not None:
+            dialog.deleteLater()
+
+    def _on_model_changed(self) -> None:
+        # The search worker reads the active model on every search, so only the status and
+        # the results on show (ranked by the old model) need refreshing.
+        self.refresh_status()
+        if self._query is not None and not self._closed:
+            self.search(self._query)
+
+    # ------------------------------------------------------------------ labelling (app/labeling.py)
+
+    def _init_labeling(self) -> None:
+        """The Labels menu, the pair dock and the labels dialog; feedback on results."""
+        from app.labeling import LabelingController
+
+        self.labeling = LabelingController(self, self.library_path)
+        self.search_thread.worker.resultsReady.connect(self._on_results_for_labeling)
+
+    def _on_results_for_labeling(self, request_id: int, query_path: str, items: list) -> None:
+        # The search behind the results on show: feedback labels against its query, and the
+        # pair view suggests (query, result) pairs from recent searches.
+        if request_id == self.search_thread.current_request:
+            self.labeling.remember_search(self._query, items)
+
+    # ------------------------------------------------------------------ indexing and watching
+
+    def _build_indexing(self) -> None:
+        """The library's one writer (index runs, watched changes), its progress in the status bar, its menu."""
+        from PySide6.QtWidgets import QProgressBar, QToolButton
+
+        from app.indexing import IndexingService
+
+        self.indexing = IndexingService(self.library_path, self.settings, parent=self, **self._wizard_options)
+        self.indexing_label = QLabel()
+        self.indexing_bar = QProgressBar()
+        self.indexing_bar.setTextVisible(False)
+        self.indexing_bar.setMaximumWidth(140)
+        self.indexing_bar.setMaximumHeight(14)
+        self.indexing_cancel = QToolButton()
+        self.indexing_cancel.setText("Cancel")
+        self.indexing_cancel.setToolTip("Stop indexing after the photos in flight (it goes on from there next time)")
+        self.indexing_cancel.clicked.connect(self.indexing.cancel)
+        for position, widget in enumerate((self.indexing_label, self.indexing_bar, self.indexing_cancel)):
+            self.statusBar().insertPermanentWidget(position, widget)
+            widget.setVisible(False)
+
+        service = self.indexing
+        service.indexingStarted.connect(self._on_indexing_started)
+        service.stage.connect(self._on_indexing_stage)
+        service.progress.connect(self._on_indexing_progress)
+        service.indexingFinished.connect(self._on_indexing_finished)
+        service.updateStarted.connect(self._on_update_started)
+        service.updateDone.connect(self._on_update_done)
+        service.updateFailed.connect(self._on_update_failed)
+        service.libraryChanged.connect(self.refresh_status)
+        service.watchProblem.connect(lambda message: self.statusBar().showMessage(message, 10_000))
+        self.search_thread.worker.statusReady.connect(self._on_library_status)
+
+        self.watch_action = QAction("&Watch folders for changes", self, checkable=True)
+        self.watch_action.setChecked(service.watch_enabled())
+        self.watch_action.setToolTip("Keep the library up to date as photos are added, changed, moved or deleted")
+        self.watch_action.toggled.connect(service.set_watch_enabled)
+        for menu in self.wizard_action.associatedObjects():  # beside "Add photo folders…"
+            if isinstance(menu, QMenu):
+                actions = menu.actions()
+                after = actions.index(self.wizard_action) + 1
+                menu.insertAction(actions[after] if after < len(actions) else None, self.watch_action)
+        self._build_view_menu()
+
+    def _show_indexing(self, text: str, *, cancellable: bool) -> None:
+        self.indexing_label.setText(text)
+        self.indexing_label.setVisible(True)
+        self.indexing_bar.setVisible(True)
+        self.indexing_cancel.setVisible(cancellable)
+        self.indexing_cancel.setEnabled(cancellable)
+
+    def _hide_indexing(self) -> None:
+        for widget in (self.indexing_label, self.indexing_bar, self.indexing_cancel):
+            widget.setVisible(False)
+
+    def _on_indexing_started(self) -> None:
+        self.indexing_bar.setRange(0, 0)
+        self._show_indexing("Indexing…", cancellable=True)
+
+    def _on_indexing_stage(self, text: str) -> None:
+        if self.indexing.is_indexing():
+            self.indexing_label.setText(text.rstrip(" .…") + "…")
+
+    def _on_indexing_progress(self, progress) -> None:
+        from app.indexing import compact_progress
+
+        if progress.phase == "indexing" and progress.total:
+            self.indexing_bar.setRange(0, progress.total)
+            self.indexing_bar.setValue(progress.done)
+        else:
+            self.indexing_bar.setRange(0, 0)
+        self.indexing_label.setText(compact_progress(progress))
+
+    def _on_indexing_finished(self) -> None:
+        self._hide_indexing()
+        report, error = self.indexing.report, self.indexing.error
+        if error is not None:
+            self.statusBar().showMessage(f"Indexing stopped: {error}", 15_000)
+        elif report is not None:
+            head = "Indexing cancelled" if report.cancelled else "Indexing done"
+            self.statusBar().showMessage(f"{head}: {report.added:,} photos indexed, {report.skipped:,} skipped, "
+                                         f"{report.removed:,} removed", 15_000)
+        if self._query is not None and not self._closed:
+            self.search(self._query)  # the results on show may have changed
+
+    def _on_update_started(self, count: int) -> None:
+        if not self.indexing.is_indexing():
+            self.indexing_bar.setRange(0, 0)
+            self._show_indexing(f"Updating {count:,} changed file(s)…", cancellable=False)
+
+    def _on_update_done(self, report) -> None:
+        if not self.indexing.is_indexing():
+            self._hide_indexing()
+        if report.added or report.reused or report.removed or report.skipped:
+            self.statusBar().showMessage(f"Folders changed: {report.added + report.reused:,} photos added or "
+                                         f"updated, {report.removed:,} removed", 8_000)
+
+    def _on_update_failed(self, message: str) -> None:
+        if not self.indexing.is_indexing():
+            self._hide_indexing()
+        self.statusBar().showMessage(f"Updating the library failed: {message}", 15_000)
+
+    def _on_library_status(self, status: dict) -> None:
+        """Roots, exclusions and types from the library: the watcher follows them, so does the folder filter."""
+        roots = list(status.get("roots") or []) if status.get("exists") else []
+        self._set_folder_roots(roots)
+        if not self._closed:
+            self.indexing.configure_watch(roots, status.get("exclusions") or (), status.get("suffixes"))
+
+    # ------------------------------------------------------------------ search controls
+
+    SEARCH_CANDIDATES = "search/candidates"  # "pool" or "radius"
+    SEARCH_POOL = "search/pool"              # 0: automatic (engine.search.default_pool)
+    SEARCH_RADIUS = "search/radius"
+    SEARCH_RERANK = "search/rerank"
+    SEARCH_FOLDER = "search/folder"          # "" or a folder: results only from under it
+    _CHOOSE_FOLDER = "\0choose"
+
+    def _build_search_controls(self) -> QWidget:
+        """Candidates (pool size or Hamming radius), re-rank on or off, and a folder filter."""
+        from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout
+
+        box = QWidget()
+        grid = QGridLayout(box)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.candidates_combo = QComboBox()
+        self.candidates_combo.addItem("Nearest codes", "pool")
+        self.candidates_combo.addItem("Within radius", "radius")
+        self.candidates_combo.setToolTip("Which photos the fast code comparison passes on to be re-ranked: a "
+                                         "number of the nearest, or all within a Hamming distance")
+        self.pool_spin = QSpinBox()
+        self.pool_spin.setRange(0, 100_000)
+        self.pool_spin.setSingleStep(500)
+        self.pool_spin.setSpecialValueText("Auto")
+        self.pool_spin.setKeyboardTracking(False)
+        self.pool_spin.setToolTip("Candidates to re-rank; Auto grows with the library (at least 2,000)")
+        self.radius_spin = QSpinBox()
+        self.radius_spin.setRange(0, 256)
+        self.radius_spin.setSuffix(" bits")
+        self.radius_spin.setKeyboardTracking(False)
+        self.radius_spin.setToolTip("Every photo whose code differs in at most this many bits")
+        self.rerank_check = QCheckBox("Re-rank by features")
+        self.rerank_check.setToolTip("Order the candidates by their full features (better), not by code distance alone")
+        self.folder_combo = QComboBox()
+        self.folder_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.folder_combo.setMinimumContentsLength(12)
+        self.folder_combo.setToolTip("Only show photos from under this folder")
+        candidates_row = QHBoxLayout()
+        candidates_row.addWidget(self.candidates_combo, 1)
+        candidates_row.addWidget(self.pool_spin)
+        candidates_row.addWidget(self.radius_spin)
+        grid.addWidget(QLabel("Candidates:"), 0, 0)
+        grid.addLayout(candidates_row, 0, 1)
+        grid.addWidget(self.rerank_check, 1, 1)
+        grid.addWidget(QLabel("Folder:"), 2, 0)
+        grid.addWidget(self.folder_combo, 2, 1)
+        grid.setColumnStretch(1, 1)
+
+        settings = self.settings
+        mode = str(settings.value(self.SEARCH_CANDIDATES, "pool"))
+        self.candidates_combo.setCurrentIndex(max(0, self.candidates_combo.findData(mode)))
+        self.pool_spin.setValue(int(settings.value(self.SEARCH_POOL, 0, type=int)))
+        self.radius_spin.setValue(int(settings.value(self.SEARCH_RADIUS, 12, type=int)))
+        self.rerank_check.setChecked(bool(settings.value(self.SEARCH_RERANK, True, type=bool)))
+        self._folder_roots: list[str] = []
+        self._set_folder_roots([], selected=str(settings.value(self.SEARCH_FOLDER, "")) or None)
+        self._update_candidate_widgets()
+
+        self.candidates_combo.currentIndexChanged.connect(self._on_search_controls_changed)
+        self.pool_spin.valueChanged.connect(self._on_search_controls_changed)
+        self.radius_spin.valueChanged.connect(self._on_search_controls_changed)
+        self.rerank_check.toggled.connect(self._on_search_controls_changed)
+        self.folder_combo.activated.connect(self._on_folder_activated)
+        return box
+
+    def search_options(self) -> dict:
+        """The search controls as SearchParams fields plus ``folder`` (what SearchWorker.search takes)."""
+        options: dict = {"rerank": self.rerank_check.isChecked()}
+        if self.candidates_combo.currentData() == "radius":
+            options["radius"] = self.radius_spin.value()
+        elif self.pool_spin.value() > 0:
+            options["pool"] = self.pool_spin.value()
+        folder = self.search_folder()
+        if folder:
+            options["folder"] = folder
+        return options
+
+    def search_folder(self) -> str | None:
+        data = self.folder_combo.currentData()
+        return data if data and data != self._CHOOSE_FOLDER else None
+
+    def set_search_folder(self, folder: str | os.PathLike | None) -> None:
+        """Restrict results to photos under ``folder`` (None: every folder); re-runs the query."""
+        self._set_folder_roots(self._folder_roots, selected=None if folder is None else os.path.abspath(folder))
+        self._on_search_controls_changed()
+
+    def _set_folder_roots(self, roots: list[str], selected: str | None | bool = False) -> None:
+        """Rebuild the folder list: every folder, the library's roots, the chosen folder, "Choose folder…"."""
+        if selected is False:
+            selected = self.search_folder()
+        self._folder_roots = list(roots)
+        combo = self.folder_combo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem("All folders", "")
+        for root in roots:
+            combo.addItem(root, root)
+        if selected and selected not in roots:
+            combo.addItem(selected, selected)
+        combo.addItem("Choose folder…", self._CHOOSE_FOLDER)
+        combo.setCurrentIndex(max(0, combo.findData(selected or "")))
+        combo.blockSignals(False)
+
+    def _on_folder_activated(self, index: int) -> None:
+        if self.folder_combo.itemData(index) == self._CHOOSE_FOLDER:
+            previous = self.settings.value(self.SEARCH_FOLDER, "") or None
+            folder = QFileDialog.getExistingDirectory(self, "Show only photos under", previous or "")
+            self.set_search_folder(folder or previous)
+            return
+        self._on_search_controls_changed()
+
+    def _update_candidate_widgets(self) -> None:
+        radius = self.candidates_combo.currentData() == "radius"
+        self.pool_spin.setVisible(not radius)
+        self.radius_spin.setVisible(radius)
+        self.pool_spin.setEnabled(self.rerank_check.isChecked())  # without re-ranking the pool is just k
+
+    def _on_search_controls_changed(self, *args) -> None:
+        self._update_candidate_widgets()
+        settings = self.settings
+        settings.setValue(self.SEARCH_CANDIDATES, self.candidates_combo.currentData())
+        settings.setValue(self.SEARCH_POOL, self.pool_spin.value())
+        settings.setValue(self.SEARCH_RADIUS, self.radius_spin.value())
+        settings.setValue(self.SEARCH_RERANK, self.rerank_check.isChecked())
+        settings.setValue(self.SEARCH_FOLDER, self.search_folder() or "")
+        if self._query is not None and not self._closed:
+            self.search(self._query)
+
+    # ------------------------------------------------------------------ view
+
+    VIEW_THUMBNAILS = "view/thumbnail_size"
+    THUMBNAIL_SIZES = {"small": 96, "medium": 160, "large": 240}
+
+    def _build_view_menu(self) -> None:
+        from PySide6.QtGui import QActionGroup
+
+        view_menu = QMenu("&View", self)
+        size_menu = view_menu.addMenu("&Thumbnail size")
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        self.thumbnail_actions: dict[str, QAction] = {}
+        for key, label in (("small", "&Small"), ("medium", "&Medium"), ("large", "&Large")):
+            action = QAction(label, self, checkable=True)
+            action.setData(key)
+            group.addAction(action)
+            size_menu.addAction(action)
+            self.thumbnail_actions[key] = action
+        group.triggered.connect(lambda action: self.set_thumbnail_size(action.data()))
+        menus = self.menuBar().actions()
+        if len(menus) > 1:
+            self.menuBar().insertMenu(menus[1], view_menu)  # right after File
+        else:
+            self.menuBar().addMenu(view_menu)
+        self.view_menu = view_menu
+        self.set_thumbnail_size(str(self.settings.value(self.VIEW_THUMBNAILS, "medium")))
+
+    def thumbnail_size(self) -> str:
+        return next((k for k, a in self.thumbnail_actions.items() if a.isChecked()), "medium")
+
+    def set_thumbnail_size(self, key: str) -> None:
+        """Small, medium or large thumbnails in the results grid (reloaded at that size)."""
+        if key not in self.THUMBNAIL_SIZES:
+            key = "medium"
+        side = self.THUMBNAIL_SIZES[key]
+        self.thumbnail_actions[key].setChecked(True)
+        self.settings.setValue(self.VIEW_THUMBNAILS, key)
+        if self.view.iconSize() == QSize(side, side):
+            return
+        self.view.setIconSize(QSize(side, side))
+        self.view.setGridSize(QSize(side + 20, side + 40))
+        self.model.loader.size = QSize(side, side)
+        self.model.set_results([self.model.item(row) for row in range(self.model.rowCount())])
 
     # ------------------------------------------------------------------ shutdown
 
@@ -348,7 +707,11 @@ class MainWindow(QMainWindow):
         self._closed = True
         if self._wizard is not None:
             self._wizard.shutdown()
+        self.indexing.shutdown()
+        if self._retrain_dialog is not None:
+            self._retrain_dialog.shutdown()
         self.search_thread.shutdown()
+        self.labeling.shutdown()
         self.model.shutdown()
         self.preview_loader.shutdown()
         if self._warm_thread is not None:

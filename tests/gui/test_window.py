@@ -82,7 +82,8 @@ def test_result_menu_copies_the_path_and_finds_lookalikes_of_a_result(make_windo
     qtbot.waitUntil(lambda: model.rowCount() == 5, timeout=20_000)
     menu = window.result_menu(model.index(2))
     actions = {a.text(): a for a in menu.actions() if a.text()}
-    assert set(actions) == {"Open", "Reveal in file manager", "Copy path", "Find lookalikes of this"}
+    assert set(actions) == {"Open", "Reveal in file manager", "Copy path", "Find lookalikes of this",
+                            "Mark similar to the query", "Mark dissimilar to the query"}
     third = model.item(2).path
     actions["Copy path"].trigger()
     assert QApplication.clipboard().text() == third
@@ -115,6 +116,8 @@ def test_wizard_indexes_folders_end_to_end(make_window, qtbot, tmp_path, photo_s
     assert not wizard.button(wizard.WizardButton.NextButton).isEnabled()  # no folder yet
     wizard.folders_page.add_folder(photo_set["dir"])
     wizard.folders_page.add_folder(photo_set["broken"])
+    wizard.next()  # the options page, filled once the library has been read
+    qtbot.waitUntil(wizard.options_page.isComplete, timeout=10_000)
     wizard.next()
     qtbot.waitUntil(lambda: wizard.summary_page.count == PHOTOS + 2, timeout=10_000)
     assert "image files in 2 folder(s)" in wizard.summary_page.label.text()
@@ -143,6 +146,8 @@ def test_cancel_during_indexing_stops_cleanly_and_leaves_the_library_usable(make
     wizard = window.wizard
     wizard.folders_page.add_folder(photo_set["dir"])
     wizard.next()
+    qtbot.waitUntil(wizard.options_page.isComplete, timeout=10_000)
+    wizard.next()
     wizard.next()
     page = wizard.progress_page
 
@@ -150,12 +155,12 @@ def test_cancel_during_indexing_stops_cleanly_and_leaves_the_library_usable(make
         if progress.phase == "indexing" and progress.done >= 1 and page.cancel_button.isEnabled():
             qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
 
-    page.thread.progress.connect(cancel_once_indexing)
+    window.indexing.progress.connect(cancel_once_indexing)
     qtbot.waitUntil(page.isComplete, timeout=30_000)
     assert page.report is not None and page.report.cancelled
     assert page.report.added < PHOTOS
     assert "Cancelled" in page.stage.text()
-    assert not page.thread.isRunning()
+    assert not window.indexing.is_busy()
     wizard.accept()
     qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
 

@@ -1,0 +1,448 @@
+"""Screenshots of every screen for the README: a demo library of sample photos, each screen rendered offscreen.
+
+    dev/screenshots [--out docs/screenshots] [--scale 2] [--keep]
+
+Builds a demo photo folder from the photos bundled with scikit-image and scikit-learn
+(a cat, an espresso, a rocket, a temple, ...) plus edited copies of each (cropped,
+mirrored, warmer, smaller), indexes it into a demo library with the default model, labels
+a few pairs, then drives the real windows on Qt's offscreen platform and saves
+``QWidget.grab()`` of each as PNG: the main window empty and with the results of a
+dropped photo (light and dark), the result menu, every page of the indexing wizard, the
+pair-labeling view, the labels list and the retrain dialog. A screen whose module is not
+there (yet) is skipped with a note, and the others are still made. Takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEMO = Path(tempfile.gettempdir()) / "lookalike-demo"
+MARKER = ".lookalike-demo"  # only a folder holding this is ever deleted
+WINDOW = (1180, 760)
+
+# sample -> album; the bundled photos that look like photos (the others are diagrams).
+SAMPLES = {
+    "chelsea": "Home", "coffee": "Home", "astronaut": "Trips", "rocket": "Trips", "china": "Trips",
+    "flower": "Garden", "motorcycle": "Trips", "hubble_deep_field": "Sky", "moon": "Sky",
+    "immunohistochemistry": "Lab", "retina": "Lab", "coins": "Lab", "camera": "Home", "clock": "Home",
+    "brick": "Textures", "grass": "Garden", "gravel": "Garden",
+}
+CAMERA = ("chelsea", "coffee", "rocket", "china", "flower", "motorcycle", "astronaut", "hubble_deep_field")
+
+
+# ------------------------------------------------------------------ demo photos
+
+
+def sample_image(name: str):
+    """A bundled sample photo as an RGB PIL image (none needs a download)."""
+    import numpy as np
+    from PIL import Image
+
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        array = load_sample_image(f"{name}.jpg")
+    elif name == "motorcycle":
+        from skimage import data
+
+        array = data.stereo_motorcycle()[0]
+    else:
+        from skimage import data
+
+        array = getattr(data, name)()
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        array = (255 * (array - array.min()) / max(float(array.max() - array.min()), 1e-9)).astype(np.uint8)
+    image = Image.fromarray(array)
+    return image.convert("RGB")
+
+
+def camera_original(image):
+    """The photo as a 4000 x 3000 camera file: cropped to 4:3 and upscaled."""
+    from PIL import Image
+
+    width, height = image.size
+    if width * 3 > height * 4:
+        crop = height * 4 // 3
+        image = image.crop(((width - crop) // 2, 0, (width - crop) // 2 + crop, height))
+    else:
+        crop = width * 3 // 4
+        image = image.crop((0, (height - crop) // 2, width, (height - crop) // 2 + crop))
+    return image.resize((4000, 3000), Image.Resampling.BICUBIC)
+
+
+def edits(image) -> dict[str, object]:
+    """Edited copies a person's folders hold: a crop, a mirror, a warmer print, a small re-save."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    width, height = image.size
+    cropped = image.crop((width // 8, height // 10, width - width // 6, height - height // 8))
+    r, g, b = image.split()
+    warm = ImageEnhance.Brightness(
+        Image.merge("RGB", (r.point(lambda v: min(255, int(v * 1.12))), g, b.point(lambda v: int(v * 0.85))))
+    ).enhance(1.08)
+    small = image.resize((max(1, width * 2 // 5), max(1, height * 2 // 5)))
+    return {"cropped": cropped, "mirrored": ImageOps.mirror(image), "warm": warm, "small": small}
+
+
+def make_demo_photos(root: Path) -> dict:
+    """The demo folders: originals in albums, edits in Edited/, a query in Downloads/."""
+    from PIL import Image
+
+    pictures = root / "Pictures"
+    originals: dict[str, Path] = {}
+    edited: dict[str, dict[str, Path]] = {}
+    for name, album in SAMPLES.items():
+        image = sample_image(name)
+        path = pictures / album / f"{name.replace('_', '-')}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, quality=92)
+        originals[name] = path
+        edited[name] = {}
+        for kind, copy in edits(image).items():
+            target = pictures / "Edited" / f"{path.stem}-{kind}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy.save(target, quality=60 if kind == "small" else 88)
+            edited[name][kind] = target
+    # A camera's full-size originals (12 MP), which the exported copies above were made from;
+    # they also make the wizard's indexing last long enough to be seen under way.
+    (pictures / "Camera").mkdir()
+    for number, name in enumerate(CAMERA):
+        camera_original(sample_image(name)).save(pictures / "Camera" / f"IMG_{2041 + 7 * number}.jpg", quality=90)
+    # The stereo pair's other view: a second shot of the same scene, as people take.
+    from skimage import data
+
+    Image.fromarray(data.stereo_motorcycle()[1]).convert("RGB").save(pictures / "Trips" / "motorcycle-2.jpg",
+                                                                     quality=92)
+    # The query: the espresso as a chat app would send it back, tilted, cropped and small.
+    coffee = sample_image("coffee").rotate(5, resample=Image.Resampling.BICUBIC)
+    width, height = coffee.size
+    query = coffee.crop((width // 10, height // 10, width - width // 12, height - height // 9)).resize((420, 300))
+    downloads = root / "Downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    query_path = downloads / "espresso-from-chat.jpg"
+    query.save(query_path, quality=70)
+    return {"pictures": pictures, "originals": originals, "edited": edited, "query": query_path}
+
+
+def build_library(path: Path, photos: dict) -> None:
+    """Index the demo photos with the default model and label a few pairs."""
+    from app.cli import build_default_model
+    from engine.index import Indexer
+    from engine.labels import import_csv
+    from engine.library import Library
+
+    with Library(path) as library:
+        library.install_model(build_default_model(64, quiet=True))
+        report = Indexer(library, workers=0).run([photos["pictures"]])
+        if report.added == 0:
+            raise RuntimeError(f"the demo library indexed nothing: {report}")
+        pairs = []
+        names = list(photos["originals"])
+        for i, name in enumerate(names):
+            for kind in ("cropped", "mirrored", "warm", "small")[: 1 + i % 3]:
+                pairs.append((photos["originals"][name], photos["edited"][name][kind], "similar"))
+            other = names[(i + 3) % len(names)]
+            pairs.append((photos["originals"][name], photos["originals"][other], "dissimilar"))
+        table = path.parent / "labels.csv"
+        with table.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["a", "b", "label"])
+            writer.writerows([str(a), str(b), label] for a, b, label in pairs)
+        result = import_csv(library.store, table, source="demo")
+        if result.problems:
+            raise RuntimeError(f"demo labels: {result.problems[:3]}")
+
+
+# ------------------------------------------------------------------ driving the windows
+
+
+class Shooter:
+    """Saves grabs of widgets and keeps a list of what was made and what was skipped."""
+
+    def __init__(self, app, out: Path):
+        self.app, self.out = app, out
+        self.made: list[Path] = []
+        self.skipped: list[tuple[str, str]] = []
+
+    def wait(self, predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                print(f"  (gave up waiting for {what or 'the screen'} after {timeout:.0f} s)", flush=True)
+                return False
+            self.app.processEvents()
+            time.sleep(0.01)
+        return True
+
+    def settle(self, seconds: float = 0.2) -> None:
+        """Let queued events (repaints, palette changes, loaded images) be handled."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.app.processEvents()
+            time.sleep(0.01)
+
+    def save(self, widget, name: str) -> None:
+        focus = widget.focusWidget()
+        if focus is not None and widget.isWindow() and hasattr(widget, "menuBar"):
+            focus.clearFocus()  # no text cursor blinking in a main window's spin box
+        self.settle()
+        path = self.out / f"{name}.png"
+        if not widget.grab().save(str(path)):
+            raise RuntimeError(f"could not write {path}")
+        self.made.append(path)
+        print(f"  {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", flush=True)
+
+    def run(self, name: str, shoot: Callable[[], None]) -> None:
+        try:
+            shoot()
+        except ModuleNotFoundError as exc:
+            self.skipped.append((name, f"module {exc.name} is not there yet"))
+        except Exception as exc:  # noqa: BLE001 -- one broken screen must not cost the others
+            traceback.print_exc()
+            self.skipped.append((name, f"{type(exc).__name__}: {exc}"))
+
+
+def make_window(library: Path, settings_dir: Path):
+    from PySide6.QtCore import QSettings
+
+    from app.cli import build_default_model
+    from app.main_window import MainWindow
+
+    settings = QSettings(str(settings_dir / f"{library.name}.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(library, settings=settings, warm_up=False, wizard_options={
+        "model_provider": lambda: build_default_model(64, quiet=True), "indexer_options": {"workers": 0}})
+    window.resize(*WINDOW)
+    window.show()
+    return window
+
+
+def drop_file(window, path: Path) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    args = (QPointF(60, 60), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, QDragEnterEvent(*args))
+    QApplication.sendEvent(window, QDropEvent(*args))
+
+
+def shoot_empty_and_wizard(shot: Shooter, scratch: Path, photos: dict) -> None:
+    window = make_window(scratch / "new-library", scratch)
+    try:
+        shot.wait(window.is_empty_state, what="the empty state")
+        shot.save(window, "main-empty")
+        window.open_wizard()
+        wizard = window.wizard
+        wizard.resize(760, 540)
+        pictures = photos["pictures"]
+        for album in ("Camera", "Home", "Trips", "Garden"):
+            wizard.folders_page.add_folder(pictures / album)
+        number = 1
+        shot.save(wizard, f"wizard-{number}-folders")
+        while wizard.currentPage() is not wizard.progress_page:
+            wizard.next()
+            number += 1
+            page = wizard.currentPage()
+            if page is wizard.progress_page:
+                break
+            # A counting page is ready when its count is in; any page when it is complete.
+            shot.wait(lambda page=page: getattr(page, "count", 0) is not None and page.isComplete(), timeout=20,
+                      what=f"wizard page {number}")
+            shot.save(wizard, f"wizard-{number}-{_slug(page.title()) or page.__class__.__name__.lower()}")
+        progress = wizard.progress_page
+        # Mid-run is the view worth showing: a third done, rate and time left on screen.
+        shot.wait(lambda: progress.bar.maximum() > 1 and progress.bar.value() >= progress.bar.maximum() // 3
+                  or progress.isComplete(), timeout=60, what="indexing to get going")
+        shot.save(wizard, f"wizard-{number}-progress")
+        progress.cancel()
+        shot.wait(progress.isComplete, timeout=60, what="the indexing to stop")
+    finally:
+        window.close()
+
+
+def _slug(text: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())[:30]
+
+
+def shoot_results(shot: Shooter, library: Path, scratch: Path, photos: dict) -> None:
+    from app.theme import Theme
+
+    window = make_window(library, scratch)
+    try:
+        shot.wait(lambda: " photos" in window.library_status.text(), what="the library")
+        drop_file(window, photos["query"])
+        shot.wait(lambda: window.model.rowCount() > 0, what="the results")
+        visible = min(window.model.rowCount(), 15)
+        window.grab()  # paints the grid, which asks for the thumbnails
+        shot.wait(lambda: all(window.model.thumbnail_loaded(r) for r in range(visible))
+                  and window.query_label.pixmap() is not None and not window.query_label.pixmap().isNull(),
+                  timeout=20, what="the thumbnails")
+        shot.save(window, "main-results")
+
+        index = window.model.index(1)
+        menu = window.result_menu(index)
+        menu.adjustSize()
+        shot.save(menu, "result-menu")
+        menu.deleteLater()
+
+        dark = Theme(shot.app, "dark")
+        shot.settle(0.3)
+        shot.save(window, "main-results-dark")
+        dark.deleteLater()
+        Theme(shot.app, "light")
+        shot.settle(0.2)
+    finally:
+        window.close()
+
+
+def labeling_controller(window, library: Path):
+    """The window's labelling part (app.labeling.LabelingController), made here if the window has none."""
+    from app.labeling import LabelingController  # another part of the app: skipped while it is missing
+
+    found = window.findChildren(LabelingController)
+    if found:
+        return found[0], False
+    return LabelingController(window, library), True
+
+
+def shoot_labeling(shot: Shooter, library: Path, scratch: Path, photos: dict) -> None:
+    window = make_window(library, scratch)
+    controller, ours = None, False
+    try:
+        shot.wait(lambda: " photos" in window.library_status.text(), what="the library")
+        drop_file(window, photos["query"])  # a recent search, which suggestions draw on
+        shot.wait(lambda: window.model.rowCount() > 0, what="the results")
+        window.resize(1500, 800)  # room for the results and the pair dock side by side
+        controller, ours = labeling_controller(window, library)
+        view = controller.open_pair_view()
+        shot.wait(lambda: getattr(view, "current", True) is not None, timeout=30, what="a pair to label")
+        shot.settle(1.5)  # the pair's photos load in the background
+        shot.save(window, "label-pairs")
+    finally:
+        if ours and controller is not None:
+            controller.shutdown()
+        window.close()
+
+
+def shoot_labels(shot: Shooter, library: Path, scratch: Path) -> None:
+    window = make_window(library, scratch)
+    controller, ours = None, False
+    try:
+        shot.wait(lambda: " photos" in window.library_status.text(), what="the library")
+        controller, ours = labeling_controller(window, library)
+        dialog = controller.open_labels_dialog()
+        dialog.resize(980, 560)
+        shot.settle(2.0)  # the list and its thumbnails load in the background
+        shot.save(dialog, "labels")
+        dialog.close()
+    finally:
+        if ours and controller is not None:
+            controller.shutdown()
+        window.close()
+
+
+def shoot_retrain(shot: Shooter, library: Path, scratch: Path) -> None:
+    from app.retrain_dialog import RetrainDialog
+
+    window = make_window(library, scratch)
+    try:
+        shot.wait(lambda: " photos" in window.library_status.text(), what="the library")
+        opener = getattr(window, "open_retrain_dialog", None)
+        dialog = opener() if opener else RetrainDialog(library, parent=window)
+        if dialog is None:
+            dialog = window.findChildren(RetrainDialog)[-1]
+        dialog.show()
+        shot.wait(lambda: getattr(dialog, "facts", True) is not None, timeout=20, what="the library's facts")
+        shot.save(dialog, "retrain")
+        dialog.close()
+        shot.settle(0.5)
+    finally:
+        window.close()
+
+
+# ------------------------------------------------------------------ main
+
+
+def offscreen_platform(scale: float, scratch: Path) -> str:
+    """Qt's offscreen platform with a screen big enough for the windows, at ``scale`` device pixels."""
+    config = scratch / "offscreen.json"
+    config.write_text(json.dumps({"screens": [{"name": "demo", "x": 0, "y": 0, "width": 1920, "height": 1200,
+                                                "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": scale}]}))
+    return f"offscreen:configfile={config}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--scale", type=float, default=1.0, help="device pixel ratio (2: high-DPI images)")
+    parser.add_argument("--keep", action="store_true", help=f"keep the demo photos and library in {DEMO}")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    if DEMO.exists():
+        if not (DEMO / MARKER).exists():
+            print(f"{DEMO} exists and is not a demo folder made by this script; move it away", file=sys.stderr)
+            return 2
+        shutil.rmtree(DEMO)
+    DEMO.mkdir(parents=True)
+    (DEMO / MARKER).write_text("made by dev/screenshots; safe to delete\n")
+    scratch = DEMO / "scratch"
+    scratch.mkdir()
+    os.environ["QT_QPA_PLATFORM"] = offscreen_platform(args.scale, scratch)
+    os.environ.pop("LOOKALIKE_THEME", None)
+    args.out.mkdir(parents=True, exist_ok=True)
+    shot = None
+    try:
+        print("making the demo photos ...", flush=True)
+        photos = make_demo_photos(DEMO)
+        library = DEMO / "library"
+        print("indexing them into a demo library ...", flush=True)
+        build_library(library, photos)
+        print(f"  ready after {time.monotonic() - started:.0f} s", flush=True)
+
+        from PySide6.QtWidgets import QApplication
+
+        from app.icons import icon
+        from app.theme import Theme
+
+        app = QApplication.instance() or QApplication([sys.argv[0]])
+        app.setApplicationName("Lookalike")
+        app.setWindowIcon(icon("app"))
+        Theme(app, "light")  # the screenshots' look does not depend on this machine's scheme
+        shot = Shooter(app, args.out)
+        print("screens:", flush=True)
+        shot.run("main window, empty, and the indexing wizard", lambda: shoot_empty_and_wizard(shot, scratch, photos))
+        shot.run("main window with results", lambda: shoot_results(shot, library, scratch, photos))
+        shot.run("pair labeling (app.labeling)", lambda: shoot_labeling(shot, library, scratch, photos))
+        shot.run("labels list (app.labeling)", lambda: shoot_labels(shot, library, scratch))
+        shot.run("retrain dialog (app.retrain_dialog.RetrainDialog)", lambda: shoot_retrain(shot, library, scratch))
+        shot.settle(0.2)
+    finally:
+        if not args.keep:
+            shutil.rmtree(DEMO, ignore_errors=True)
+    print(f"{len(shot.made)} screenshots in {time.monotonic() - started:.0f} s")
+    for name, reason in shot.skipped:
+        print(f"skipped {name}: {reason}")
+    failed = [name for name, reason in shot.skipped if "is not there yet" not in reason]
+    return 1 if failed or not shot.made else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
