@@ -54,7 +54,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, SETTINGS_APP)
         if library_path is None:
-            from engine.library import default_library_path
+            from engine.paths import default_library_path
 
             library_path = self.settings.value("library", str(default_library_path()))
         self.library_path = Path(library_path)
@@ -691,7 +691,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("k", self.k_spin.value())
-        from engine.library import default_library_path
+        from engine.paths import default_library_path
 
         # Remember only a chosen location, so $LOOKALIKE_LIBRARY keeps working otherwise.
         if self.library_path != default_library_path() or self.settings.contains("library"):

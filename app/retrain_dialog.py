@@ -37,6 +37,7 @@ MIN_SIMILAR_PAIRS = 5
 # The trainer holds out a fifth of the pairs for the before/after check only from this many on.
 MIN_PAIRS_FOR_CHECK = 10
 TERMINATE_GRACE_MS = 3000      # after terminate(), kill() if the trainer is still running
+EMPTY_STEP_RANGE = 10          # the step axis before training: whole-number ticks
 KILL_REAP_MS = 5000            # shutdown only: how long to wait for the OS to reap a killed trainer
 STDERR_KEEP = 64 * 1024        # bytes of the trainer's stderr kept for the failure report
 STDERR_TAIL_LINES = 20
@@ -492,7 +493,7 @@ class RetrainDialog(QDialog):
         self.step_axis = QValueAxis()
         self.step_axis.setTitleText("step")
         self.step_axis.setLabelFormat("%d")
-        self.step_axis.setRange(0, 1)
+        self.step_axis.setRange(0, EMPTY_STEP_RANGE)
         self.loss_axis = QValueAxis()
         self.loss_axis.setTitleText("loss")
         self.loss_axis.setRange(0, 1)
@@ -767,7 +768,7 @@ class RetrainDialog(QDialog):
     def _reset_run_view(self) -> None:
         self.loss_series.clear()
         self._loss_range = None
-        self.step_axis.setRange(0, 1)
+        self.step_axis.setRange(0, EMPTY_STEP_RANGE)
         self.loss_axis.setRange(0, 1)
         self._start_event = {}
         self._evaluated = None
@@ -826,6 +827,7 @@ class RetrainDialog(QDialog):
         pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
         self.loss_axis.setRange(low - pad, high + pad)
         self.step_axis.setRange(0, max(steps, step, 1))
+        self.step_axis.applyNiceNumbers()  # whole-number ticks ("%d" of 0.25 steps printed 0 0 0 0 1)
 
     def _on_phase(self, event: dict) -> None:
         phase = str(event.get("phase", ""))

@@ -13,22 +13,12 @@ from engine import arrays, models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
 from engine.errors import DecodeError, UserError
+from engine.paths import default_library_path
 from engine.store import ModelRow, Store
 
 log = logging.getLogger(__name__)
 
-LIBRARY_ENV = "LOOKALIKE_LIBRARY"
 FIT_SAMPLE = 100_000
-
-
-def default_library_path() -> Path:
-    """``$LOOKALIKE_LIBRARY``, else a folder under the platform's user data directory."""
-    env = os.environ.get(LIBRARY_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("lookalike", appauthor=False)) / "library"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The person's case: a library of Fashion-MNIST photos, ~1,000 of them labelled through pairs.
 
     .venv/bin/python tests/bench/bench_person.py [--photos 3000] [--labelled 1000] [--pairs 4000]
+        [--mode full] [--train-args '--epochs 8'] [--full-config '{"head_lr_scale": 30}'] [--dir DIR]
 
 Writes the photos as PNG files, indexes them with the CLI (zero-label default: ITQ on the
 library's own features), imports a CSV of pairs among the labelled photos (half similar),
@@ -53,6 +54,18 @@ def measure(lib_dir: Path, classes: dict[str, int], queries: list[str], database
     return hamming, cosine
 
 
+def train_in_process(lib_dir: Path, fields: dict, method: str | None) -> list[dict]:
+    """`train --mode full --force` with FullConfig fields the CLI does not expose."""
+    from trainer.full import FullConfig
+    from trainer.library_train import train_library_full
+
+    events: list[dict] = []
+    with Library(lib_dir, create=False) as lib:
+        config = FullConfig(bits=lib.active_model().bits, **({"method": method} if method else {}), **fields)
+        train_library_full(lib, config, activate="always", progress=events.append)
+    return events
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=3000)
@@ -62,6 +75,9 @@ def main() -> None:
     parser.add_argument("--method", default=None, help="train --method (default: the CLI's default)")
     parser.add_argument("--mode", default=None, help="train --mode (default: the CLI's default)")
     parser.add_argument("--train-args", default="", help="more arguments for train, e.g. '--epochs 4'")
+    parser.add_argument("--full-config", default=None, metavar="JSON",
+                        help='full mode in-process with these FullConfig fields, e.g. \'{"head_lr_scale": 30}\' '
+                             '(the recipe sweeps in docs/TRAINING.md)')
     parser.add_argument("--dir", type=Path, default=Path(tempfile.mkdtemp(prefix="lookalike-person-")))
     args = parser.parse_args()
 
@@ -113,7 +129,10 @@ def main() -> None:
     started = time.monotonic()
     train_args = (["train", "--progress", "json"] + (["--method", args.method] if args.method else [])
                   + (["--mode", args.mode] if args.mode else []) + args.train_args.split())
-    events = [json.loads(line) for line in cli(env, *train_args).stdout.splitlines()]
+    if args.full_config is not None:
+        events = train_in_process(args.dir / "library", json.loads(args.full_config), args.method)
+    else:
+        events = [json.loads(line) for line in cli(env, *train_args).stdout.splitlines()]
     (args.dir / "train-events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     train_s = time.monotonic() - started
     after, cosine_after = measure(args.dir / "library", classes, queries, database)
