@@ -13,24 +13,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget, QWizard, QWizardPage)
 
-from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, read_library_info,
-                          saved_provider, saved_threads)
+from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, format_duration,
+                          read_library_info, saved_provider, saved_threads)
 from app.workers import CountThread, FunctionThread, IndexSetup
 
 RATE_ESTIMATE = 20.0  # photos a second on a CPU, for the summary's rough time
 CODE_LENGTHS = (16, 32, 48, 64)
 DEFAULT_BITS = 64
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class FoldersPage(QWizardPage):

@@ -349,15 +349,16 @@ class IndexingService(QObject):
 # ------------------------------------------------------------------ wording
 
 
-def short_duration(seconds: float | None) -> str:
-    """A compact "about how long": 40 s, 3 min, 2 h 05 min."""
+def format_duration(seconds: float | None, *, compact: bool = False) -> str:
+    """How long, for people: 40 s, 3 min 05 s, 2 h 05 min; ``compact`` rounds to whole
+    minutes below an hour (3 min), for the status bar's rough ETA."""
     if seconds is None:
         return "–"
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
-        return f"{round(seconds / 60)} min"
+        return f"{round(seconds / 60)} min" if compact else f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
@@ -373,5 +374,5 @@ def compact_progress(progress) -> str:
     if progress.rate > 0:
         parts.append(f"{progress.rate:.0f}/s")
     if progress.eta is not None:
-        parts.append(f"ETA {short_duration(progress.eta)}")
+        parts.append(f"ETA {format_duration(progress.eta, compact=True)}")
     return " · ".join(parts)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogBut
                                QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from app.index_wizard import format_duration
+from app.indexing import format_duration
 from engine.errors import LookalikeError, UserError
 from engine.store import ModelRow
 

@@ -119,6 +119,15 @@ def labelled_photos(library: Library, seed: int) -> Labelled:
                     as_set([usable[k] for k in test_idx]), groups, len(usable))
 
 
+def _begin(library: Library, config, activate: str, progress, mode: str):
+    """Checks and the labelled photos every training mode starts from; emits the start event."""
+    _check_policy(activate)
+    emit = progress or (lambda event: None)
+    data = labelled_photos(library, config.seed)
+    emit(data.start_event(mode, config.method, config.bits))
+    return emit, data
+
+
 def _check_policy(activate: str) -> None:
     if activate not in ACTIVATE_POLICIES:
         raise ValueError(f"activate is one of {ACTIVATE_POLICIES}, not {activate!r}")
@@ -132,14 +141,11 @@ def train_library(library: Library, config: HeadConfig, *, activate: str = "auto
     was activated. ``activate``: "auto" activates only when held-out accuracy is not worse than
     the active model's, "always" regardless, "never" leaves it for the person to activate.
     """
-    _check_policy(activate)
-    emit = progress or (lambda event: None)
     started = time.monotonic()
+    emit, data = _begin(library, config, activate, progress, "head")
     store = library.store
     active = library.active_model()
-    data = labelled_photos(library, config.seed)
     features = np.asarray(library.features()[data.slots], dtype=np.float32)
-    emit(data.start_event("head", config.method, config.bits))
 
     base_dir = store.model_dir(active.id)
     init = models.read_head(base_dir) if config.bits == active.bits else None
@@ -225,13 +231,10 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
 
     from trainer.full import backbone_fingerprint, fit_full
 
-    _check_policy(activate)
-    emit = progress or (lambda event: None)
     started = time.monotonic()
+    emit, data = _begin(library, config, activate, progress, "full")
     store = library.store
     active = library.active_model()
-    data = labelled_photos(library, config.seed)
-    emit(data.start_event("full", config.method, config.bits))
     before = data.score(library.codes()[data.slots])
 
     pixels, ok = _training_pixels(library, data, config.input_size, emit)
