@@ -580,6 +580,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices}
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt():
     """Treat SIGTERM (the GUI's cancel of a trainer, a service stop) like Ctrl+C, so that
@@ -599,11 +604,17 @@ def _terminate_as_interrupt():
 
 
 def main(argv: list[str] | None = None) -> int:
-    if (sys.argv[1:] if argv is None else argv) == []:  # no arguments: the desktop window
+    words = sys.argv[1:] if argv is None else argv
+    if words == []:  # no arguments: the desktop window
         from app.main import main as gui_main
 
         return gui_main()
     parser = build_parser()
+    if len(words) == 1 and words[0] not in _command_names(parser) and os.path.isfile(words[0]):
+        # One photo and no command: "Open with Lookalike" from a file manager searches for it.
+        from app.main import main as gui_main
+
+        return gui_main(query=os.path.abspath(words[0]))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 
-def create_window(argv: list[str] | None = None):
-    """The application (themed, with its icon) and a shown main window; the event loop is not started."""
+def create_window(argv: list[str] | None = None, query: str | None = None):
+    """The application (themed, with its icon) and a shown main window, searching for ``query``
+    (a photo's path) when given; the event loop is not started."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -23,11 +24,13 @@ def create_window(argv: list[str] | None = None):
     settings = QSettings(SETTINGS_ORG, SETTINGS_APP)
     window = MainWindow(settings=settings)
     window.show()
+    if query:
+        window.search(query)
     return app, window
 
 
-def main(argv: list[str] | None = None) -> int:
-    app, window = create_window(argv)
+def main(argv: list[str] | None = None, query: str | None = None) -> int:
+    app, window = create_window(argv, query)
     code = app.exec()
     window.shutdown()  # already done by closeEvent unless the loop ended another way
     return int(code)

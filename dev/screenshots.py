@@ -370,6 +370,11 @@ def shoot_retrain(shot: Shooter, library: Path, scratch: Path) -> None:
             dialog = window.findChildren(RetrainDialog)[-1]
         dialog.show()
         shot.wait(lambda: getattr(dialog, "facts", True) is not None, timeout=20, what="the library's facts")
+        if dialog.train_button.isEnabled():
+            # A real (head-mode, seconds) run, so the shot shows the loss curve and the check.
+            dialog.start_training()
+            shot.wait(lambda: not dialog.is_training() and dialog.new_version is not None, timeout=180,
+                      what="the trainer")
         shot.save(dialog, "retrain")
         dialog.close()
         shot.settle(0.5)

@@ -164,3 +164,23 @@ def test_sigterm_stops_a_command_like_ctrl_c_and_runs_its_cleanup(monkeypatch, c
     assert unwound == [True]
     assert "interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_photo_alone_opens_the_window_searching_for_it(monkeypatch, tmp_path):
+    """What the desktop entry's "Open with Lookalike" runs: `lookalike PHOTO`."""
+    import app.main
+    from app import cli
+
+    photo = tmp_path / "status"  # a file named like a command is still a command
+    photo.write_bytes(b"x")
+    opened = []
+    monkeypatch.setattr(app.main, "main", lambda argv=None, query=None: opened.append(query) or 0)
+    photos.save(photos.scene(7), tmp_path / "beach.jpg")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["beach.jpg"]) == 0
+    assert opened == [str(tmp_path / "beach.jpg")]
+    monkeypatch.setenv("LOOKALIKE_LIBRARY", str(tmp_path / "no-library"))
+    assert cli.main(["status"]) == cli.EXIT_USER  # the command, though ./status exists
+    with pytest.raises(SystemExit):  # not a photo, not a command: argparse's usage error
+        cli.main(["no-such-file.jpg"])
+    assert opened == [str(tmp_path / "beach.jpg")]
