@@ -1,4 +1,4 @@
-"""Backbone interface and registry: pretrained image networks that give pooled features."""
+"""Backbone interface and registry: image networks (pretrained or trained from scratch) that give pooled features."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ class Backbone(nn.Module):
     # The file the pretrained weights came from (hashed into a manifest's backbone_id);
     # None when the backbone was built without pretrained weights.
     weights_path: str | None = None
+    # Whether the weights came pretrained; full mode freezes BatchNorm statistics only for
+    # pretrained backbones (a network trained from scratch must learn its statistics).
+    pretrained: bool = True
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -35,14 +38,28 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
+    # Full-mode training fine-tunes only the last blocks: a backbone that can be split offers
+    # these (see EfficientNetLite); ``tail(trunk(x, k), k)`` must equal ``features(x)``.
+    num_blocks: int = 0
 
-_REGISTRY: dict[str, Callable[[bool], Backbone]] = {}
+    def trunk(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        raise NotImplementedError(f"backbone {self.name!r} cannot be split for fine-tuning")
+
+    def tail(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        raise NotImplementedError(f"backbone {self.name!r} cannot be split for fine-tuning")
+
+    def trunk_parameters(self, stop: int):
+        raise NotImplementedError(f"backbone {self.name!r} cannot be split for fine-tuning")
 
 
-def register(name: str) -> Callable[[Callable[[bool], Backbone]], Callable[[bool], Backbone]]:
-    """Decorator that adds a factory ``f(packaged_weights: bool) -> Backbone`` under ``name``."""
+Factory = Callable[..., Backbone]  # f(packaged_weights: bool, input_size: int | None) -> Backbone
+_REGISTRY: dict[str, Factory] = {}
 
-    def add(factory: Callable[[bool], Backbone]) -> Callable[[bool], Backbone]:
+
+def register(name: str) -> Callable[[Factory], Factory]:
+    """Decorator that adds a factory ``f(packaged_weights, input_size)`` under ``name``."""
+
+    def add(factory: Factory) -> Factory:
         _REGISTRY[name] = factory
         return factory
 
@@ -55,16 +72,20 @@ def available_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_backbone(name: str, packaged_weights: bool = True) -> Backbone:
-    """Build the backbone called ``name`` in eval mode, with its pretrained weights by default."""
+def get_backbone(name: str, packaged_weights: bool = True, input_size: int | None = None) -> Backbone:
+    """Build the backbone called ``name`` in eval mode, with its pretrained weights by default.
+
+    ``input_size`` other than the native one suits fully convolutional backbones (global
+    pooling): full-mode training runs at 112 px on a CPU, a quarter of the work of 224.
+    """
     _load_builtin()
     try:
         factory = _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-    return factory(packaged_weights).eval()
+    return factory(packaged_weights, input_size).eval()
 
 
 def _load_builtin() -> None:
     # Imported lazily so that the module defining a backbone can import this one.
-    from trainer.backbones import efficientnet_lite  # noqa: F401
+    from trainer.backbones import efficientnet_lite, nin_latent  # noqa: F401
