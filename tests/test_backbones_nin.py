@@ -94,3 +94,11 @@ def test_a_from_scratch_full_fit_learns_batchnorm_statistics_and_exports(tmp_pat
         export_onnx(net, path)
     result = check_parity(net, path, pixels)
     assert result["max_abs_feature"] < 1e-4 and result["bit_agreement"] == 1.0
+
+
+def test_the_cli_offers_every_registered_backbone():
+    """The CLI lists the names itself (parsing must not import torch); they must not drift."""
+    from app.cli import FULL_MODE_BACKBONES
+    from trainer.backbones import available_backbones
+
+    assert sorted(FULL_MODE_BACKBONES) == available_backbones()
