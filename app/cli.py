@@ -324,7 +324,7 @@ def cmd_train(args) -> int:
             config = HeadConfig(method=args.method, bits=bits, seed=args.seed, budget=budget)
             if args.steps:
                 config.steps = args.steps
-            total = config.steps
+            total = config.schedule()[0]
 
             def run(progress):
                 return train_library(library, config, activate=policy, progress=progress)
@@ -534,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="head: train the hash layer on the stored features (seconds, no decoding); "
                         "full: fine-tune the network too, then encode the library again (minutes) "
                         f"(default {DEFAULT_TRAIN_MODE})")
-    p.add_argument("--steps", type=int, default=None, help="head mode: optimizer steps (default 1500)")
+    p.add_argument("--steps", type=int, default=None, help="head mode: optimizer steps (default: the method's, 3000 for dpsh, else 1500)")
     p.add_argument("--epochs", type=int, default=None, help="full mode: at most this many epochs (default 15; early stopping usually ends sooner)")
     p.add_argument("--size", type=int, default=None, help="full mode: network input size in pixels (default 112)")
     p.add_argument("--backbone", default=None, choices=FULL_MODE_BACKBONES, help=BACKBONE_HELP)

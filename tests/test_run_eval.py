@@ -38,4 +38,5 @@ def test_full_mode_eval_fine_tunes_per_method_and_reports_its_features(tmp_path,
     assert 0.0 < rows["dlbhc"]["map_all"] <= 1.0
     assert 0.0 < rows["dlbhc"]["feature_map_all"] <= 1.0
     assert rows["dlbhc"]["map_all"] > 0.2  # chance is 0.1: the tuned codes carry the classes
-    assert "dlbhc (full)" in (tmp_path / "out" / "results.md").read_text()
+    report = (tmp_path / "out" / "results.md").read_text()
+    assert "dlbhc (full)" in report and "tuned features" in report

@@ -377,9 +377,11 @@ def markdown_tables(rows: list[dict], *, title: str) -> str:
     for label in labels:
         values = [_cell(cells[(label, b)].get("map_all")) if (label, b) in cells else "–" for b in all_bits]
         lines.append(f"| {_md_escape(label)} | " + " | ".join(values) + " |")
-    lines += ["", "mAP@1000, precision within Hamming radius 2 and training time", ""]
-    lines.append("| method | bits | mAP@1000 | P(r≤2) | train s |")
-    lines.append("|---|---:|---:|---:|---:|")
+    tuned = any("feature_map_all" in r for r in rows)  # full mode: the tuned network's own features
+    lines += ["", "mAP@1000, precision within Hamming radius 2 and training time"
+              + ("; full mode also the float cosine mAP@all of the tuned features" if tuned else ""), ""]
+    lines.append("| method | bits | mAP@1000 | P(r≤2) | train s |" + (" tuned features |" if tuned else ""))
+    lines.append("|---|---:|---:|---:|---:|" + ("---:|" if tuned else ""))
     for label in labels:
         for b in all_bits:
             r = cells.get((label, b))
@@ -388,6 +390,7 @@ def markdown_tables(rows: list[dict], *, title: str) -> str:
             lines.append(
                 f"| {_md_escape(label)} | {'–' if b is None else b} | {_cell(r.get('map_1000'))}"
                 f" | {_cell(r.get('p_r2'))} | {_cell(r.get('train_seconds'), 1)} |"
+                + (f" {_cell(r.get('feature_map_all'))} |" if tuned else "")
             )
     return "\n".join(lines) + "\n"
 

@@ -17,11 +17,14 @@ import numpy as np
 import torch
 
 from engine.hashing import ITQ, make_head
-from trainer.methods import CLASSICAL, make_objective
+from trainer.methods import CLASSICAL, SCHEDULES, make_objective
 
 Progress = Callable[[dict], None]
 # Triplet and ranking losses build [B, B, B] tensors: keep their batches small.
 SMALL_BATCH = {"dsrh": 48, "drsch": 96, "ninh": 96}
+
+
+DEFAULT_SCHEDULE = (1500, 5e-2)  # (steps, Adam learning rate): docs/TRAINING.md
 
 
 @dataclass
@@ -30,13 +33,18 @@ class HeadConfig:
 
     method: str = "dpsh"
     bits: int = 64
-    steps: int = 1500             # optimizer updates (small label sets need many passes)
+    steps: int | None = None      # optimizer updates; None: the method's (small label sets need many passes)
     batch_size: int = 256
-    lr: float = 5e-2              # Adam, cosine-decayed to zero over the steps
+    lr: float | None = None       # Adam, cosine-decayed to zero over the steps; None: the method's
     weight_decay: float = 1e-5
     budget: float | None = None   # seconds; stop early when spent
     seed: int = 0
     loss_options: dict = field(default_factory=dict)  # keyword arguments of the method's loss
+
+    def schedule(self) -> tuple[int, float]:
+        """(steps, learning rate): as set, else the method's (trainer.methods.SCHEDULES), else the default."""
+        steps, lr = SCHEDULES.get(self.method, DEFAULT_SCHEDULE)
+        return (steps if self.steps is None else self.steps, lr if self.lr is None else self.lr)
 
 
 def balanced_batches(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -126,12 +134,13 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
     bias.requires_grad_(True)
     y_all = torch.as_tensor(groups if groups is not None else np.zeros(len(x), np.int64), dtype=torch.long)
     objective = make_objective(config.method, config.bits, y_all, seed=config.seed, options=config.loss_options)
-    optimizer = torch.optim.Adam([weight, bias, *objective.extra], lr=config.lr, weight_decay=config.weight_decay)
+    steps, lr = config.schedule()
+    optimizer = torch.optim.Adam([weight, bias, *objective.extra], lr=lr, weight_decay=config.weight_decay)
     xt = torch.from_numpy(x)
     labels = y_all.numpy()
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     last, step, epoch = None, 0, 0
-    while step < config.steps:
+    while step < steps:
         epoch += 1
         total, count = 0.0, 0
         for batch in balanced_batches(labels, batch_size, rng):
@@ -145,11 +154,11 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
             step += 1
             total += float(loss.detach()) * len(batch)
             count += len(batch)
-            if step >= config.steps:
+            if step >= steps:
                 break
         last = total / max(count, 1)
         if progress:
-            progress({"event": "epoch", "epoch": epoch, "step": step, "steps": config.steps, "loss": last,
+            progress({"event": "epoch", "epoch": epoch, "step": step, "steps": steps, "loss": last,
                       "elapsed": time.monotonic() - started})
         if config.budget is not None and time.monotonic() - started > config.budget:
             break

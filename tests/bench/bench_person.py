@@ -1,7 +1,7 @@
 """The person's case: a library of Fashion-MNIST photos, ~1,000 of them labelled through pairs.
 
     .venv/bin/python tests/bench/bench_person.py [--photos 3000] [--labelled 1000] [--pairs 4000]
-        [--mode full] [--train-args '--epochs 8'] [--full-config '{"head_lr_scale": 30}'] [--dir DIR]
+        [--mode full] [--train-args '--epochs 8'] [--config '{"steps": 3000}'] [--dir DIR]
 
 Writes the photos as PNG files, indexes them with the CLI (zero-label default: ITQ on the
 library's own features), imports a CSV of pairs among the labelled photos (half similar),
@@ -54,15 +54,17 @@ def measure(lib_dir: Path, classes: dict[str, int], queries: list[str], database
     return hamming, cosine
 
 
-def train_in_process(lib_dir: Path, fields: dict, method: str | None) -> list[dict]:
-    """`train --mode full --force` with FullConfig fields the CLI does not expose."""
+def train_in_process(lib_dir: Path, fields: dict, method: str | None, mode: str | None) -> list[dict]:
+    """`train --force` with config fields the CLI does not expose."""
+    from trainer.fit import HeadConfig
     from trainer.full import FullConfig
-    from trainer.library_train import train_library_full
+    from trainer.library_train import train_library, train_library_full
 
     events: list[dict] = []
+    config_class, train = (FullConfig, train_library_full) if mode == "full" else (HeadConfig, train_library)
     with Library(lib_dir, create=False) as lib:
-        config = FullConfig(bits=lib.active_model().bits, **({"method": method} if method else {}), **fields)
-        train_library_full(lib, config, activate="always", progress=events.append)
+        config = config_class(bits=lib.active_model().bits, **({"method": method} if method else {}), **fields)
+        train(lib, config, activate="always", progress=events.append)
     return events
 
 
@@ -75,9 +77,9 @@ def main() -> None:
     parser.add_argument("--method", default=None, help="train --method (default: the CLI's default)")
     parser.add_argument("--mode", default=None, help="train --mode (default: the CLI's default)")
     parser.add_argument("--train-args", default="", help="more arguments for train, e.g. '--epochs 4'")
-    parser.add_argument("--full-config", default=None, metavar="JSON",
-                        help='full mode in-process with these FullConfig fields, e.g. \'{"head_lr_scale": 30}\' '
-                             '(the recipe sweeps in docs/TRAINING.md)')
+    parser.add_argument("--config", default=None, metavar="JSON",
+                        help='train in-process with these HeadConfig (or, with --mode full, FullConfig) fields, '
+                             'e.g. \'{"head_lr_scale": 30}\' (the sweeps in docs/TRAINING.md)')
     parser.add_argument("--dir", type=Path, default=Path(tempfile.mkdtemp(prefix="lookalike-person-")))
     args = parser.parse_args()
 
@@ -129,8 +131,8 @@ def main() -> None:
     started = time.monotonic()
     train_args = (["train", "--progress", "json"] + (["--method", args.method] if args.method else [])
                   + (["--mode", args.mode] if args.mode else []) + args.train_args.split())
-    if args.full_config is not None:
-        events = train_in_process(args.dir / "library", json.loads(args.full_config), args.method)
+    if args.config is not None:
+        events = train_in_process(args.dir / "library", json.loads(args.config), args.method, args.mode)
     else:
         events = [json.loads(line) for line in cli(env, *train_args).stdout.splitlines()]
     (args.dir / "train-events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
