@@ -66,7 +66,7 @@ class FullConfig:
     epochs: int = 15               # at most; early stopping usually ends sooner
     patience: int = 4              # epochs without a better held-out score before stopping
     lr: float | None = None        # backbone (AdamW); None: 3e-4 pretrained, 3e-3 from scratch; the head learns faster
-    head_lr_scale: float = 10.0
+    head_lr_scale: float = 30.0
     weight_decay: float = 1e-4
     classifier_weight: float = 1.0  # the group classifier on the feature (0: the method's loss alone)
     freeze_batchnorm: bool = True  # pretrained backbones only; one trained from scratch learns its statistics
