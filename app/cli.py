@@ -340,6 +340,9 @@ def cmd_train(args) -> int:
     print(f"Model v{report['version']} {report['name']}: held-out pair accuracy "
           f"{report['held_out_accuracy_before']:.3f} -> {report['held_out_accuracy_after']:.3f}; {verdict}",
           file=sys.stderr)
+    if report.get("best_step") == 0 or report.get("best_epoch") == 0:
+        print("lookalike: no training step did better on the held-out pairs than the model it started from, "
+              "so the new version codes photos as before; label more pairs and train again", file=sys.stderr)
     return 0
 
 

@@ -37,6 +37,8 @@ MIN_SIMILAR_PAIRS = 5
 # The trainer holds out a fifth of the pairs for the before/after check only from this many on.
 MIN_PAIRS_FOR_CHECK = 10
 TERMINATE_GRACE_MS = 3000      # after terminate(), kill() if the trainer is still running
+NOTHING_LEARNED = ("No training step did better on the held-out pairs than the current model, so the new "
+                   "version codes photos as before: label more pairs, then train again.")
 EMPTY_STEP_RANGE = 10          # the step axis before training: whole-number ticks
 KILL_REAP_MS = 5000            # shutdown only: how long to wait for the OS to reap a killed trainer
 STDERR_KEEP = 64 * 1024        # bytes of the trainer's stderr kept for the failure report
@@ -879,6 +881,8 @@ class RetrainDialog(QDialog):
             else:
                 self.stage_label.setText(f"Done: model v{self.new_version} {name} is written; it becomes active "
                                          "only if you activate it.")
+            if done.get("best_step") == 0 or done.get("best_epoch") == 0:
+                self.stage_label.setText(self.stage_label.text() + " " + NOTHING_LEARNED)
         elif outcome.cancelled:
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(0)

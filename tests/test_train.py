@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.codes import codes_from_logits
 from engine.index import Indexer
 from engine.library import Library
 from trainer.data import load_digits_images
@@ -119,6 +120,35 @@ def test_a_head_fit_is_deterministic_for_a_seed():
     w2, b2, _ = fit_head(features, groups, config)
     np.testing.assert_array_equal(w1, w2)
     np.testing.assert_array_equal(b1, b2)
+
+
+def test_a_head_fit_keeps_the_head_the_held_out_score_likes_best():
+    """A small label set that training would over-fit leaves the starting head as it was."""
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((120, 16)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    groups = np.repeat(np.arange(6), 20)
+    start = (rng.standard_normal((16, 8)).astype(np.float32), np.zeros(8, np.float32))
+    config = HeadConfig(method="dpsh", bits=8, steps=60, seed=3)
+    start_codes = codes_from_logits(features @ start[0] + start[1])
+
+    def likes_the_start(w, b):  # share of photos whose code is unchanged
+        return float(np.mean(np.all(codes_from_logits(features @ w + b) == start_codes, axis=1)))
+
+    w, b, info = fit_head(features, groups, config, init=start, score=likes_the_start)
+    assert info["best_step"] == 0 and info["held_out_accuracy"] == 1.0
+    np.testing.assert_array_equal(codes_from_logits(features @ w + b), start_codes)
+
+    calls = []
+
+    def likes_progress(w, b):  # every check scores higher than the one before
+        calls.append(1)
+        return float(len(calls))
+
+    w, b, info = fit_head(features, groups, config, init=start, score=likes_progress)
+    assert info["best_step"] == 60 and len(calls) == 1 + 30  # the start, then SCORE_CHECKS checks
+    w_plain, b_plain, _ = fit_head(features, groups, config, init=start)
+    np.testing.assert_array_equal(w, w_plain)  # the last head, as without a score
 
 
 def test_a_new_code_length_writes_a_working_model(digits_library, tmp_path):

@@ -25,6 +25,7 @@ SMALL_BATCH = {"dsrh": 48, "drsch": 96, "ninh": 96}
 
 
 DEFAULT_SCHEDULE = (1500, 5e-2)  # (steps, Adam learning rate): docs/TRAINING.md
+SCORE_CHECKS = 30  # held-out checks along a head fit (each costs one pass over the labelled photos)
 
 
 @dataclass
@@ -69,13 +70,17 @@ def balanced_batches(y: np.ndarray, batch_size: int, rng: np.random.Generator) -
 
 
 def fit_head(features: np.ndarray, groups: np.ndarray | None, config: HeadConfig,
-             progress: Progress | None = None, init: tuple[np.ndarray, np.ndarray] | None = None
+             progress: Progress | None = None, init: tuple[np.ndarray, np.ndarray] | None = None,
+             score: Callable[[np.ndarray, np.ndarray], float] | None = None
              ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Train a linear head; returns (W, b, info) with info = {"seconds", "epochs", "loss"}.
+    """Train a linear head; returns (W, b, info) with info = {"seconds", "steps", "loss", ...}.
 
     ``features`` [N, D] (unit rows), ``groups`` [N] int group ids (None only for unsupervised
     methods). ``init`` starts from an existing head (same K); else from ITQ on the features,
     which is already a good code, so learning only has to move it toward the labels.
+    ``score(W, b)`` rates a head on held-out pairs: it is checked SCORE_CHECKS times along the
+    way (and at the start) and the best head is returned, so a small label set that the
+    head would over-fit leaves the starting head as it was rather than making it worse.
     """
     started = time.monotonic()
     x = np.asarray(features, dtype=np.float32)
@@ -91,7 +96,7 @@ def fit_head(features: np.ndarray, groups: np.ndarray | None, config: HeadConfig
     # One thread: these matrices are small (no speed lost), and results repeat bit for bit.
     torch.set_num_threads(1)
     try:
-        return _fit_learned(x, groups, config, progress, init, started)
+        return _fit_learned(x, groups, config, progress, init, started, score)
     finally:
         torch.set_num_threads(threads)
 
@@ -126,7 +131,7 @@ def initial_head(x: np.ndarray, config: HeadConfig, init: tuple[np.ndarray, np.n
     return weight, bias, mask
 
 
-def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
+def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float, score=None):
     rng = np.random.default_rng(config.seed)
     batch_size = min(config.batch_size, SMALL_BATCH.get(config.method, config.batch_size))
     weight, bias, mask = initial_head(x, config, init)
@@ -139,6 +144,15 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
     xt = torch.from_numpy(x)
     labels = y_all.numpy()
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+
+    def current() -> tuple[np.ndarray, np.ndarray]:
+        w = (weight if mask is None else weight * mask).detach().numpy().astype(np.float32)
+        return w, bias.detach().numpy().astype(np.float32)
+
+    check_every = max(1, steps // SCORE_CHECKS)
+    best = (score(*current()), 0, current()) if score else None
+    if best is not None and math.isnan(best[0]):
+        best = None  # nothing held out to judge by (too few pairs): train to the end
     last, step, epoch = None, 0, 0
     while step < steps:
         epoch += 1
@@ -154,6 +168,10 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
             step += 1
             total += float(loss.detach()) * len(batch)
             count += len(batch)
+            if best is not None and (step % check_every == 0 or step >= steps):
+                value = score(*current())
+                if value > best[0]:  # strictly better: ties keep the earlier, less moved head
+                    best = (value, step, current())
             if step >= steps:
                 break
         last = total / max(count, 1)
@@ -162,6 +180,9 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float):
                       "elapsed": time.monotonic() - started})
         if config.budget is not None and time.monotonic() - started > config.budget:
             break
-    w = (weight if mask is None else weight * mask).detach().numpy().astype(np.float32)
-    b = bias.detach().numpy().astype(np.float32)
-    return w, b, {"seconds": time.monotonic() - started, "steps": step, "loss": last}
+    info = {"seconds": time.monotonic() - started, "steps": step, "loss": last}
+    if best is None:
+        w, b = current()
+        return w, b, info
+    (w, b), info["best_step"], info["held_out_accuracy"] = best[2], best[1], best[0]
+    return w, b, info

@@ -149,7 +149,8 @@ def train_library(library: Library, config: HeadConfig, *, activate: str = "auto
 
     base_dir = store.model_dir(active.id)
     init = models.read_head(base_dir) if config.bits == active.bits else None
-    weight, bias, info = fit_head(features, data.groups, config, progress=emit, init=init)
+    weight, bias, info = fit_head(features, data.groups, config, progress=emit, init=init,
+                                  score=lambda w, b: data.score(codes_from_logits(features @ w + b)))
 
     before = data.score(library.codes()[data.slots])
     after = data.score(codes_from_logits(features @ weight + bias))
@@ -164,14 +165,14 @@ def train_library(library: Library, config: HeadConfig, *, activate: str = "auto
         models.write_with_head(base_dir, target, weight, bias, {
             "name": f"{base}-{config.method}", "base_name": base, "bits": config.bits,
             "head": {"kind": config.method, "mode": "head", "fitted_on": len(data.keys), "pairs": data.pairs,
-                     "seed": config.seed, "steps": info["steps"]},
+                     "seed": config.seed, "steps": info["steps"], "best_step": info.get("best_step")},
             "metrics": {"held_out_pair_accuracy": after, "previous_held_out_pair_accuracy": before,
                         "train_seconds": info["seconds"]},
         })
         row = library.install_model(target, activate=accept)
     report = {"event": "done", "version": row.id, "name": row.name, "activated": bool(accept),
               "held_out_accuracy_before": before, "held_out_accuracy_after": after,
-              "seconds": time.monotonic() - started}
+              "seconds": time.monotonic() - started, "best_step": info.get("best_step")}
     emit(report)
     return report
 

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app import retrain_dialog
-from app.retrain_dialog import RetrainDialog, train_command
+from app.retrain_dialog import NOTHING_LEARNED, RetrainDialog, train_command
 from engine.library import Library
 
 # Four made-up "events" of four photos each: the photos are synthetic, so which pairs are
@@ -263,7 +263,8 @@ def test_progress_lines_split_across_reads_phases_unknown_events_and_nan(qtbot, 
         out.write('{{"event": "evaluated", "held_out_accuracy_before": NaN, "held_out_accuracy_after": NaN, '
                   '"not_worse": true, "accepted": false}}\\n')
         out.write('{{"event": "done", "version": 7, "name": "scripted-dpsh", "activated": false, '
-                  '"held_out_accuracy_before": NaN, "held_out_accuracy_after": NaN, "seconds": 1.0}}')  # no newline
+                  '"held_out_accuracy_before": NaN, "held_out_accuracy_after": NaN, "seconds": 1.0, '
+                  '"best_step": 0}}')  # no newline
         out.flush()
     """))
     dialog = open_dialog(library, launcher=[sys.executable, str(script)])
@@ -279,6 +280,7 @@ def test_progress_lines_split_across_reads_phases_unknown_events_and_nan(qtbot, 
     assert dialog.before_value.text() == "n/a" and dialog.after_value.text() == "n/a"
     assert "Too few labelled pairs" in dialog.verdict_label.text()
     assert "v7 scripted-dpsh" in dialog.stage_label.text()
+    assert NOTHING_LEARNED in dialog.stage_label.text()  # best_step 0: the head did not move
 
     qtbot.mouseClick(dialog.keep_button, Qt.MouseButton.LeftButton)
     assert dialog.keep_button.isHidden() and dialog.activate_new_button.isHidden()
