@@ -450,4 +450,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization: PySide6 tearing down the widgets of several windows at
+    # exit has aborted the process ("bool_dealloc") after every screenshot was written.
+    os._exit(code)
