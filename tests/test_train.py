@@ -237,3 +237,16 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+def test_ninh_divides_and_encodes_learned_features_only():
+    """Full mode masks the head (bit k sees slice k); head mode learns the folded map whole."""
+    from trainer.fit import initial_head
+
+    features = np.random.default_rng(0).standard_normal((64, 12)).astype(np.float32)
+    config = HeadConfig(method="ninh", bits=4, seed=0)
+    _, _, mask = initial_head(features, config, learned_features=True)
+    assert mask.shape == (12, 4) and mask.sum(dim=1).eq(1).all()  # each feature feeds one bit
+    assert mask[:3, 0].eq(1).all() and mask[3:, 0].eq(0).all()
+    weight, _, mask = initial_head(features, config, learned_features=False)
+    assert mask is None and weight.shape == (12, 4)
