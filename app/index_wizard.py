@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QSpinBox, QVBoxLayout, QWidget, QWizard, QWizardPage)
 
 from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, format_duration,
-                          read_library_info, saved_provider, saved_threads)
+                          read_library_info, saved_provider, saved_threads, time_left)
 from app.workers import CountThread, FunctionThread, IndexSetup
 
 RATE_ESTIMATE = 20.0  # photos a second on a CPU, for the summary's rough time
@@ -388,7 +388,7 @@ class ProgressPage(QWizardPage):
         if p.rate > 0:
             parts.append(f"{p.rate:.1f} photos/s")
         if p.eta is not None:
-            parts.append(f"about {format_duration(p.eta)} left")
+            parts.append(time_left(p.eta))
         if p.skipped:
             parts.append(f"{p.skipped} skipped")
         self.rate_label.setText(" · ".join(parts))

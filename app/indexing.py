@@ -362,6 +362,14 @@ def format_duration(seconds: float | None, *, compact: bool = False) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+def time_left(eta: float, *, compact: bool = False) -> str:
+    """"about 3 min 05 s left" (compact: "ETA 3 min"); "almost done" under a second, where a
+    rounded "0 s left" would read as a stall."""
+    if eta < 1:
+        return "almost done"
+    return f"ETA {format_duration(eta, compact=True)}" if compact else f"about {format_duration(eta)} left"
+
+
 def compact_progress(progress) -> str:
     """One status-bar line for an index run: "Indexing 1,234 / 5,000 · 18/s · ETA 3 min"."""
     if progress is None:
@@ -374,5 +382,5 @@ def compact_progress(progress) -> str:
     if progress.rate > 0:
         parts.append(f"{progress.rate:.0f}/s")
     if progress.eta is not None:
-        parts.append(f"ETA {format_duration(progress.eta, compact=True)}")
+        parts.append(time_left(progress.eta, compact=True))
     return " · ".join(parts)

@@ -237,3 +237,12 @@ def test_wizard_options_reach_the_library_and_the_settings(make_window, qtbot, t
     assert page.device_combo.currentData() == "cpu" and page.threads_spin.value() == 1
     wizard.reject()
     qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
+
+
+def test_durations_and_time_left_read_naturally():
+    from app.indexing import format_duration, time_left
+
+    assert [format_duration(s) for s in (None, 0.4, 42, 185, 7500)] == ["–", "0 s", "42 s", "3 min 05 s", "2 h 05 min"]
+    assert format_duration(185, compact=True) == "3 min"
+    assert time_left(0.36) == "almost done"  # not "about 0 s left"
+    assert time_left(185) == "about 3 min 05 s left" and time_left(185, compact=True) == "ETA 3 min"
