@@ -426,7 +426,7 @@ class RetrainDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(buttons)
-        self.resize(720, 680)
+        self.resize(720, 740)
         self._update_controls()
         self.reload()
 
@@ -854,6 +854,13 @@ class RetrainDialog(QDialog):
         recommended.setDefault(True)
         (self.keep_button if not_worse else self.activate_new_button).setDefault(False)
         self.results_box.show()
+        # Grow to fit the results rather than squeeze the chart under them (never shrink).
+        layout = self.layout()
+        if layout is not None and self.isVisible():
+            layout.activate()
+            wanted = max(layout.totalMinimumSize().height(), layout.totalHeightForWidth(self.width()))
+            if wanted > self.height():
+                self.resize(self.width(), wanted)
 
     def _on_run_finished(self, outcome: TrainerOutcome) -> None:
         run, self._run = self._run, None
