@@ -249,9 +249,16 @@ def cmd_model_rollback(args) -> int:
 
 
 def cmd_labels_import(args) -> int:
-    from engine.labels import import_csv
+    from engine.labels import import_class_folders, import_csv
 
     library = _open_library(args, create=False)
+    if os.path.isdir(args.csv):
+        with library:
+            report = import_class_folders(library.store, args.csv, per_photo=args.per_photo)
+        for problem in report.problems:
+            print(f"{args.csv}: {problem}", file=sys.stderr)
+        print(f"Imported {report.added} labelled pairs from the class folders", file=sys.stderr)
+        return 0
     with library:
         report = import_csv(library.store, args.csv)
     if report.problems:
@@ -574,8 +581,11 @@ def build_parser() -> argparse.ArgumentParser:
     labels = sub.add_parser("labels", help="import and export labelled pairs")
     labels_sub = labels.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
     p = labels_sub.add_parser("import", parents=[library],
-                              help="import pairs from a CSV (header a,b,label; similar/dissimilar or 1/-1)")
-    p.add_argument("csv", metavar="FILE.csv")
+                              help="import pairs from a CSV (header a,b,label; similar/dissimilar or 1/-1), "
+                                   "or from a folder with one subfolder per kind of photo")
+    p.add_argument("csv", metavar="FILE.csv|FOLDER")
+    p.add_argument("--per-photo", type=int, default=4, metavar="N",
+                   help="FOLDER: similar and dissimilar partners drawn for each photo (default 4)")
     p.set_defaults(func=cmd_labels_import)
     p = labels_sub.add_parser("export", parents=[library], help="write every labelled pair as CSV")
     p.add_argument("output", metavar="FILE.csv", nargs="?", default="-", help="default: standard output")

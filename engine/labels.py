@@ -1,4 +1,4 @@
-"""The person's labelled pairs: CSV import (all or nothing) and export."""
+"""The person's labelled pairs: CSV import (all or nothing), class folders as pairs, and export."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from engine.atomic import write_bytes
 from engine.errors import DecodeError, UserError
@@ -82,6 +84,65 @@ def import_csv(store: Store, csv_path: str | os.PathLike, *, source: str = "impo
         for ha, hb, value, pa, pb in rows:
             store.add_label(ha, hb, value, source=source, path_a=pa, path_b=pb)
     report.added = len(rows)
+    return report
+
+
+def import_class_folders(store: Store, folder: str | os.PathLike, *, per_photo: int = 4, seed: int = 0,
+                         source: str = "folders") -> LabelImport:
+    """Pairs from a folder of class folders: photos in one subfolder are similar, photos in
+    different subfolders dissimilar.
+
+    Every pair is implied, but a class of a thousand photos implies half a million of them;
+    each photo instead gets ``per_photo`` similar and ``per_photo`` dissimilar partners (seeded),
+    which covers every photo and every class. Subfolders may nest (a class is a top-level
+    subfolder); hidden names are skipped. Only indexed photos count: files the index skipped
+    or has not seen are left out and counted in ``problems``, which here do not block the import.
+    """
+    from engine.imageio import IMAGE_SUFFIXES
+
+    root = Path(folder).absolute()
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder")
+    classes: list[list[tuple[str, str]]] = []  # per class: (content hash, path) of indexed photos
+    report = LabelImport()
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        members, missing = [], 0
+        for dirpath, dirnames, filenames in os.walk(sub):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES:
+                    continue
+                path = os.path.join(dirpath, name)
+                digest = _hash_for(store, path)
+                if digest is None:
+                    missing += 1
+                else:
+                    members.append((digest, path))
+        if missing:
+            report.problems.append(f"{sub.name}: {missing} photo(s) not indexed, left out")
+        if members:
+            classes.append(members)
+    if len(classes) < 2:
+        raise UserError(f"{root} needs at least two subfolders (one per kind of photo) with indexed photos in them; "
+                        f"found {len(classes)} (index the folder first)")
+    rng = np.random.default_rng(seed)
+    owner = np.concatenate([np.full(len(members), c) for c, members in enumerate(classes)])
+    everyone = [item for members in classes for item in members]
+    pairs: dict[tuple[str, str], tuple[int, str, str]] = {}
+    for i, (digest, path) in enumerate(everyone):
+        same = np.flatnonzero(owner == owner[i])
+        other = np.flatnonzero(owner != owner[i])
+        for pool, value in ((same[same != i], 1), (other, -1)):
+            for j in rng.choice(pool, size=min(per_photo, len(pool)), replace=False):
+                other_digest, other_path = everyone[int(j)]
+                if other_digest == digest:
+                    continue  # the same content twice: no pair to learn from
+                key = (digest, other_digest) if digest < other_digest else (other_digest, digest)
+                pairs.setdefault(key, (value, path, other_path))
+    with store.transaction():
+        for (ha, hb), (value, pa, pb) in pairs.items():
+            store.add_label(ha, hb, value, source=source, path_a=pa, path_b=pb)
+    report.added = len(pairs)
     return report
 
 

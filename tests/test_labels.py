@@ -7,7 +7,7 @@ import pytest
 
 from engine.errors import UserError
 from engine.index import Indexer
-from engine.labels import export_csv, import_csv
+from engine.labels import export_csv, import_class_folders, import_csv
 from engine.library import Library
 from tests import photos
 
@@ -80,3 +80,33 @@ def test_labels_follow_a_moved_photo_and_export_round_trips(indexed, tmp_path):
     (tmp_path / "export.csv").write_text(out.getvalue())
     report = import_csv(lib.store, tmp_path / "export.csv")
     assert report.problems == [] and len(lib.store.labels()) == 2
+
+
+def test_class_folders_become_similar_and_dissimilar_pairs(tmp_path, default_model_dir):
+    root = tmp_path / "kinds"
+    for kind, base in (("cats", 800), ("boats", 820), ("maps", 840)):
+        for i in range(4):
+            photos.save(photos.scene(base + i, (200, 150)), root / kind / ("deeper" if i == 3 else "") / f"{i}.jpg")
+    photos.truncated(root / "maps" / "broken.jpg", photos.scene(860))
+    (root / ".hidden").mkdir()
+    photos.save(photos.scene(870), root / ".hidden" / "x.jpg")
+    with Library(tmp_path / "lib") as lib:
+        lib.install_model(default_model_dir)
+        Indexer(lib, workers=0).run([root])
+        report = import_class_folders(lib.store, root, per_photo=2, seed=1)
+        assert report.problems == ["maps: 1 photo(s) not indexed, left out"]
+        rows = lib.store.labels()
+        assert len(rows) == report.added and report.added >= 12  # every photo has partners of both kinds
+        kind_of = {}
+        for kind in ("cats", "boats", "maps"):
+            for path in (root / kind).rglob("*.jpg"):
+                row = lib.store.image_by_path(str(path))
+                if row is not None and row.status == "ok":
+                    kind_of[row.content_hash] = kind
+        assert len(kind_of) == 12
+        for hash_a, hash_b, label, *_ in rows:
+            assert label == (1 if kind_of[hash_a] == kind_of[hash_b] else -1)
+        assert {label for _, _, label, *_ in rows} == {1, -1}
+        assert {h for row in rows for h in row[:2]} == set(kind_of)  # nothing from the hidden folder
+        with pytest.raises(UserError, match="at least two subfolders"):
+            import_class_folders(lib.store, root / "cats")
