@@ -253,6 +253,8 @@ def cmd_labels_import(args) -> int:
 
     library = _open_library(args, create=False)
     if os.path.isdir(args.csv):
+        if args.per_photo < 1:
+            raise UserError("--per-photo must be at least 1")
         with library:
             report = import_class_folders(library.store, args.csv, per_photo=args.per_photo)
         for problem in report.problems:

@@ -184,3 +184,17 @@ def test_a_photo_alone_opens_the_window_searching_for_it(monkeypatch, tmp_path):
     with pytest.raises(SystemExit):  # not a photo, not a command: argparse's usage error
         cli.main(["no-such-file.jpg"])
     assert opened == [str(tmp_path / "beach.jpg")]
+
+
+def test_labels_import_of_class_folders(cli_env, indexed):
+    """`labels import FOLDER`: the subfolders are the kinds; skipped files are reported, not fatal."""
+    env = dict(cli_env, LOOKALIKE_LIBRARY=cli_env["LOOKALIKE_LIBRARY"] + "-kinds")
+    kinds = indexed.parent / "kinds"
+    for i in range(6):
+        photos.save(photos.scene(500 + i), kinds / ("day" if i < 3 else "night") / f"k{i}.jpg", quality=90)
+    run(env, "index", "-q", str(kinds))
+    proc = run(env, "labels", "import", "--per-photo", "2", str(kinds))
+    assert "Imported" in proc.stderr and "from the class folders" in proc.stderr
+    exported = run(env, "labels", "export").stdout.splitlines()
+    assert exported[0] == "a,b,label" and len(exported) > 6
+    assert run(env, "labels", "import", "--per-photo", "0", str(kinds), check=False).returncode == 2
