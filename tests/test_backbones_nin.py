@@ -96,6 +96,34 @@ def test_a_from_scratch_full_fit_learns_batchnorm_statistics_and_exports(tmp_pat
     assert result["max_abs_feature"] < 1e-4 and result["bit_agreement"] == 1.0
 
 
+@pytest.mark.parametrize("backbone_warmup, hash_loss_calls", [(None, 0), (0, 1)])  # 16 photos: 1 batch
+def test_a_from_scratch_network_warms_up_on_the_classifier_alone(monkeypatch, backbone_warmup, hash_loss_calls):
+    """DPSH's pair loss on a random network swamps the classifier; the first epoch is the classifier's."""
+    import trainer.full as full
+
+    calls = []
+    real = full.make_objective
+
+    def counting_objective(*args, **kwargs):
+        objective = real(*args, **kwargs)
+        original = objective.__call__
+
+        class Counting(type(objective)):
+            def __call__(self, *a, **k):
+                calls.append(1)
+                return original(*a, **k)
+
+        objective.__class__ = Counting
+        return objective
+
+    monkeypatch.setattr(full, "make_objective", counting_objective)
+    pixels, groups = _four_kinds(per_class=4)
+    config = full.FullConfig(method="dpsh", backbone="nin-latent", input_size=32, epochs=1, bits=8, batch_size=16,
+                             device="cpu", warmup_epochs=backbone_warmup)
+    full.fit_full(pixels, groups, config)
+    assert len(calls) == hash_loss_calls  # None: one warm-up epoch for a network without pretrained weights
+
+
 def test_the_cli_offers_every_registered_backbone():
     """The CLI lists the names itself (parsing must not import torch); they must not drift."""
     from app.cli import FULL_MODE_BACKBONES

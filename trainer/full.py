@@ -69,7 +69,8 @@ class FullConfig:
     head_lr_scale: float = 30.0
     weight_decay: float = 1e-4
     classifier_weight: float = 1.0  # the group classifier on the feature (0: the method's loss alone)
-    freeze_batchnorm: bool = True  # pretrained backbones only; one trained from scratch learns its statistics
+    freeze_batchnorm: bool = True
+    warmup_epochs: int | None = None  # classifier-only epochs first; None: 1 from scratch, 0 pretrained  # pretrained backbones only; one trained from scratch learns its statistics
     budget: float | None = None    # seconds of training; the best epoch so far is kept
     seed: int = 0
     device: str = "auto"
@@ -211,7 +212,9 @@ def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
               "held_out_accuracy": best_score, "elapsed": time.monotonic() - started})
         step, epoch, stale, last_loss, stopped = 0, 0, 0, None, "epochs"
         y_device = y_all.to(device)
+        warmup = config.warmup_epochs if config.warmup_epochs is not None else 0 if net.backbone.pretrained else 1
         for epoch in range(1, config.epochs + 1):
+            warming = epoch <= warmup
             model.train()
             if config.freeze_batchnorm and net.backbone.pretrained:
                 _freeze_batchnorm(model)
@@ -222,9 +225,12 @@ def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
                 x = torch.where(mirrored, trunk_mirrored[index], trunk[index])
                 y = y_device[index]
                 u, feature = model(x)
-                loss = objective(u, y, model.net.head_weight)
-                if config.classifier_weight:
-                    loss = loss + config.classifier_weight * F.cross_entropy(model.classifier(feature), y)
+                if warming:  # the classifier alone gives a random network its first structure
+                    loss = F.cross_entropy(model.classifier(feature), y)
+                else:
+                    loss = objective(u, y, model.net.head_weight)
+                    if config.classifier_weight:
+                        loss = loss + config.classifier_weight * F.cross_entropy(model.classifier(feature), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -235,6 +241,11 @@ def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
                 if config.budget is not None and time.monotonic() - started > config.budget:
                     break
             last_loss = total / max(count, 1)
+            if epoch == warmup:  # seat the head (ITQ) on the features the warm-up gave structure to
+                weight, bias, _ = initial_head(_outputs(model, trunk)[1], head_config)
+                with torch.no_grad():
+                    net.head_weight.copy_(weight)
+                    net.head_bias.copy_(bias)
             if mask is not None:  # bake NINH's mask in, so the deployed head is what was trained
                 with torch.no_grad():
                     net.head_weight.mul_(mask.to(device))
