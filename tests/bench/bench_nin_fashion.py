@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=32, help="input size in pixels")
     parser.add_argument("--methods", default="dlbhc,dpsh")
     parser.add_argument("--bits", type=int, default=48)
+    parser.add_argument("--warmup", type=int, default=None, help="classifier-only epochs (default: the recipe's)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (one leaves a core free)")
     parser.add_argument("--out", default=None, help="report folder (default: a temporary one)")
     args = parser.parse_args()
@@ -47,6 +48,8 @@ def main() -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-nin-"))
     options = {"backbone": "nin-latent", "input_size": args.size, "tuned_blocks": 3, "lr": args.lr,
                "epochs": args.epochs, "threads": args.threads, "device": "cpu"}
+    if args.warmup is not None:
+        options["warmup_epochs"] = args.warmup
     fit_seconds: dict[str, float] = {}
     last_epoch: dict = {}
 
