@@ -380,6 +380,7 @@ def cmd_eval(args) -> int:
 def _full_options(args) -> dict:
     """FullConfig fields given on the command line (the rest keep the recipe's defaults)."""
     chosen = {"epochs": args.epochs, "input_size": args.size, "threads": getattr(args, "threads", None),
+              "tuned_blocks": getattr(args, "tuned_blocks", None),
               "backbone": getattr(args, "backbone", None)}
     return {key: value for key, value in chosen.items() if value is not None}
 
@@ -575,6 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="full mode: epochs per method")
     p.add_argument("--size", type=int, default=None, help="full mode: input size in pixels (default 112)")
     p.add_argument("--threads", type=int, default=None, help="full mode: CPU threads for PyTorch")
+    p.add_argument("--tuned-blocks", type=int, default=None, metavar="N",
+                   help="full mode: backbone blocks fine-tuned, from the last (default 8 of Lite0's 16)")
     p.add_argument("--backbone", default=None, choices=FULL_MODE_BACKBONES, help=BACKBONE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", default="text", choices=["text", "json"])
