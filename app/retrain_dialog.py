@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogBut
                                QWidget)
 
 from app.indexing import format_duration
-from engine.errors import LookalikeError, UserError
+from app.workers import call_reporting_failure
+from engine.errors import UserError
 from engine.store import ModelRow
 
 log = logging.getLogger(__name__)
@@ -293,16 +294,9 @@ class FactsThread(QThread):
         self._path = Path(library_path)
 
     def run(self) -> None:
-        try:
-            facts = read_library_facts(self._path)
-        except LookalikeError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # a bug must reach the dialog, not vanish with the thread
-            log.exception("reading the library failed")
-            self.failed.emit(f"reading the library failed: {exc}")
-            return
-        self.ready.emit(facts)
+        ok, facts = call_reporting_failure(self.failed, "reading the library", lambda: read_library_facts(self._path))
+        if ok:
+            self.ready.emit(facts)
 
 
 class ActivationThread(QThread):
@@ -326,26 +320,22 @@ class ActivationThread(QThread):
         self.cancel = threading.Event()
 
     def run(self) -> None:
+        ok, row = call_reporting_failure(self.failed, "activating the model", self._activate)
+        if ok:
+            self.succeeded.emit(row)
+
+    def _activate(self):
         from engine.library import Library
 
-        try:
-            with Library(self._path, create=False) as library:
-                model_id = self.model_id
-                if model_id is None:
-                    previous = library.store.previous_model()
-                    if previous is None:
-                        raise UserError("there is no earlier model to roll back to")
-                    model_id = previous.id
-                row = library.activate(model_id, cancel=self.cancel,
-                                       progress=lambda state: self.progress.emit(state.done, state.total))
-        except LookalikeError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # a bug must reach the dialog, not vanish with the thread
-            log.exception("activating a model failed")
-            self.failed.emit(f"activating the model failed: {exc}")
-            return
-        self.succeeded.emit(row)
+        with Library(self._path, create=False) as library:
+            model_id = self.model_id
+            if model_id is None:
+                previous = library.store.previous_model()
+                if previous is None:
+                    raise UserError("there is no earlier model to roll back to")
+                model_id = previous.id
+            return library.activate(model_id, cancel=self.cancel,
+                                    progress=lambda state: self.progress.emit(state.done, state.total))
 
 
 # ------------------------------------------------------------------ formatting

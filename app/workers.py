@@ -19,6 +19,20 @@ from engine.errors import LookalikeError, UserError
 log = logging.getLogger(__name__)
 
 
+def call_reporting_failure(failed, what: str, job: Callable[[], object]) -> tuple[bool, object]:
+    """Run ``job`` in a worker thread: (True, its result), or (False, None) after sending the
+    failure to the ``failed`` signal: a LookalikeError's own message, or, for a bug, the error
+    logged with its traceback (a bug must reach the window, not vanish with the thread)."""
+    try:
+        return True, job()
+    except LookalikeError as exc:
+        failed.emit(str(exc))
+    except Exception as exc:
+        log.exception("%s failed", what)
+        failed.emit(f"{what} failed: {exc}")
+    return False, None
+
+
 @dataclass(frozen=True)
 class ResultItem:
     """One search result as the grid shows it."""
