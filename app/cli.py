@@ -372,7 +372,7 @@ def cmd_train(args) -> int:
 
 
 def _check_summary(report: dict) -> str:
-    """The held-out check in words: the retrieval figures before -> after, then pair accuracy."""
+    """The held-out check in words: where the held-out partner ranks before -> after, then the other figures."""
     import math
 
     def pct(value) -> str:
@@ -381,15 +381,16 @@ def _check_summary(report: dict) -> str:
     def num(value) -> str:
         return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
-    before, after = report.get("top10_before"), report.get("top10_after")
+    before, after = report.get("percentile_before"), report.get("percentile_after")
     if before is None or after is None or math.isnan(after):
         return ("too few labelled pairs to hold some back, so the new version is unchecked "
                 "('lookalike model rollback' returns to the previous one)")
-    searches = report.get("gate_searches", 0)
-    return (f"searching with {searches} held-out photos, the photo labelled similar is in the top 10 "
-            f"{pct(before)} -> {pct(after)} of the time (mAP {num(report.get('map_before'))} -> "
-            f"{num(report.get('map_after'))}; held-out pair accuracy {num(report['held_out_accuracy_before'])} -> "
-            f"{num(report['held_out_accuracy_after'])}); results re-ranked by {report.get('rerank', 'features')}")
+    return (f"searching with {report.get('gate_searches', 0)} held-out photos, the photo labelled similar ranks "
+            f"ahead of {pct(before)} -> {pct(after)} of the library on average (in the top 10: "
+            f"{pct(report.get('top10_before'))} -> {pct(report.get('top10_after'))}; mAP "
+            f"{num(report.get('map_before'))} -> {num(report.get('map_after'))}; held-out pair accuracy "
+            f"{num(report['held_out_accuracy_before'])} -> {num(report['held_out_accuracy_after'])}); "
+            f"results re-ranked by {report.get('rerank', 'features')}")
 
 
 def cmd_eval(args) -> int:

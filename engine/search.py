@@ -765,14 +765,15 @@ class Probe:
 
 
 def _space_for(params: SearchParams, space):
+    """The fine stage params.rerank asks for: ``space`` stands for "auto" (the version's own)."""
     choice = params.rerank_choice()
     if choice == "none":
         return None
-    if space is not None:
-        return space
-    if choice == "code":
+    if choice == "features" or (choice == "auto" and space is None):
+        return FeatureSpace()
+    if choice == "code" and not isinstance(space, CodeSpace):
         raise ValueError("re-ranking by code needs the head: pass space=CodeSpace(W, b)")
-    return FeatureSpace()
+    return space
 
 
 def _merge_pools(pools: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -788,7 +789,7 @@ def _merge_pools(pools: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
     return slots[first], ham[first]
 
 
-def search_probe(codes, features, probe: Probe, params=SearchParams(), live=None, space=None) -> SearchResult:
+def search_probe(codes, features, probe: Probe, params=SearchParams(), live=None, *, space) -> SearchResult:
     """The one search: coarse Hamming pools of ``probe.seeds`` (live slots not excluded), then
     the fine stage in ``space`` (None: Hamming order); best first.
 
@@ -854,4 +855,4 @@ def search(codes, features, query_words, query_feature, params=SearchParams(), l
     vector = feature if space is None else space.embed(feature)
     probe = Probe(seeds=np.ascontiguousarray(query_words, dtype=np.uint64).reshape(1, -1),
                   vector=vector, feature=feature)
-    return search_probe(codes, features, probe, params, live, space)
+    return search_probe(codes, features, probe, params, live, space=space)

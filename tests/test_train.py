@@ -1,5 +1,6 @@
 """Learning from a person's labels, end to end: import pairs, train, unseen queries rank better, roll back."""
 
+import itertools
 import json
 import os
 import shutil
@@ -84,12 +85,70 @@ def test_dpsh_from_labelled_pairs_beats_the_zero_label_default_on_unseen_queries
     assert any(e["event"] == "epoch" for e in events)
     done = events[-1]
     assert done["activated"] and done["held_out_accuracy_after"] >= done["held_out_accuracy_before"]
+    assert done["percentile_after"] >= done["percentile_before"] and done["rerank"] == "code"
+    assert {"top10_before", "top10_after", "map_before", "map_after", "gate_searches"} <= set(done)
     after = _unseen_query_map(lib_dir, classes)
     assert after >= before + 0.08, (before, after)
+
+    # What `search` shows follows the head's space now, not the backbone's features.
+    with Library(lib_dir, create=False) as lib:
+        assert lib.active_model().manifest["rerank"] == "code"
+    queries = sorted(p for p in classes if "/query/" in p)[::6]
+    auto = _cli(lib_dir, "search", "--json", "-k", "30", *queries).stdout
+    assert auto == _cli(lib_dir, "search", "--json", "-k", "30", "--rerank", "code", *queries).stdout
+    assert auto != _cli(lib_dir, "search", "--json", "-k", "30", "--rerank", "features", *queries).stdout
 
     # Rolling back restores the zero-label codes exactly.
     assert _cli(lib_dir, "model", "rollback").returncode == 0
     assert _unseen_query_map(lib_dir, classes) == pytest.approx(before)
+
+
+def test_the_gate_uses_the_search_figures_of_pairs_nothing_else_saw(digits_library, tmp_path, monkeypatch):
+    """Selection and gate get disjoint pairs; activation follows the gate's search figures, not pair accuracy."""
+    import trainer.library_train as lt
+    from app.cli import _check_summary
+    from engine.labels import import_csv
+
+    lib_src, root, _ = digits_library
+    shutil.copytree(lib_src, tmp_path / "library")
+    with Library(tmp_path / "library", create=False) as lib:
+        import_csv(lib.store, root / "pairs.csv")
+        data = lt.labelled_photos(lib, 0)
+    pairs = [{(int(a), int(b)) for a, b in zip(p.i, p.j)} for p in (data.train, data.select, data.gate)]
+    assert all(len(x & y) == 0 for x, y in itertools.combinations(pairs, 2)) and pairs[1] and pairs[2]
+
+    seen = {"select": [], "gate": []}
+    real_selection, real_gate = lt.selection_percentile, lt.gate_figures
+
+    def selection(check, *args):
+        seen["select"].append(check)
+        return real_selection(check, *args)
+
+    def gate(library, data, check, *args):
+        seen["gate"].append(check)
+        figures = real_gate(library, data, check, *args)
+        # the candidate (second call) is called better by pair accuracy, worse by where partners rank
+        if len(seen["gate"]) == 2:
+            figures.update(percentile=0.0, pair_accuracy=1.0)
+        return figures
+
+    monkeypatch.setattr(lt, "selection_percentile", selection)
+    monkeypatch.setattr(lt, "gate_figures", gate)
+    events = []
+    with Library(tmp_path / "library", create=False) as lib:
+        active = lib.active_model().id
+        report = lt.train_library(lib, HeadConfig(method="dpsh", bits=64, steps=60), progress=events.append)
+        assert lib.active_model().id == active != report["version"]  # not activated
+    gate_queries = {int(q) for q in data.check(data.gate).queries}
+    select_queries = {int(q) for q in data.check(data.select).queries}
+    assert all({int(q) for q in check.queries} == select_queries for check in seen["select"])
+    assert len(seen["select"]) == 31 and len(seen["gate"]) == 2
+    assert all({int(q) for q in check.queries} == gate_queries for check in seen["gate"])
+    assert not report["activated"] and report["percentile_after"] == 0.0
+    assert report["held_out_accuracy_after"] == 1.0 > report["held_out_accuracy_before"]
+    evaluated = next(e for e in events if e["event"] == "evaluated")
+    assert not evaluated["not_worse"] and not evaluated["accepted"]
+    assert "ranks ahead of" in _check_summary(report) and "in the top 10" in _check_summary(report)
 
 
 def test_training_without_enough_labels_is_a_clear_user_error(tmp_path, default_model_dir):

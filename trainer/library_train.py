@@ -22,12 +22,12 @@ from engine.atomic import write_json_atomic
 from engine.codes import codes_from_logits
 from engine.errors import UserError
 from engine.library import Library
-from engine.search import CodeSpace, FeatureSpace, SearchParams, search, warm_up
+from engine.search import CodeSpace, FeatureSpace, SearchParams, default_pool, hamming_distances, search, warm_up
 from engine.store import utc_now
 from trainer.data import groups_from_pairs
 from trainer.fit import HeadConfig, fit_head
 from trainer.full import FullConfig
-from trainer.heldout import DEPTH, RetrievalCheck, better_or_equal, split_pairs
+from trainer.heldout import Ranking, RetrievalCheck, better_or_equal, split_pairs
 
 log = logging.getLogger(__name__)
 
@@ -135,38 +135,55 @@ def _space(name: str, weight: np.ndarray, bias: np.ndarray):
     return CodeSpace(weight, bias) if name == "code" else FeatureSpace()
 
 
+def search_ranking(codes: np.ndarray, features: np.ndarray, slot: int, space, row_of_slot: np.ndarray,
+                   slot_of_row: np.ndarray, live: np.ndarray | None = None) -> Ranking:
+    """A search with the photo at ``slot`` as `lookalike search` runs it (the default pool,
+    then ``space``), read as a Ranking of labelled rows: the pool in order, the query left out;
+    photos beyond the pool follow it in Hamming order (ties: half of them first)."""
+    pool = default_pool(len(codes))
+    query_feature = np.asarray(features[slot], dtype=np.float32)
+    found = search(codes, features, codes[slot], query_feature, SearchParams(k=pool), live, space=space).slots
+    found = found[found != slot]
+    others = (len(codes) if live is None else int(live.sum())) - 1
+    if len(found) >= others:
+        return Ranking(row_of_slot[found], others)
+    distances: list[np.ndarray] = []
+
+    def beyond(row: int) -> float:
+        if not distances:  # one Hamming pass per query, only when a partner is beyond the pool
+            outside = np.ones(len(codes), dtype=bool) if live is None else live.copy()
+            outside[found] = False
+            outside[slot] = False
+            distances.append(hamming_distances(codes, codes[slot]).astype(np.int64))
+            distances.append(outside)
+        d, outside = distances
+        mine = d[slot_of_row[row]]
+        ahead = int(np.count_nonzero(outside & (d < mine)))
+        tied = int(np.count_nonzero(outside & (d == mine))) - 1
+        return len(found) + ahead + tied / 2
+
+    return Ranking(row_of_slot[found], others, beyond)
+
+
 def selection_percentile(check: RetrievalCheck, codes: np.ndarray, features: np.ndarray, space) -> float:
     """The selection figure: searches among the labelled photos only (codes and features of
-    those photos, in ``space``), the mean rank percentile of each held-out partner."""
+    those photos, ranked in ``space``), the mean rank percentile of each held-out partner."""
     if not check:
         return float("nan")
-    n = len(codes)
-
-    def ranked(row: int) -> np.ndarray:
-        found = search(codes, features, codes[row], features[row], SearchParams(k=n), space=space).slots
-        return found[found != row]
-
-    return check.figures(ranked, n)["percentile"]
+    rows = np.arange(len(codes))
+    return check.figures(lambda row: search_ranking(codes, features, row, space, rows, rows))["percentile"]
 
 
 def gate_figures(library: Library, data: Labelled, check: RetrievalCheck, codes: np.ndarray,
                  features: np.ndarray, space, labelled_codes: np.ndarray) -> dict:
     """The gate's figures for one version: searches over the whole library (its codes and
-    features, ranked in ``space``, default pool, as `lookalike search` does), plus held-out pair
-    accuracy of the labelled photos' codes."""
+    features, ranked in ``space``, the default pool, as `lookalike search` does), plus held-out
+    pair accuracy of the labelled photos' codes."""
     live = library.store.live_mask()
     row_of_slot = np.full(len(codes), -1, dtype=np.int64)
     row_of_slot[data.slots] = np.arange(len(data.slots))
-
-    def ranked(row: int) -> np.ndarray:
-        slot = int(data.slots[row])
-        query_feature = np.asarray(features[slot], dtype=np.float32)
-        found = search(codes, features, codes[slot], query_feature, SearchParams(k=DEPTH + 1), live,
-                       space=space).slots
-        return row_of_slot[found[found != slot][:DEPTH]]
-
-    figures = check.figures(ranked, int(live.sum()))
-    figures.pop("percentile")  # only the first DEPTH results were read
+    figures = check.figures(lambda row: search_ranking(codes, features, int(data.slots[row]), space, row_of_slot,
+                                                       data.slots, live))
     figures["pair_accuracy"] = data.pair_accuracy(labelled_codes)
     return figures
 
@@ -179,7 +196,8 @@ def _evaluated_event(before: dict, after: dict, not_worse: bool, accept: bool, r
 
 
 def _figure_fields(before: dict, after: dict) -> dict:
-    return {"top10_before": before["top10"], "top10_after": after["top10"],
+    return {"percentile_before": before["percentile"], "percentile_after": after["percentile"],
+            "top10_before": before["top10"], "top10_after": after["top10"],
             "map_before": before["map"], "map_after": after["map"], "gate_searches": after.get("searches", 0)}
 
 
@@ -250,6 +268,7 @@ def train_library(library: Library, config: HeadConfig, *, activate: str = "auto
                      "seed": config.seed, "steps": info["steps"], "best_step": info.get("best_step")},
             "metrics": {"held_out_pair_accuracy": after["pair_accuracy"],
                         "previous_held_out_pair_accuracy": before["pair_accuracy"],
+                        "held_out_percentile": after["percentile"], "previous_held_out_percentile": before["percentile"],
                         "held_out_top10": after["top10"], "previous_held_out_top10": before["top10"],
                         "held_out_map": after["map"], "previous_held_out_map": before["map"],
                         "selection_percentile": info.get("held_out_accuracy"),
@@ -412,6 +431,7 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
         emit(_evaluated_event(before, after, better, accept, rerank, scope="library"))
         store.update_model_metrics(row.id, {
             "held_out_pair_accuracy": after["pair_accuracy"], "previous_held_out_pair_accuracy": before["pair_accuracy"],
+            "held_out_percentile": after["percentile"], "previous_held_out_percentile": before["percentile"],
             "held_out_top10": after["top10"], "previous_held_out_top10": before["top10"],
             "held_out_map": after["map"], "previous_held_out_map": before["map"]})
         if accept:
@@ -428,13 +448,7 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
 def _labelled_gate_figures(data: Labelled, check: RetrievalCheck, codes: np.ndarray, features: np.ndarray,
                            space) -> dict:
     """Gate figures from searches among the labelled photos only (a version not encoded)."""
-    n = len(codes)
-
-    def ranked(row: int) -> np.ndarray:
-        found = search(codes, features, codes[row], features[row], SearchParams(k=DEPTH + 1), space=space).slots
-        return found[found != row][:DEPTH]
-
-    figures = check.figures(ranked, n)
-    figures.pop("percentile")
+    rows = np.arange(len(codes))
+    figures = check.figures(lambda row: search_ranking(codes, features, row, space, rows, rows))
     figures["pair_accuracy"] = data.pair_accuracy(codes)
     return figures

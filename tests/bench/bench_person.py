@@ -191,7 +191,9 @@ def main() -> None:
     print(f"| extra: float cosine on the features, whole library (peer) | {before['cosine']:.3f} | "
           f"{after['cosine']:.3f} |")
     print(f"\ngain of the default search {after['default'] - before['default']:+.3f}; "
-          f"activated: {done['activated']}; held-out check (gate pairs): partner in the top 10 "
+          f"activated: {done['activated']}; held-out check (gate pairs): partner ranked ahead of "
+          f"{done.get('percentile_before', float('nan')):.3f} -> {done.get('percentile_after', float('nan')):.3f} "
+          f"of the library, in the top 10 "
           f"{done.get('top10_before', float('nan')):.3f} -> {done.get('top10_after', float('nan')):.3f}, "
           f"mAP {done.get('map_before', float('nan')):.3f} -> {done.get('map_after', float('nan')):.3f}, "
           f"pair accuracy {done['held_out_accuracy_before']:.3f} -> {done['held_out_accuracy_after']:.3f}")
