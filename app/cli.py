@@ -71,7 +71,7 @@ def _open_library(args, *, create: bool):
 
 def _ensure_model(library, bits: int = 64) -> None:
     if library.store.active_model() is None:
-        library.install_model(build_default_model(bits))
+        _install_with_progress(library, build_default_model(bits))
 
 
 # ---------------------------------------------------------------- commands
@@ -195,7 +195,7 @@ def cmd_model_build(args) -> int:
     target = build_default_model(args.bits)
     library = _open_library(args, create=True)
     with library:
-        row = library.install_model(target, activate=True)
+        row = _install_with_progress(library, target)
         print(f"Model v{row.id} {row.name} is active in {library.path}", file=sys.stderr)
     return 0
 
@@ -222,11 +222,22 @@ def cmd_model_refit(args) -> int:
     return 0
 
 
+def _encode_progress(bar):
+    return lambda state: bar.update(
+        {"event": "phase", "phase": "encode", "done": state.done, "total": state.total, "rate": state.rate})
+
+
 def _activate_with_progress(library, model_id: int):
-    """Activate a version; photos it has no codes for yet are encoded under a progress bar."""
+    """Activate a version; photos it has no codes for yet are encoded under a progress bar
+    (Ctrl+C stops it; what was encoded is kept and the previous version stays active)."""
     with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
-        return library.activate(model_id, progress=lambda state: bar.update(
-            {"event": "phase", "phase": "encode", "done": state.done, "total": state.total, "rate": state.rate}))
+        return library.activate(model_id, progress=_encode_progress(bar))
+
+
+def _install_with_progress(library, model_dir):
+    """Install a version and activate it as _activate_with_progress does."""
+    with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
+        return library.install_model(model_dir, activate=True, progress=_encode_progress(bar))
 
 
 def cmd_model_activate(args) -> int:
