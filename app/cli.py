@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -162,13 +163,19 @@ def cmd_search(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from engine.repair import check_library
+
     library = _open_library(args, create=False)
     with library:
         status = library.status()
         skipped = library.store.skipped()
+        # Codes are small: check them every time (features: 'lookalike repair --check').
+        problems = check_library(library.store, features=False).problems()
+    status["damage"] = problems
     if args.json:
         status["skipped_files"] = [{"path": p, "reason": r} for p, r in skipped]
         print(json.dumps(status, indent=2))
+        _raise_if_damaged(problems)
         return 0
     model = status["model"]
     print(f"Library:  {status['library']}")
@@ -188,6 +195,46 @@ def cmd_status(args) -> int:
             print(f"  {path}: {reason}")
         if len(skipped) > args.limit:
             print(f"  ... and {len(skipped) - args.limit} more (--limit N, or --json for all)")
+    _raise_if_damaged(problems)
+    return 0
+
+
+def _raise_if_damaged(problems: list[str]) -> None:
+    if problems:
+        from engine.errors import LibraryDamaged
+
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LibraryDamaged(f"the library is damaged: {problems[0]}{more}; run 'lookalike repair'")
+
+
+def cmd_repair(args) -> int:
+    from engine.repair import check_library, repair_library
+
+    library = _open_library(args, create=False)
+    with library:
+        if args.check:
+            found = check_library(library.store, catalog=True)
+            for line in found.problems():
+                print(line)
+            if found.unverified:
+                print(f"{found.unverified} array rows have no checksum yet (written before checksums); "
+                      "'lookalike repair' gives them one")
+            if not found.sound:
+                if not found.catalog_ok:
+                    from engine.errors import LibraryDamaged
+
+                    raise LibraryDamaged("the catalog is damaged (see above): restore catalog.sqlite3 from a backup "
+                                         "if you have one; 'lookalike labels export' may still save your labels")
+                _raise_if_damaged(found.problems())
+            print("No damage found", file=sys.stderr)
+            return 0
+        with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
+            report = repair_library(library.store, workers=args.workers, progress=_encode_progress(bar))
+    print(f"Repaired: {report.reencoded} photos encoded again, {report.recoded} code rows recomputed, "
+          f"{report.adopted} rows given a checksum" + (f"; {report.unreadable} photos could not be read again "
+                                                       "and are left out of results" if report.unreadable else ""),
+          file=sys.stderr)
+    _raise_if_damaged(report.still_damaged)
     return 0
 
 
@@ -531,6 +578,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="skipped files to list (default 50)")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("repair", parents=[library],
+                       help="check the arrays against their checksums and encode damaged photos again")
+    p.add_argument("--check", action="store_true",
+                   help="only look: check the arrays and the catalog (SQLite integrity_check) and report")
+    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: one per core)")
+    p.set_defaults(func=cmd_repair)
+
     model = sub.add_parser("model", help="build and manage model versions")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     p = model_sub.add_parser("build", parents=[library], help="build the default model and make it active")
@@ -665,9 +719,31 @@ def main(argv: list[str] | None = None) -> int:
     except LookalikeError as exc:
         print(f"lookalike: {exc}", file=sys.stderr)
         return 1
+    except (sqlite3.DatabaseError, OSError) as exc:
+        # The ones no layer typed (a decoder process's catalog read, a write outside engine):
+        # a damaged catalog or a full disk is still one line, not a traceback.
+        problem = _environment_problem(exc)
+        if problem is None:
+            raise
+        print(f"lookalike: {problem}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("lookalike: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def _environment_problem(exc: BaseException) -> EnvironmentProblem | None:
+    import errno
+
+    if isinstance(exc, sqlite3.DatabaseError):
+        from engine.store import catalog_problem
+
+        return catalog_problem(exc, None)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        from engine.errors import environment_problem
+
+        return environment_problem(exc, f"write {exc.filename or 'a file'}")
+    return None
 
 
 if __name__ == "__main__":

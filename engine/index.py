@@ -294,7 +294,7 @@ def _process_file(path: str) -> tuple:
 
 def _write_thumbnail(target: Path, data: bytes) -> None:
     from engine.atomic import write_bytes
-    from engine.errors import EnvironmentProblem
+    from engine.errors import DiskFull, EnvironmentProblem
 
     try:
         if target.is_file() and target.stat().st_size > 0:  # empty: torn by an OS crash, write again
@@ -306,7 +306,9 @@ def _write_thumbnail(target: Path, data: bytes) -> None:
         # Not synced: thumbnails are a cache, and a sync per photo would cost indexing speed.
         write_bytes(target, data, sync=False)
     except (OSError, EnvironmentProblem) as exc:  # a full disk costs a thumbnail, not the photo's code
-        log.warning("cannot write thumbnail %s: %s", target, exc)
+        # (said once, by the array write that fails next, rather than once per photo here)
+        log.log(logging.DEBUG if isinstance(exc, DiskFull) else logging.WARNING, "cannot write thumbnail %s: %s",
+                target, exc)
 
 
 class _InlinePool:

@@ -1058,44 +1058,64 @@ class _Transaction:
 _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 10, 11, 13, 26
 
 
-def catalog_problem(exc: sqlite3.Error, catalog: Path | str) -> EnvironmentProblem | None:
+def catalog_problem(exc: sqlite3.Error, catalog: Path | str | None) -> EnvironmentProblem | None:
     """The typed error for a SQLite error that says the catalog file or its disk is at fault."""
     code = getattr(exc, "sqlite_errorcode", None)
     code = None if code is None else code & 0xFF
+    name = "the catalog" if catalog is None else f"the catalog {catalog}"
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return LibraryDamaged(f"the catalog {catalog} is damaged ({exc}); run 'lookalike repair --check' "
-                              "to see what, then restore catalog.sqlite3 from a backup if you have one")
+        return LibraryDamaged(f"{name} is damaged ({exc}); run 'lookalike repair --check' to see what, "
+                              "then restore catalog.sqlite3 from a backup if you have one")
     if code == _SQLITE_FULL:
-        return DiskFull(f"cannot write the catalog {catalog}: the disk is full (free some space and run it "
-                        "again; nothing committed before is lost)")
+        return DiskFull(f"cannot write {name}: the disk is full (free some space and run it again; "
+                        "nothing committed before is lost)")
     if code == _SQLITE_IOERR:
-        return EnvironmentProblem(f"cannot read or write the catalog {catalog}: {exc}")
+        return EnvironmentProblem(f"cannot read or write {name}: {exc}")
     return None
+
+
+def _typed(exc: sqlite3.DatabaseError, catalog) -> BaseException:
+    problem = catalog_problem(exc, catalog)
+    if problem is None:
+        return exc
+    problem.__cause__ = exc
+    return problem
+
+
+class _CatalogCursor(sqlite3.Cursor):
+    """Rows are read lazily, so a damaged page can surface at a fetch as well as at execute."""
+
+    def fetchone(self):
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise _typed(exc, self.connection.catalog) from exc
+
+    def fetchall(self):
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _typed(exc, self.connection.catalog) from exc
 
 
 class _CatalogConnection(sqlite3.Connection):
     """A connection whose errors from a damaged catalog or a full disk are typed (LibraryDamaged,
-    DiskFull): one line for the person instead of a traceback."""
+    DiskFull): one line for the person instead of a traceback. (Iterating a cursor row by row
+    is left untyped, to keep its speed; the CLI types what gets through.)"""
 
-    catalog: Path | str = CATALOG
+    catalog: Path | str | None = None
 
     def execute(self, sql, parameters=()):
         try:
-            return super().execute(sql, parameters)
+            return self.cursor(_CatalogCursor).execute(sql, parameters)
         except sqlite3.DatabaseError as exc:
-            problem = catalog_problem(exc, self.catalog)
-            if problem is None:
-                raise
-            raise problem from exc
+            raise _typed(exc, self.catalog) from exc
 
     def executemany(self, sql, parameters):
         try:
-            return super().executemany(sql, parameters)
+            return self.cursor(_CatalogCursor).executemany(sql, parameters)
         except sqlite3.DatabaseError as exc:
-            problem = catalog_problem(exc, self.catalog)
-            if problem is None:
-                raise
-            raise problem from exc
+            raise _typed(exc, self.catalog) from exc
 
 
 def _check_layout(root: Path) -> None:
