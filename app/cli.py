@@ -338,10 +338,15 @@ def cmd_labels_export(args) -> int:
         if args.output == "-":
             count = export_csv(library.store, sys.stdout)
         else:
-            tmp = Path(args.output).with_name(Path(args.output).name + ".tmp")
-            with open(tmp, "w", encoding="utf-8", newline="") as out:
+            import io
+
+            from engine.atomic import atomic_write
+
+            with atomic_write(args.output) as raw:  # all or nothing, on disk when it says so
+                out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 count = export_csv(library.store, out)
-            os.replace(tmp, args.output)
+                out.flush()
+                out.detach()  # atomic_write syncs and closes the file itself
     print(f"Exported {count} labelled pairs", file=sys.stderr)
     return 0
 

@@ -36,6 +36,7 @@ LIBRARY_FILES = (CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journa
 # make it a path. Ours are 16 hex digits of a sha256.
 BACKBONE_ID = re.compile(r"[0-9a-f]{1,64}")
 MAX_BITS = 4096
+MAX_SLOTS = 1 << 32  # far beyond a personal library; a crafted count must not size an allocation
 MAX_FEATURE_DIM = 1 << 16
 
 
@@ -559,7 +560,15 @@ class Store:
 
     @property
     def next_slot(self) -> int:
-        return int(self._meta("next_slot"))
+        value = self._meta("next_slot")
+        try:
+            slots = int(value)
+        except (TypeError, ValueError):
+            slots = -1
+        if not 0 <= slots <= MAX_SLOTS:
+            raise LibraryDamaged(f"the catalog's count of encoded photos ({str(value)[:40]!r}) is not one Lookalike "
+                                 "writes; restore catalog.sqlite3 from a backup if you have one")
+        return slots
 
     def _meta(self, key: str, default: str | None = None) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -157,3 +157,14 @@ def test_a_fifo_in_place_of_an_array_is_refused_without_hanging(crafted, capsys)
     features.unlink()
     os.mkfifo(features)
     _assert_refused(*_lookalike(capsys, "search", "--library", str(library), str(library.parent / "photos" / "p0.jpg")))
+
+
+@pytest.mark.parametrize("value", ["many", "-1", str(1 << 40)])
+def test_a_count_of_encoded_photos_that_is_not_one_is_refused(crafted, capsys, value):
+    library, _, _ = crafted
+    conn = sqlite3.connect(library / "catalog.sqlite3")
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'next_slot'", (value,))
+    conn.close()
+    _assert_refused(*_lookalike(capsys, "status", "--library", str(library)))
+    _assert_refused(*_lookalike(capsys, "search", "--library", str(library), str(library.parent / "photos" / "p0.jpg")))

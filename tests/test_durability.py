@@ -92,3 +92,18 @@ def test_each_batch_syncs_its_rows_before_the_commit_that_counts_them(tmp_path, 
             start = commit + 1
             journal.events = journal.events[start:]
             start = 0
+
+
+def test_labels_export_to_a_file_is_all_or_nothing_and_synced(tmp_path, monkeypatch, capsys):
+    from app.cli import main
+    from engine.store import Store
+
+    with Store.open(tmp_path / "library") as store:
+        store.add_label("a" * 32, "b" * 32, 1, source="pairs", path_a="/x/a.jpg", path_b="/x/b.jpg")
+    journal = Journal(monkeypatch)
+    out = tmp_path / "labels.csv"
+    assert main(["labels", "export", str(out), "--library", str(tmp_path / "library")]) == 0
+    renamed = journal.index("rename", f"-> {out}")
+    assert journal.index("fsync", str(tmp_path) + "/labels.csv.") < renamed < journal.index("fsync", str(tmp_path), renamed)
+    assert out.read_text(encoding="utf-8").splitlines()[1].startswith("/x/a.jpg,/x/b.jpg,")
+    assert not list(tmp_path.glob("*.tmp"))
