@@ -47,7 +47,7 @@ class LibraryCheck:
     def problems(self) -> list[str]:
         """One line per problem, for the person."""
         lines = [a.describe() for a in self.damaged]
-        lines += [f"model v{v}: no codes for {n} photos" for v, n in self.missing.items()]
+        lines += [f"model v{v}: its arrays lack {n} photos" for v, n in self.missing.items()]
         if not self.catalog_ok:
             lines += [f"catalog: {message}" for message in self.catalog]
         return lines

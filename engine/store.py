@@ -251,6 +251,7 @@ class Store:
             except OSError as exc:
                 raise EnvironmentProblem(f"cannot create the library folder {root}: {exc.strerror}") from exc
         uri = f"file:{catalog}?mode=ro" if readonly else f"file:{catalog}"
+        conn = None
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0, factory=_CatalogConnection)
             conn.catalog = catalog
@@ -260,9 +261,11 @@ class Store:
                 # FULL: a commit is on disk when it returns (NORMAL may lose the last commits,
                 # labels included, to a power cut); one WAL sync per batch or label costs little.
                 conn.execute("PRAGMA synchronous = FULL")
-        except EnvironmentProblem:
-            raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, EnvironmentProblem) as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, EnvironmentProblem):
+                raise
             raise EnvironmentProblem(f"cannot open the catalog {catalog}: {exc}") from exc
         store = cls(root, conn)
         try:
