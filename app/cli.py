@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -71,7 +72,7 @@ def _open_library(args, *, create: bool):
 
 def _ensure_model(library, bits: int = 64) -> None:
     if library.store.active_model() is None:
-        library.install_model(build_default_model(bits))
+        _install_with_progress(library, build_default_model(bits))
 
 
 # ---------------------------------------------------------------- commands
@@ -162,13 +163,19 @@ def cmd_search(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from engine.repair import check_library
+
     library = _open_library(args, create=False)
     with library:
         status = library.status()
         skipped = library.store.skipped()
+        # Codes are small: check them every time (features: 'lookalike repair --check').
+        problems = check_library(library.store, features=False).problems()
+    status["damage"] = problems
     if args.json:
         status["skipped_files"] = [{"path": p, "reason": r} for p, r in skipped]
         print(json.dumps(status, indent=2))
+        _raise_if_damaged(problems)
         return 0
     model = status["model"]
     print(f"Library:  {status['library']}")
@@ -188,6 +195,46 @@ def cmd_status(args) -> int:
             print(f"  {path}: {reason}")
         if len(skipped) > args.limit:
             print(f"  ... and {len(skipped) - args.limit} more (--limit N, or --json for all)")
+    _raise_if_damaged(problems)
+    return 0
+
+
+def _raise_if_damaged(problems: list[str]) -> None:
+    if problems:
+        from engine.errors import LibraryDamaged
+
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LibraryDamaged(f"the library is damaged: {problems[0]}{more}; run 'lookalike repair'")
+
+
+def cmd_repair(args) -> int:
+    from engine.repair import check_library, repair_library
+
+    library = _open_library(args, create=False)
+    with library:
+        if args.check:
+            found = check_library(library.store, catalog=True)
+            for line in found.problems():
+                print(line)
+            if found.unverified:
+                print(f"{found.unverified} array rows have no checksum yet (written before checksums); "
+                      "'lookalike repair' gives them one")
+            if not found.sound:
+                if not found.catalog_ok:
+                    from engine.errors import LibraryDamaged
+
+                    raise LibraryDamaged("the catalog is damaged (see above): restore catalog.sqlite3 from a backup "
+                                         "if you have one; 'lookalike labels export' may still save your labels")
+                _raise_if_damaged(found.problems())
+            print("No damage found", file=sys.stderr)
+            return 0
+        with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
+            report = repair_library(library.store, workers=args.workers, progress=_encode_progress(bar))
+    print(f"Repaired: {report.reencoded} photos encoded again, {report.recoded} code rows recomputed, "
+          f"{report.adopted} rows given a checksum" + (f"; {report.unreadable} photos could not be read again "
+                                                       "and are left out of results" if report.unreadable else ""),
+          file=sys.stderr)
+    _raise_if_damaged(report.still_damaged)
     return 0
 
 
@@ -195,7 +242,7 @@ def cmd_model_build(args) -> int:
     target = build_default_model(args.bits)
     library = _open_library(args, create=True)
     with library:
-        row = library.install_model(target, activate=True)
+        row = _install_with_progress(library, target)
         print(f"Model v{row.id} {row.name} is active in {library.path}", file=sys.stderr)
     return 0
 
@@ -222,11 +269,22 @@ def cmd_model_refit(args) -> int:
     return 0
 
 
+def _encode_progress(bar):
+    return lambda state: bar.update(
+        {"event": "phase", "phase": "encode", "done": state.done, "total": state.total, "rate": state.rate})
+
+
 def _activate_with_progress(library, model_id: int):
-    """Activate a version; photos it has no codes for yet are encoded under a progress bar."""
+    """Activate a version; photos it has no codes for yet are encoded under a progress bar
+    (Ctrl+C stops it; what was encoded is kept and the previous version stays active)."""
     with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
-        return library.activate(model_id, progress=lambda state: bar.update(
-            {"event": "phase", "phase": "encode", "done": state.done, "total": state.total, "rate": state.rate}))
+        return library.activate(model_id, progress=_encode_progress(bar))
+
+
+def _install_with_progress(library, model_dir):
+    """Install a version and activate it as _activate_with_progress does."""
+    with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
+        return library.install_model(model_dir, activate=True, progress=_encode_progress(bar))
 
 
 def cmd_model_activate(args) -> int:
@@ -280,10 +338,15 @@ def cmd_labels_export(args) -> int:
         if args.output == "-":
             count = export_csv(library.store, sys.stdout)
         else:
-            tmp = Path(args.output).with_name(Path(args.output).name + ".tmp")
-            with open(tmp, "w", encoding="utf-8", newline="") as out:
+            import io
+
+            from engine.atomic import atomic_write
+
+            with atomic_write(args.output) as raw:  # all or nothing, on disk when it says so
+                out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 count = export_csv(library.store, out)
-            os.replace(tmp, args.output)
+                out.flush()
+                out.detach()  # atomic_write syncs and closes the file itself
     print(f"Exported {count} labelled pairs", file=sys.stderr)
     return 0
 
@@ -520,6 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="skipped files to list (default 50)")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("repair", parents=[library],
+                       help="check the arrays against their checksums and encode damaged photos again")
+    p.add_argument("--check", action="store_true",
+                   help="only look: check the arrays and the catalog (SQLite integrity_check) and report")
+    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: one per core)")
+    p.set_defaults(func=cmd_repair)
+
     model = sub.add_parser("model", help="build and manage model versions")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     p = model_sub.add_parser("build", parents=[library], help="build the default model and make it active")
@@ -654,9 +724,31 @@ def main(argv: list[str] | None = None) -> int:
     except LookalikeError as exc:
         print(f"lookalike: {exc}", file=sys.stderr)
         return 1
+    except (sqlite3.DatabaseError, OSError) as exc:
+        # The ones no layer typed (a decoder process's catalog read, a write outside engine):
+        # a damaged catalog or a full disk is still one line, not a traceback.
+        problem = _environment_problem(exc)
+        if problem is None:
+            raise
+        print(f"lookalike: {problem}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("lookalike: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def _environment_problem(exc: BaseException) -> EnvironmentProblem | None:
+    import errno
+
+    if isinstance(exc, sqlite3.DatabaseError):
+        from engine.store import catalog_problem
+
+        return catalog_problem(exc, None)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        from engine.errors import environment_problem
+
+        return environment_problem(exc, f"write {exc.filename or 'a file'}")
+    return None
 
 
 if __name__ == "__main__":

@@ -343,7 +343,7 @@ class IndexThread(QThread):
                 if library.store.active_model() is None:
                     self.stage.emit("Preparing the model (the first time only; this takes a minute) ...")
                     bits = self._setup.bits if self._setup is not None else 64
-                    library.install_model(call_model_provider(self._model_provider, bits))
+                    library.install_model(call_model_provider(self._model_provider, bits), cancel=self.cancel)
                 if self.cancel.is_set():
                     self.done.emit(IndexReport(cancelled=True))
                     return

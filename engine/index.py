@@ -20,6 +20,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -253,7 +254,16 @@ def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_d
     _worker_state.update(conn=conn, size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
 
 
+_HASH = re.compile(r"[0-9a-f]{32}")  # engine.imageio.content_hash: 32 hex digits
+
+
 def thumbnail_path(thumbs_dir: str | os.PathLike, content_hash: str) -> Path:
+    """Where a photo's thumbnail is cached; the hash comes from the catalog, so it is checked
+    to be one (a crafted library must not name a file elsewhere)."""
+    if not isinstance(content_hash, str) or not _HASH.fullmatch(content_hash):
+        from engine.errors import UnsafeLibrary
+
+        raise UnsafeLibrary(f"{str(content_hash)[:80]!r} is not a content hash; was the library tampered with?")
     return Path(thumbs_dir) / content_hash[:2] / f"{content_hash}.jpg"
 
 
@@ -283,16 +293,22 @@ def _process_file(path: str) -> tuple:
 
 
 def _write_thumbnail(target: Path, data: bytes) -> None:
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    from engine.atomic import write_bytes
+    from engine.errors import DiskFull, EnvironmentProblem
+
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except OSError as exc:  # a full disk costs a thumbnail, not the photo's code
-        log.warning("cannot write thumbnail %s: %s", target, exc)
-        tmp.unlink(missing_ok=True)
+        if target.is_file() and target.stat().st_size > 0:  # empty: torn by an OS crash, write again
+            return
+        if target.parent.is_symlink():  # a crafted library: never write through a link
+            log.warning("not writing thumbnail %s: its folder is a link", target)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Not synced: thumbnails are a cache, and a sync per photo would cost indexing speed.
+        write_bytes(target, data, sync=False)
+    except (OSError, EnvironmentProblem) as exc:  # a full disk costs a thumbnail, not the photo's code
+        # (said once, by the array write that fails next, rather than once per photo here)
+        log.log(logging.DEBUG if isinstance(exc, DiskFull) else logging.WARNING, "cannot write thumbnail %s: %s",
+                target, exc)
 
 
 class _InlinePool:
@@ -416,7 +432,17 @@ class Indexer:
             raise UserError("nothing to index: name a folder (lookalike index PATH)")
         self.library.active_model()  # fail before walking when there is no model
         with self.store.writing():
+            self._complete_active_model()
             return self._run(roots, report, started)
+
+    def _complete_active_model(self) -> None:
+        """Only after damage (an active array shorter than the catalog): encode those photos
+        again first, since new rows are appended after the last committed slot."""
+        model = self.library.active_model()
+        if not self.store.covers(model):
+            from engine.reencode import encode_missing
+
+            encode_missing(self.store, model, cancel=self.cancel, workers=self.workers)
 
     def _run(self, roots, report: IndexReport, started: float) -> IndexReport:
         run_id = self.store.start_run()
@@ -441,8 +467,18 @@ class Indexer:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             report.elapsed = time.monotonic() - started
-            self.store.finish_run(run_id, status, report.as_dict())
+            self._finish_run(run_id, status, report.as_dict())
         return report
+
+    def _finish_run(self, run_id: int, status: str, stats: dict) -> None:
+        from engine.errors import EnvironmentProblem
+
+        try:
+            self.store.finish_run(run_id, status, stats)
+        except EnvironmentProblem as exc:  # a full disk: the error being raised is the one to report
+            if status != "failed":
+                raise
+            log.info("cannot record the end of the run: %s", exc)
 
     def _start_pool(self, inline: bool = False):
         info = self.library.model_info()
@@ -475,6 +511,7 @@ class Indexer:
             return report
         self.library.active_model()  # fail before anything else when there is no model
         with self.store.writing():
+            self._complete_active_model()
             return self._update(wanted, report, started)
 
     def _update(self, paths: list[str], report: IndexReport, started: float) -> IndexReport:
@@ -554,12 +591,13 @@ class Indexer:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             report.elapsed = time.monotonic() - started
-            self.store.finish_run(run_id, status, {**report.as_dict(), "update": True})
+            self._finish_run(run_id, status, {**report.as_dict(), "update": True})
         return report
 
     def _process(self, pool, todo: list[_Work], run_id: int, report: IndexReport) -> None:
         library, store = self.library, self.store
         model = library.active_model()
+        self._verified_chunks: dict[Path, set[int]] = {}
         # Decoding dominates on the CPU: give it the cores and keep ONNX Runtime to one
         # thread that sleeps rather than spins while it waits for a batch.
         encoder = library.encoder(providers=self.providers, threads=1 if self.workers else None, spin=False)
@@ -636,16 +674,33 @@ class Indexer:
                 if work.existing is not None and work.existing.slot == source:
                     store.touch_image(work.existing.id, work.size, work.mtime_ns, run_id)
                 else:
-                    code_rows.append(_read_row(codes_path, source, np.uint64, words))
-                    feature_rows.append(_read_row(features_path, source, np.float16, dim))
+                    code_rows.append(self._read_row(codes_path, source, np.uint64, words))
+                    feature_rows.append(self._read_row(features_path, source, np.float16, dim))
                     items.append(NewImage(work.path, work.root_id, work.size, work.mtime_ns, digest, slot=slot))
                     slot += 1
                 report.reused += 1
+        sums = []
         if slot > first:
-            arrays.write_rows(codes_path, first, np.stack(code_rows))
-            arrays.write_rows(features_path, first, np.stack(feature_rows))
-        store.commit_batch(items, run_id, slot)
+            sums += store.write_rows(codes_path, first, np.stack(code_rows))
+            sums += store.write_rows(features_path, first, np.stack(feature_rows))
+        store.commit_batch(items, run_id, slot, sums)
         report.added += len(new)
+
+    def _read_row(self, path: Path, slot: int, dtype, width: int) -> np.ndarray:
+        """One committed row (the encoding of content seen before), its chunk checked once per
+        run: a copy gets a fresh checksum, so it must not copy damage."""
+        from engine.errors import LibraryDamaged
+
+        rowbytes = width * np.dtype(dtype).itemsize
+        chunk = slot // arrays.CHUNK_ROWS
+        verified = self._verified_chunks.setdefault(path, set())
+        if chunk not in verified:
+            start = chunk * arrays.CHUNK_ROWS
+            check = self.store.verify_array(path, rowbytes, start, start + arrays.CHUNK_ROWS)
+            if check.damaged:
+                raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
+            verified.add(chunk)
+        return arrays.read_row(path, slot, dtype, width)
 
 
 def _root_of(path: str, roots: Sequence[tuple[int, str]]) -> tuple[int, str] | None:
@@ -660,12 +715,3 @@ def _root_of(path: str, roots: Sequence[tuple[int, str]]) -> tuple[int, str] | N
 
 def _dir_prefix(directory: str) -> str:
     return directory if directory.endswith(os.sep) else directory + os.sep
-
-
-def _read_row(path: Path, slot: int, dtype, width: int) -> np.ndarray:
-    """One committed row of an array file (the encoding of content seen before)."""
-    dtype = np.dtype(dtype)
-    rowbytes = width * dtype.itemsize
-    with open(path, "rb") as handle:
-        data = os.pread(handle.fileno(), rowbytes, slot * rowbytes)
-    return np.frombuffer(data, dtype=dtype).copy()

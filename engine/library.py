@@ -12,9 +12,9 @@ import numpy as np
 from engine import arrays, models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
-from engine.errors import DecodeError, UserError
+from engine.errors import DecodeError, LibraryDamaged, UserError
 from engine.paths import default_library_path
-from engine.store import ModelRow, Store
+from engine.store import ModelRow, Store, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +72,31 @@ class Library:
             self._encoder_key = key
         return self._encoder
 
-    def install_model(self, model_dir: str | os.PathLike, *, activate: bool = True) -> ModelRow:
-        """Add a model version built elsewhere (the default model, a trained one)."""
-        with self.store.writing():
-            return self._install_model(model_dir, activate)
+    def install_model(self, model_dir: str | os.PathLike, *, activate: bool = True, progress=None, cancel=None,
+                      workers: int | None = None) -> ModelRow:
+        """Add a model version built elsewhere (the default model, a trained one).
 
-    def _install_model(self, model_dir, activate: bool) -> ModelRow:
+        The version is installed inactive; with ``activate`` it is then activated as
+        ``activate()`` does, encoding first whatever its backbone has no features for
+        (``progress``, ``cancel``: see there). A cancelled or killed activation leaves the
+        version installed and the previous one active.
+        """
+        with self.store.writing():
+            row = self._install_model(model_dir)
+            if activate:
+                row = self.activate(row.id, progress=progress, cancel=cancel, workers=workers)
+            return row
+
+    def _install_model(self, model_dir) -> ModelRow:
         info = ModelInfo.load(model_dir)
         codes = None
-        features_path = self.store.features_path(info.manifest["backbone_id"])
+        backbone_id = read_manifest(model_dir)["backbone_id"]
+        features_path = self.store.features_path(backbone_id)
         if self.store.next_slot and arrays.row_count(features_path, info.feature_dim * 2) >= self.store.next_slot:
             # Same backbone as the features we hold: code the library without decoding.
             weight, bias = models.read_head(model_dir)
-            codes = self._codes_from_features(info.manifest["backbone_id"], info.feature_dim, weight, bias)
-        row = self.store.add_model(model_dir, codes, activate=activate)
-        if activate:
-            self._encoder = None
-        return row
+            codes = self._codes_from_features(backbone_id, info.feature_dim, weight, bias)
+        return self.store.add_model(model_dir, codes, activate=False)
 
     def activate(self, model_id: int, *, progress=None, cancel=None, workers: int | None = None) -> ModelRow:
         """Make a version active, first giving it codes (and features) for every photo.
@@ -107,8 +115,13 @@ class Library:
             return self.store.model(model.id)
 
     def _codes_from_features(self, backbone_id: str, dim: int, weight, bias, start: int = 0) -> np.ndarray:
-        """Codes of slots ``start`` onwards from the stored features (dead slots zeroed)."""
-        features = arrays.read_rows(self.store.features_path(backbone_id), np.float16, dim, self.store.next_slot)
+        """Codes of slots ``start`` onwards from the stored features (dead slots zeroed),
+        the features checked against their checksums first."""
+        path = self.store.features_path(backbone_id)
+        check = self.store.verify_array(path, dim * 2, start, self.store.next_slot)
+        if check.damaged:
+            raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
+        features = arrays.read_rows(path, np.float16, dim, self.store.next_slot)
         codes = codes_from_logits(models.head_logits(features[start:], weight, bias))
         codes[~self.store.live_mask()[start:start + codes.shape[0]]] = 0
         return codes
@@ -167,9 +180,23 @@ class Library:
 
     # ------------------------------------------------------------------ search
 
+    _codes_checked: tuple | None = None  # (model id, next_slot, first row to check next time)
+
     def codes(self) -> np.ndarray:
+        """The active version's codes, checked against their checksums on first use and then
+        only what was appended since (about a millisecond per million photos, once)."""
         model = self.active_model()
-        return arrays.read_rows(self.store.codes_path(model.id), np.uint64, model.words, self.store.next_slot)
+        path = self.store.codes_path(model.id)
+        next_slot = self.store.next_slot
+        checked = self._codes_checked
+        if checked is None or checked[:2] != (model.id, next_slot):
+            first = checked[2] if checked is not None and checked[0] == model.id else 0
+            check = self.store.verify_array(path, model.words * 8, first)
+            if check.damaged:
+                raise LibraryDamaged(f"the codes of model v{model.id} are damaged ({check.describe()}); "
+                                     "run 'lookalike repair'")
+            self._codes_checked = (model.id, next_slot, max(first, check.recorded))
+        return arrays.read_rows(path, np.uint64, model.words, next_slot)
 
     def features(self) -> np.ndarray:
         model = self.active_model()
@@ -198,9 +225,19 @@ class Library:
         if self.store.next_slot == 0:
             raise UserError(f"the library at {self.path} is empty (run 'lookalike index PATH' first)")
         live = self.store.live_mask()
+        codes, features = self.codes(), self.features()
+        if min(len(codes), len(features)) < live.size:
+            # Only after damage (activation needs complete arrays): answering from part of the
+            # library would be a silent wrong answer.
+            raise LibraryDamaged(f"model v{self.active_model().id} has codes for {min(len(codes), len(features))} "
+                                 f"of {live.size} photos (its arrays were damaged); run 'lookalike repair'")
         if folder is not None:
             live &= self._folder_mask(folder, live.size)
-        result = search(self.codes(), self.features(), words, feature, params, live=live)
+        result = search(codes, features, words, feature, params, live=live)
+        if result.score.size and not (np.isfinite(result.score).all() and np.abs(result.score).max() <= 1.01):
+            # Stored features are unit vectors: a cosine beyond 1 is a damaged row, not a match.
+            raise LibraryDamaged(f"the stored features of model v{self.active_model().id} are damaged (a "
+                                 "cosine beyond 1); run 'lookalike repair'")
         paths = self.store.paths_for_slots(result.slots)
         return [
             Hit(paths[int(slot)], int(ham), float(score), int(slot))
