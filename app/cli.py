@@ -151,8 +151,9 @@ def cmd_search(args) -> int:
                 status = EXIT_USER
                 continue
             if args.json:
-                print(json.dumps({"query": image, "results": [
-                    {"path": h.path, "hamming": h.hamming, "score": round(h.score, 6)} for h in hits]}))
+                print(json.dumps({"query": image, **_bytes_field("query", image), "results": [
+                    {"path": h.path, **_bytes_field("path", h.path), "hamming": h.hamming,
+                     "score": round(h.score, 6)} for h in hits]}))
             else:
                 print(f"{image}:")
                 for rank, hit in enumerate(hits, 1):
@@ -167,7 +168,7 @@ def cmd_status(args) -> int:
         status = library.status()
         skipped = library.store.skipped()
     if args.json:
-        status["skipped_files"] = [{"path": p, "reason": r} for p, r in skipped]
+        status["skipped_files"] = [{"path": p, **_bytes_field("path", p), "reason": r} for p, r in skipped]
         print(json.dumps(status, indent=2))
         return 0
     model = status["model"]
@@ -273,19 +274,31 @@ def cmd_labels_import(args) -> int:
 
 
 def cmd_labels_export(args) -> int:
-    from engine.labels import export_csv
+    from engine.labels import export_csv, export_csv_file
 
     library = _open_library(args, create=False)
     with library:
         if args.output == "-":
             count = export_csv(library.store, sys.stdout)
         else:
-            tmp = Path(args.output).with_name(Path(args.output).name + ".tmp")
-            with open(tmp, "w", encoding="utf-8", newline="") as out:
-                count = export_csv(library.store, out)
-            os.replace(tmp, args.output)
+            count = export_csv_file(library.store, args.output)
     print(f"Exported {count} labelled pairs", file=sys.stderr)
     return 0
+
+
+def _bytes_field(name: str, path: str) -> dict:
+    """For a path that is not valid UTF-8: its exact bytes (base64) beside the JSON string.
+
+    JSON text cannot hold such a name; the string field holds it as Python does (each byte
+    that is not UTF-8 as a lone surrogate, \\udcXX: json.loads then os.fsencode give the bytes
+    back), and ``<name>_bytes`` serves tools outside Python. Absent for ordinary names."""
+    try:
+        path.encode("utf-8")
+        return {}
+    except UnicodeEncodeError:
+        import base64
+
+        return {f"{name}_bytes": base64.b64encode(os.fsencode(path)).decode("ascii")}
 
 
 def _parse_duration(text: str | None) -> float | None:
@@ -603,6 +616,15 @@ def _command_names(parser: argparse.ArgumentParser) -> set[str]:
             for name in action.choices}
 
 
+def _print_names_as_bytes() -> None:
+    """Print a file name that is not UTF-8 as its own bytes (as ls and find do), not crash on it."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="surrogateescape")
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt():
     """Treat SIGTERM (the GUI's cancel of a trainer, a service stop) like Ctrl+C, so that
@@ -623,6 +645,7 @@ def _terminate_as_interrupt():
 
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
+    _print_names_as_bytes()
     if words == []:  # no arguments: the desktop window
         from app.main import main as gui_main
 

@@ -41,11 +41,14 @@ def import_csv(store: Store, csv_path: str | os.PathLike, *, source: str = "impo
     """
     csv_path = Path(csv_path)
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")
+        data = csv_path.read_bytes()
     except OSError as exc:
         raise UserError(f"{csv_path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{csv_path}: not a UTF-8 text file") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{csv_path}: a UTF-16 file; save it as UTF-8")
+    # UTF-8, except that a path may hold its file name's own bytes (not UTF-8: an old archive's
+    # names): kept as Python keeps such names, so they match the catalog exactly.
+    text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text))
     report = LabelImport()
     header = next(reader, None)
@@ -164,7 +167,8 @@ def export_csv_file(store: Store, path: str | os.PathLike) -> int:
     out = io.StringIO()
     count = export_csv(store, out)
     try:
-        write_bytes(path, out.getvalue().encode("utf-8"))
+        # A name that is not UTF-8 is written as its own bytes, as import_csv reads it.
+        write_bytes(path, out.getvalue().encode("utf-8", "surrogateescape"))
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return count

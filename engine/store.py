@@ -109,6 +109,13 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO activations (model_id, at) SELECT id, created_at FROM models WHERE active = 1;
     """,
+    # 3: paths as the file system's bytes (BLOB), not UTF-8 text: a name that is not valid UTF-8
+    # must be stored, found and ordered exactly (see ARCHITECTURE.md, "Paths").
+    """
+    UPDATE roots SET path = fsencode(path);
+    UPDATE images SET path = fsencode(path), dir = fsencode(dir);
+    UPDATE labels SET path_a = fsencode(path_a), path_b = fsencode(path_b);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -277,6 +284,10 @@ class Store:
             return
         if readonly:
             raise EnvironmentProblem(f"the library at {self.root} needs an upgrade; open it read-write once")
+        # Migration 3 re-encodes text paths as the file system does (os.fsencode, not SQL's CAST,
+        # which would be wrong under a file system encoding other than UTF-8).
+        self._conn.create_function("fsencode", 1, lambda text: None if text is None else _fs(text),
+                                   deterministic=True)
         while True:
             with self.transaction():
                 # Read the version again under the write lock: another process (or thread)
@@ -382,15 +393,15 @@ class Store:
     # ------------------------------------------------------------------- roots
 
     def add_root(self, path: str) -> int:
-        self._conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (path, utc_now()))
-        return self._conn.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()[0]
+        self._conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (_fs(path), utc_now()))
+        return self._conn.execute("SELECT id FROM roots WHERE path = ?", (_fs(path),)).fetchone()[0]
 
     def roots(self) -> list[tuple[int, str]]:
-        return self._conn.execute("SELECT id, path FROM roots ORDER BY path").fetchall()
+        return [(i, _unfs(p)) for i, p in self._conn.execute("SELECT id, path FROM roots ORDER BY path")]
 
     def remove_root(self, path: str) -> int:
         """Forget a root and every image under it; returns how many images were forgotten."""
-        row = self._conn.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()
+        row = self._conn.execute("SELECT id FROM roots WHERE path = ?", (_fs(path),)).fetchone()
         if row is None:
             raise UserError(f"{path} is not a root of this library")
         with self.transaction():
@@ -413,21 +424,23 @@ class Store:
         """Catalog rows of the files directly inside ``directory``, by path."""
         cursor = self._conn.execute(
             "SELECT id, path, size, mtime_ns, content_hash, status, reason, slot FROM images WHERE dir = ?",
-            (directory,),
+            (_fs(directory),),
         )
-        return {row[1]: ImageRow(*row) for row in cursor}
+        rows = (_image_row(row) for row in cursor)
+        return {row.path: row for row in rows}
 
     def image_by_path(self, path: str) -> ImageRow | None:
         row = self._conn.execute(
             "SELECT id, path, size, mtime_ns, content_hash, status, reason, slot FROM images WHERE path = ?",
-            (path,),
+            (_fs(path),),
         ).fetchone()
-        return ImageRow(*row) if row else None
+        return _image_row(row) if row else None
 
     def paths_under(self, directory: str) -> list[str]:
         """Catalogued paths strictly under ``directory`` (any depth): one range scan of the path index."""
         low, high = _path_range(directory)
-        return [r[0] for r in self._conn.execute("SELECT path FROM images WHERE path >= ? AND path < ?", (low, high))]
+        return [_unfs(r[0]) for r in self._conn.execute("SELECT path FROM images WHERE path >= ? AND path < ?",
+                                                         (low, high))]
 
     def slots_under(self, directory: str) -> np.ndarray:
         """Live slots of the photos strictly under ``directory`` (any depth)."""
@@ -447,7 +460,7 @@ class Store:
             "SELECT path FROM images WHERE content_hash = ? AND slot IS NOT NULL ORDER BY path LIMIT 1",
             (content_hash,),
         ).fetchone()
-        return row[0] if row else None
+        return _unfs(row[0]) if row else None
 
     def slots_for_hashes(self, hashes) -> dict[str, int]:
         """Live slot of each content hash that is indexed (one per hash)."""
@@ -477,7 +490,7 @@ class Store:
         with self.transaction():
             for item in items:
                 old = self._conn.execute(
-                    "SELECT id, slot FROM images WHERE path = ?", (item.path,)
+                    "SELECT id, slot FROM images WHERE path = ?", (_fs(item.path),)
                 ).fetchone()
                 if old is not None and old[1] is not None and old[1] != item.slot:
                     self._conn.execute("INSERT OR IGNORE INTO dead_slots (slot) VALUES (?)", (old[1],))
@@ -495,7 +508,7 @@ class Store:
                         seen_run = excluded.seen_run, indexed_at = excluded.indexed_at
                     """,
                     (
-                        item.path, os.path.dirname(item.path), item.root_id, item.size, item.mtime_ns,
+                        _fs(item.path), _fs(os.path.dirname(item.path)), item.root_id, item.size, item.mtime_ns,
                         item.content_hash, item.width, item.height, item.taken_at, status,
                         item.reason, None if item.reason else item.slot, run_id, now,
                     ),
@@ -524,7 +537,7 @@ class Store:
         with self.transaction():
             for path in paths:
                 low, high = _path_range(path)
-                forgotten += self._forget_images("path = ? OR (path >= ? AND path < ?)", (path, low, high))
+                forgotten += self._forget_images("path = ? OR (path >= ? AND path < ?)", (_fs(path), low, high))
         return forgotten
 
     def _forget_images(self, where: str, params: tuple) -> int:
@@ -553,14 +566,14 @@ class Store:
             for slot, path in self._conn.execute(
                 f"SELECT slot, path FROM images WHERE slot IN ({marks})", chunk
             ):
-                result[slot] = path
+                result[slot] = _unfs(path)
         return result
 
     def images_in_slot_range(self, start: int, stop: int) -> list[tuple[int, str, str]]:
         """(slot, path, content hash) of the catalogued photos whose slots are in [start, stop)."""
-        return self._conn.execute(
+        return [(slot, _unfs(path), digest) for slot, path, digest in self._conn.execute(
             "SELECT slot, path, content_hash FROM images WHERE slot >= ? AND slot < ? ORDER BY slot", (start, stop)
-        ).fetchall()
+        )]
 
     def counts(self) -> dict[str, int]:
         row = self._conn.execute(
@@ -573,7 +586,7 @@ class Store:
         sql = "SELECT path, reason FROM images WHERE status = 'skipped' ORDER BY path"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return self._conn.execute(sql).fetchall()
+        return [(_unfs(path), reason) for path, reason in self._conn.execute(sql)]
 
     def skip_reasons(self) -> list[tuple[str, int]]:
         return self._conn.execute(
@@ -599,13 +612,13 @@ class Store:
                VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (hash_a, hash_b) DO UPDATE SET label = excluded.label,
                    source = excluded.source, created_at = excluded.created_at""",
-            (hash_a, hash_b, label, source, path_a, path_b, created_at or utc_now()),
+            (hash_a, hash_b, label, source, _fs_or_none(path_a), _fs_or_none(path_b), created_at or utc_now()),
         )
 
     def labels(self) -> list[tuple]:
-        return self._conn.execute(
+        return [(*row[:4], _unfs(row[4]), _unfs(row[5]), row[6]) for row in self._conn.execute(
             "SELECT hash_a, hash_b, label, source, path_a, path_b, created_at FROM labels ORDER BY id"
-        ).fetchall()
+        )]
 
     _LABEL_ROW_SQL = """
         SELECT hash_a, hash_b, label, source, path_a, path_b, created_at,
@@ -615,7 +628,7 @@ class Store:
 
     def label_rows(self) -> list[LabelRow]:
         """Every label, oldest first, with the photos' current paths (None where no longer indexed)."""
-        return [LabelRow(*row) for row in self._conn.execute(self._LABEL_ROW_SQL + " ORDER BY id")]
+        return [_label_row(row) for row in self._conn.execute(self._LABEL_ROW_SQL + " ORDER BY id")]
 
     def label(self, hash_a: str, hash_b: str) -> LabelRow | None:
         """The label of a pair (either order), if it has one."""
@@ -623,7 +636,7 @@ class Store:
             hash_a, hash_b = hash_b, hash_a
         row = self._conn.execute(self._LABEL_ROW_SQL + " WHERE hash_a = ? AND hash_b = ?",
                                  (hash_a, hash_b)).fetchone()
-        return LabelRow(*row) if row else None
+        return _label_row(row) if row else None
 
     def delete_label(self, hash_a: str, hash_b: str) -> bool:
         """Forget a pair's label (either order); False if it had none."""
@@ -645,7 +658,7 @@ class Store:
             for slot, digest, path in self._conn.execute(
                 f"SELECT slot, content_hash, path FROM images WHERE slot IN ({marks})", chunk
             ):
-                result[slot] = (digest, path)
+                result[slot] = (digest, _unfs(path))
         return result
 
     # ------------------------------------------------------------------ models
@@ -816,10 +829,36 @@ def _try_flock(path: Path):
     return handle
 
 
-def _path_range(directory: str) -> tuple[str, str]:
-    """Bounds of the paths strictly under ``directory``: prefix <= path < upper (an index range scan)."""
-    prefix = directory if directory.endswith(os.sep) else directory + os.sep
-    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+def _fs(path: str | os.PathLike) -> bytes:
+    """A path as the catalog keeps it: the file system's own bytes (any name, in byte order)."""
+    return os.fsencode(path)
+
+
+def _fs_or_none(path: str | os.PathLike | None) -> bytes | None:
+    return None if path is None else _fs(path)
+
+
+def _unfs(value: bytes | str | None) -> str | None:
+    """A path from the catalog as Python names files: str, undecodable bytes as lone surrogates."""
+    return None if value is None else os.fsdecode(value)
+
+
+def _image_row(row: tuple) -> ImageRow:
+    return ImageRow(row[0], _unfs(row[1]), *row[2:])
+
+
+def _label_row(row: tuple) -> LabelRow:
+    return LabelRow(*row[:4], _unfs(row[4]), _unfs(row[5]), row[6], _unfs(row[7]), _unfs(row[8]))
+
+
+def _path_range(directory: str) -> tuple[bytes, bytes]:
+    """Bounds of the paths strictly under ``directory``: prefix <= path < upper (an index range
+    scan; paths are bytes, compared as memcmp, so any name sorts and scans exactly)."""
+    prefix = _fs(directory)
+    sep = _fs(os.sep)
+    if not prefix.endswith(sep):
+        prefix += sep
+    return prefix, prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 def _split_sql(script: str) -> Iterator[str]:
