@@ -14,18 +14,15 @@ move finds its content still catalogued and reuses the encoding.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import fnmatch
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import sqlite3
 import stat
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +33,7 @@ from engine import arrays
 from engine.codes import codes_from_logits, words_for_bits
 from engine.library import Library
 from engine.store import ImageRow, NewImage, Store
+from engine.workers import Crashed, DecoderPool, crash_if_marked
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +260,17 @@ def _process_file(path: str) -> tuple:
     from engine.errors import DecodeError
     from engine.imageio import content_hash, decode_image, read_file
 
+    crash_if_marked(path)  # tests only; see engine.workers.TEST_CRASH_ENV
+    try:
+        return _read_and_decode(path)
+    except MemoryError:  # one file too big for this machine's memory: skip it, the run goes on
+        return ("skip", "out of memory", None)
+
+
+def _read_and_decode(path: str) -> tuple:
+    from engine.errors import DecodeError
+    from engine.imageio import content_hash, decode_image, read_file
+
     state = _worker_state
     try:
         data = read_file(path)
@@ -302,13 +311,12 @@ class _InlinePool:
         # In this process (any thread, e.g. the GUI's indexing worker) Ctrl-C stays the caller's.
         _worker_init(*initargs, ignore_sigint=False)
 
-    def submit(self, fn, *args) -> cf.Future:
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # mirror a process pool: the error surfaces at result()
-            future.set_exception(exc)
-        return future
+    def imap(self, fn, items, *, window: int, cancel: threading.Event | None = None, arg_of=None):
+        """DecoderPool.imap's interface, one item at a time in this process."""
+        for item in items:
+            if cancel is not None and cancel.is_set():
+                return
+            yield item, fn(item if arg_of is None else arg_of(item))
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         _worker_state.pop("conn").close()
@@ -450,11 +458,7 @@ class Indexer:
                     str(self.store.thumbs_dir()))
         if self.workers == 0 or inline:
             return _InlinePool(initargs)
-        pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_worker_init, initargs=initargs)
-        for _ in range(self.workers):
-            pool.submit(os.getpid)
-        return pool
+        return DecoderPool(self.workers, _worker_init, initargs)
 
     # ---------------------------------------------------------------- update
 
@@ -566,24 +570,16 @@ class Indexer:
         codes_path = store.codes_path(model.id)
         features_path = store.features_path(model.backbone_id)
         window = max(4, self.workers * 4)
-        pending: deque[tuple[_Work, cf.Future]] = deque()
         batch: list[tuple[_Work, tuple]] = []
-        queue = iter(todo)
         t0 = time.monotonic()
         last_flush = t0
+        # On cancel, imap drops the files still being decoded; the ones done are committed.
+        results = pool.imap(_process_file, todo, window=window, cancel=self.cancel, arg_of=lambda w: w.path)
         try:
-            while True:
-                while len(pending) < window and not self.cancel.is_set():
-                    work = next(queue, None)
-                    if work is None:
-                        break
-                    pending.append((work, pool.submit(_process_file, work.path)))
-                if not pending:
-                    break
-                work, future = pending.popleft()
-                if self.cancel.is_set() and not future.done():
-                    continue
-                batch.append((work, future.result()))
+            for work, result in results:
+                if isinstance(result, Crashed):  # its decoder died, twice: skipped with a reason
+                    result = ("skip", result.reason, None)
+                batch.append((work, result))
                 self._progress.done += 1
                 self._progress.current = work.path
                 self._progress.rate = self._progress.done / max(time.monotonic() - t0, 1e-6)
@@ -597,9 +593,7 @@ class Indexer:
             if batch:
                 self._flush(batch, encoder, codes_path, features_path, run_id, report)
         finally:
-            # Drop queued work at once on cancel; the caller shuts the pool down.
-            for _, future in pending:
-                future.cancel()
+            results.close()  # drops queued work at once; the caller shuts the pool down
         self._progress.skipped, self._progress.reused = report.skipped, report.reused
         self._emit(force=True)
 
