@@ -192,6 +192,26 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_roots(args) -> int:
+    library = _open_library(args, create=False)
+    with library:
+        if args.roots_command == "forget":
+            forgotten = library.forget_root(args.path)
+            print(f"Forgot {os.path.abspath(os.path.expanduser(args.path))} and its {forgotten} photos "
+                  "(labels are kept: they come back with the photos)", file=sys.stderr)
+            return 0
+        roots = library.roots()
+    if args.json:
+        print(json.dumps([{**root, **_bytes_field("path", root["path"])} for root in roots]))
+        return 0
+    if not roots:
+        print("No folders yet (lookalike index PATH)", file=sys.stderr)
+    for root in roots:
+        where = "" if root["reachable"] else "  (not reachable: 'lookalike roots forget PATH' forgets it)"
+        print(f"{root['path']}  {root['photos']} photos, {root['skipped']} skipped{where}")
+    return 0
+
+
 def cmd_model_build(args) -> int:
     target = build_default_model(args.bits)
     library = _open_library(args, create=True)
@@ -321,13 +341,15 @@ def _json_progress(event: dict) -> None:
 def cmd_train(args) -> int:
     if args.backbone and args.mode != "full":
         raise UserError("--backbone needs --mode full")
-    # torch: only the commands that train import it
-    from trainer.fit import HeadConfig
-    from trainer.full import FullConfig
-    from trainer.library_train import train_library, train_library_full
-
     library = _open_library(args, create=False)
     with library:
+        with library.store.writing():
+            pass  # refuse a busy (or read-only) library now, not after the training
+        # torch: only the commands that train import it
+        from trainer.fit import HeadConfig
+        from trainer.full import FullConfig
+        from trainer.library_train import train_library, train_library_full
+
         bits = args.bits or library.active_model().bits
         budget = _parse_duration(args.budget)
         if args.mode == "full":
@@ -527,6 +549,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-rerank", action="store_true", help="rank by Hamming distance only")
     p.add_argument("--json", action="store_true", help="one JSON object per query per line")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("roots", parents=[library], help="the folders the library indexes; forget one")
+    p.add_argument("--json", action="store_true")
+    roots_sub = p.add_subparsers(dest="roots_command", metavar="ACTION")
+    forget = roots_sub.add_parser("forget", help="forget a folder and its photos (labels are kept)")
+    forget.add_argument("path", metavar="PATH")
+    # default SUPPRESS: a sub-command's own default would overwrite `roots --library DIR forget`'s
+    forget.add_argument("--library", metavar="DIR", default=argparse.SUPPRESS, help="library folder")
+    p.set_defaults(func=cmd_roots)
 
     p = sub.add_parser("status", parents=[library], help="counts, skipped files with reasons, model")
     p.add_argument("--json", action="store_true")

@@ -32,7 +32,7 @@ import numpy as np
 from engine import arrays
 from engine.codes import codes_from_logits, words_for_bits
 from engine.library import Library
-from engine.store import ImageRow, NewImage, Store
+from engine.store import ImageRow, NewImage, Store, catalog_uri
 from engine.workers import Crashed, DecoderPool, crash_if_marked
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_d
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     import engine.imageio  # noqa: F401  (import cost paid while the walk runs, not on the first photo)
 
-    conn = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=30.0)
+    conn = sqlite3.connect(catalog_uri(catalog, "mode=ro"), uri=True, timeout=30.0)
     _worker_state.update(conn=conn, size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
 
 
@@ -362,7 +362,8 @@ class Indexer:
         suffixes = self._suffixes()
         for root_id, root in roots:
             if not os.path.isdir(root):
-                log.warning("root %s is not reachable; keeping what the library knows of it", root)
+                log.warning("root %s is not reachable; keeping what the library knows of it "
+                            "('lookalike roots forget %s' forgets it)", root, root)
                 continue
             errors: list[str] = []
             known_dir: str | None = None
@@ -382,7 +383,7 @@ class Indexer:
                 if st is None:
                     todo.append(_Work(path, root_id, 0, 0, row))
                     continue
-                if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                if _unchanged(row, st):
                     unchanged.append(row.id)
                     if len(unchanged) >= 10_000:
                         self.store.mark_seen(unchanged, run_id)
@@ -495,7 +496,7 @@ class Indexer:
             queued.add(path)
             report.found += 1
             row = self.store.image_by_path(path)
-            if st is not None and row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+            if st is not None and _unchanged(row, st):
                 report.unchanged += 1
                 return
             todo.append(_Work(path, root_id, st.st_size if st else 0, st.st_mtime_ns if st else 0, row))
@@ -640,6 +641,16 @@ class Indexer:
             arrays.write_rows(features_path, first, np.stack(feature_rows))
         store.commit_batch(items, run_id, slot)
         report.added += len(new)
+
+
+def _unchanged(row: ImageRow | None, st: os.stat_result) -> bool:
+    """Whether a catalogued file needs no work: same size and mtime, and not skipped for a
+    reason that may have passed (permission denied, out of memory...: tried again)."""
+    from engine.imageio import is_transient
+
+    if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
+        return False
+    return not (row.status == "skipped" and is_transient(row.reason))
 
 
 def _root_of(path: str, roots: Sequence[tuple[int, str]]) -> tuple[int, str] | None:

@@ -190,15 +190,20 @@ class NewImage:
 class Store:
     """A library folder. Not thread-safe: one Store per thread (SQLite connections are not shared)."""
 
-    def __init__(self, root: Path, conn: sqlite3.Connection):
+    def __init__(self, root: Path, conn: sqlite3.Connection, *, readonly: bool = False):
         self.root = root
-        self._conn = conn
+        self.readonly = readonly
+        self._conn = _ReadOnlyConnection(conn, root) if readonly else conn
 
     # ----------------------------------------------------------------- opening
 
     @classmethod
     def open(cls, root: str | os.PathLike, *, create: bool = True, readonly: bool = False) -> "Store":
-        """Open (and create or migrate) the library at ``root``; repair arrays after a crash."""
+        """Open (and create or migrate) the library at ``root``; repair arrays after a crash.
+
+        A library in a folder this process cannot write (a read-only mount or share) opens
+        read-only by itself: reading works, writing raises EnvironmentProblem.
+        """
         root = Path(root).expanduser().absolute()
         catalog = root / CATALOG
         if not catalog.exists():
@@ -208,7 +213,10 @@ class Store:
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise EnvironmentProblem(f"cannot create the library folder {root}: {exc.strerror}") from exc
-        uri = f"file:{catalog}?mode=ro" if readonly else f"file:{catalog}"
+        elif not readonly and not _writable(root, catalog):
+            log.info("the library at %s is read-only here: opening it for reading", root)
+            readonly = True
+        uri = _read_only_uri(catalog) if readonly else f"file:{_uri_path(catalog)}"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA foreign_keys = ON")
@@ -217,7 +225,7 @@ class Store:
                 conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot open the catalog {catalog}: {exc}") from exc
-        store = cls(root, conn)
+        store = cls(root, conn, readonly=readonly)
         try:
             store._migrate(readonly=readonly)
             if not readonly and store.try_writer_lock():
@@ -241,6 +249,8 @@ class Store:
 
     def try_writer_lock(self) -> bool:
         """Take the writer lock without waiting; False when another process holds it."""
+        if self.readonly:
+            raise EnvironmentProblem(_read_only_message(self.root))
         if self._lock_handle is None:
             self._lock_handle = _try_flock(self.root / "writer.lock")
         return self._lock_handle is not None
@@ -261,6 +271,26 @@ class Store:
         finally:
             if not held:
                 self.release_writer_lock()
+
+    def writer_busy(self) -> bool:
+        """Whether the writer lock is held now, by this Store or any other; works read-only."""
+        if self._lock_handle is not None:
+            return True
+        if fcntl is None:
+            return False
+        try:
+            handle = open(self.root / "writer.lock", "rb")
+        except FileNotFoundError:
+            return False  # nobody ever wrote here
+        except OSError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return False
 
     def release_writer_lock(self) -> None:
         if self._lock_handle is not None:
@@ -398,6 +428,23 @@ class Store:
 
     def roots(self) -> list[tuple[int, str]]:
         return [(i, _unfs(p)) for i, p in self._conn.execute("SELECT id, path FROM roots ORDER BY path")]
+
+    def root_counts(self) -> list[tuple[int, str, int, int]]:
+        """(id, path, photos indexed, files skipped) of every root."""
+        return [(i, _unfs(p), ok, skipped) for i, p, ok, skipped in self._conn.execute(
+            """SELECT roots.id, roots.path, COUNT(images.id) FILTER (WHERE images.status = 'ok'),
+                      COUNT(images.id) FILTER (WHERE images.status = 'skipped')
+               FROM roots LEFT JOIN images ON images.root_id = roots.id
+               GROUP BY roots.id ORDER BY roots.path""")]
+
+    def slots_of_roots(self, root_ids: Sequence[int]) -> np.ndarray:
+        """Live slots of the photos found under these roots."""
+        if not root_ids:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(root_ids))
+        return np.fromiter((r[0] for r in self._conn.execute(
+            f"SELECT slot FROM images WHERE slot IS NOT NULL AND root_id IN ({marks})", tuple(root_ids))),
+            dtype=np.int64)
 
     def remove_root(self, path: str) -> int:
         """Forget a root and every image under it; returns how many images were forgotten."""
@@ -783,7 +830,11 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        return {"id": row[0], "started_at": row[1], "finished_at": row[2], "status": row[3],
+        status = row[3]
+        if status == "running" and not self.writer_busy():
+            # Runs happen under the writer lock: with the lock free, its process is gone (killed).
+            status = "interrupted"
+        return {"id": row[0], "started_at": row[1], "finished_at": row[2], "status": status,
                 "stats": json.loads(row[4]) if row[4] else {}}
 
 
@@ -827,6 +878,76 @@ def _try_flock(path: Path):
         handle.close()
         return None
     return handle
+
+
+def _writable(root: Path, catalog: Path) -> bool:
+    """Whether this process may write the library (False on a read-only mount or share)."""
+    return os.access(root, os.W_OK) and os.access(catalog, os.W_OK)
+
+
+def _uri_path(path: Path) -> str:
+    """A path as a SQLite URI filename: every byte percent-encoded as needed (any folder name)."""
+    from urllib.parse import quote
+
+    return quote(os.fsencode(path))
+
+
+def catalog_uri(catalog: str | os.PathLike, query: str = "") -> str:
+    """The ``file:`` URI of a catalog for sqlite3.connect(uri=True), with an optional query (mode=ro)."""
+    return f"file:{_uri_path(Path(catalog))}" + (f"?{query}" if query else "")
+
+
+def _read_only_uri(catalog: Path) -> str:
+    """How to read a WAL catalog in a folder that cannot be written.
+
+    SQLite reads a WAL database read-only (mode=ro) only when its -wal and -shm files exist
+    (it cannot create them here). After a clean close they do not (the last connection
+    checkpoints and deletes them): the main file then holds every commit, and immutable=1
+    reads it without any WAL or lock file. When a -wal is there (a writer elsewhere, or one
+    that was killed), mode=ro reads through it if its -shm is there too; otherwise nothing
+    can read those last commits here, and immutable=1 reads the catalog as of its last
+    checkpoint (arrays are read up to that catalog's next_slot, so what is shown agrees).
+    """
+    wal = catalog.with_name(catalog.name + "-wal")
+    shm = catalog.with_name(catalog.name + "-shm")
+    if wal.exists() and wal.stat().st_size > 0:
+        if shm.exists():
+            return f"file:{_uri_path(catalog)}?mode=ro"
+        log.warning("%s holds changes that can only be read where the library is writable; "
+                    "reading the catalog as of its last checkpoint", wal)
+    return f"file:{_uri_path(catalog)}?immutable=1"
+
+
+def _read_only_message(root: Path) -> str:
+    return (f"the library at {root} is read-only here: searching works, but indexing, labelling and "
+            "changing models need a library folder this user can write")
+
+
+class _ReadOnlyConnection:
+    """A read-only catalog connection whose writes fail as EnvironmentProblem, not sqlite3 errors."""
+
+    def __init__(self, conn: sqlite3.Connection, root: Path):
+        self._conn = conn
+        self._root = root
+
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise EnvironmentProblem(_read_only_message(self._root)) from exc
+            raise
+
+    def executemany(self, sql: str, params) -> sqlite3.Cursor:
+        try:
+            return self._conn.executemany(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise EnvironmentProblem(_read_only_message(self._root)) from exc
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
 
 
 def _fs(path: str | os.PathLike) -> bytes:
