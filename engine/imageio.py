@@ -109,7 +109,8 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 
-_RESIZES = ("center-crop", "squash")
+RESIZES: tuple[str, ...] = ("center-crop", "squash")  # a model manifest's "resize" (docs/ARCHITECTURE.md)
+_RESIZES = RESIZES
 _RESAMPLE = Image.Resampling.BICUBIC
 _REDUCING_GAP = 3.0  # box-reduce first, then bicubic: much faster, visually identical
 _THUMB_QUALITY = 85
