@@ -104,6 +104,16 @@ class ModelInfo:
         return cls(model_dir, manifest)
 
 
+def _model_source(path: Path) -> str | bytes:
+    """What ONNX Runtime loads: the path, or the file's bytes when the path is not UTF-8
+    (a library in a folder with an old archive's name: ONNX Runtime takes only UTF-8 paths)."""
+    try:
+        str(path).encode("utf-8")
+        return str(path)
+    except UnicodeEncodeError:
+        return path.read_bytes()
+
+
 MANIFEST_FORMAT = 1  # the manifest.json layout this engine reads (docs/ARCHITECTURE.md)
 
 
@@ -149,8 +159,8 @@ class Encoder:
         provider_options = [self._options_for(p, cache_dir) for p in wanted]
         try:
             self._session = ort.InferenceSession(
-                str(self.info.path / "model.onnx"), options, providers=wanted, provider_options=provider_options
-            )
+                _model_source(self.info.path / "model.onnx"), options, providers=wanted,
+                provider_options=provider_options)
         except Exception as exc:  # ONNX Runtime raises its own untyped errors
             raise EnvironmentProblem(f"cannot load model {self.info.path}: {exc}") from exc
         self.provider = self._session.get_providers()[0]

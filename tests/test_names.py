@@ -150,3 +150,13 @@ def test_cli_indexes_searches_and_prints_such_names_losslessly(cli_env, tree):
     assert text.returncode == 0 and query in text.stdout
     status = _cli(cli_env, "status")
     assert status.returncode == 0 and b"Traceback" not in status.stderr
+
+
+def test_a_library_folder_whose_own_name_is_not_utf8_works(tree, tmp_path, default_model_dir):
+    folder = tmp_path / _name(b"biblioth\xe8que")
+    with Library(folder) as lib:
+        lib.install_model(default_model_dir)
+        report = Indexer(lib, workers=1).run([tree / _name(FOLDER)])  # a decoder process opens the catalog too
+        assert (report.added, report.skipped) == (2, 0)
+        hits = lib.search_file(tree / _name(FOLDER) / "x.jpg")
+        assert hits[0].path == str(tree / _name(FOLDER) / "x.jpg")
