@@ -64,14 +64,17 @@ def url_of_path(path: str) -> QUrl:
 
 
 def copy_path_to_clipboard(path: str) -> None:
-    """The path as text (its own bytes when they are not UTF-8) and as a file URL."""
-    mime = QMimeData()
-    mime.setUrls([url_of_path(path)])
-    try:
-        mime.setText(path.encode("utf-8").decode("utf-8"))
-    except UnicodeEncodeError:
-        mime.setData("text/plain", os.fsencode(path))
-    QGuiApplication.clipboard().setMimeData(mime)
+    """The path as text; a name that is not UTF-8 as its own bytes, and as a file URL too."""
+    clipboard = QGuiApplication.clipboard()
+    clipboard.setText(display_path(path))
+    if display_path(path) != path:
+        # Fill in the clipboard's own QMimeData (made by setText) rather than hand it one made
+        # here: PySide crashes at exit when the clipboard still holds a QMimeData created in
+        # Python (its wrapper outlives the interpreter). Text is read when pasted, so the
+        # bytes reach the pasting program; the URL where the platform asks for formats then.
+        data = clipboard.mimeData()
+        data.setData("text/plain", os.fsencode(path))
+        data.setUrls([url_of_path(path)])
 
 
 def _path_setting(path: str | None):

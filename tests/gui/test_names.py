@@ -78,12 +78,18 @@ def test_a_non_utf8_result_is_shown_replaced_and_opened_copied_and_labelled_by_i
     qtbot.waitUntil(lambda: model.rowCount() == 4, timeout=20_000)
 
     # Feedback on a result with such a name labels that very photo.
-    window.search(str(model.item(1).path))
-    qtbot.waitUntil(lambda: model.rowCount() == 4 and model.item(0).path != str(photo), timeout=20_000)
+    query = str(model.item(1).path)
+    window.search(query)
+    # The labeling side learns of the search after the grid does: wait for both.
+    qtbot.waitUntil(lambda: model.rowCount() == 4 and model.item(0).path == query
+                    and window.labeling.shown_query == query, timeout=20_000)
     row = next(i for i in range(4) if model.item(i).path == str(photo))
+    messages = []
+    window.statusBar().messageChanged.connect(messages.append)
     menu = window.result_menu(model.index(row))
     {a.text(): a for a in menu.actions() if a.text()}["Mark similar to the query"].trigger()
-    qtbot.waitUntil(lambda: "Marked" in window.statusBar().currentMessage(), timeout=10_000)
+    qtbot.waitUntil(lambda: any("Marked" in m or "Not labelled" in m for m in messages), timeout=20_000)
+    assert any(m.startswith("Marked \ufffdt\ufffd.jpg similar") for m in messages), messages
     window.close()
     with Library(library_path) as library:
         (label,) = library.store.label_rows()
