@@ -94,3 +94,19 @@ def test_a_non_utf8_result_is_shown_replaced_and_opened_copied_and_labelled_by_i
     with Library(library_path) as library:
         (label,) = library.store.label_rows()
         assert str(photo) in (label.path_a, label.path_b)
+
+
+def test_the_wizard_keeps_a_non_utf8_folder_by_its_real_name(qtbot, tmp_path):
+    from app.index_wizard import FoldersPage
+
+    folder = tmp_path / FOLDER
+    page = FoldersPage()
+    qtbot.addWidget(page)
+    page.add_folder(folder)
+    page.add_folder(tmp_path / "plain")
+    page.add_folder(folder)  # once only
+    assert page.folders() == [str(folder), str(tmp_path / "plain")]
+    assert page.list.item(0).text().endswith("d\ufffdj\ufffd")
+    page.list.item(1).setSelected(True)
+    page.remove_selected()
+    assert page.folders() == [str(folder)]
