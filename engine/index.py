@@ -14,11 +14,9 @@ move finds its content still catalogued and reuses the encoding.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import fnmatch
 import json
 import logging
-import multiprocessing
 import os
 import re
 import signal
@@ -26,7 +24,6 @@ import sqlite3
 import stat
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +33,8 @@ import numpy as np
 from engine import arrays
 from engine.codes import codes_from_logits, words_for_bits
 from engine.library import Library
-from engine.store import ImageRow, NewImage, Store
+from engine.store import ImageRow, NewImage, Store, catalog_uri
+from engine.workers import Crashed, DecoderPool, crash_if_marked
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +248,7 @@ def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_d
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     import engine.imageio  # noqa: F401  (import cost paid while the walk runs, not on the first photo)
 
-    conn = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=30.0)
+    conn = sqlite3.connect(catalog_uri(catalog, "mode=ro"), uri=True, timeout=30.0)
     _worker_state.update(conn=conn, size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
 
 
@@ -269,6 +267,17 @@ def thumbnail_path(thumbs_dir: str | os.PathLike, content_hash: str) -> Path:
 
 def _process_file(path: str) -> tuple:
     """Worker: ('skip', reason, hash) | ('known', hash, slot) | ('new', hash, pixels, w, h, taken_at)."""
+    from engine.errors import DecodeError
+    from engine.imageio import content_hash, decode_image, read_file
+
+    crash_if_marked(path)  # tests only; see engine.workers.TEST_CRASH_ENV
+    try:
+        return _read_and_decode(path)
+    except MemoryError:  # one file too big for this machine's memory: skip it, the run goes on
+        return ("skip", "out of memory", None)
+
+
+def _read_and_decode(path: str) -> tuple:
     from engine.errors import DecodeError
     from engine.imageio import content_hash, decode_image, read_file
 
@@ -318,13 +327,12 @@ class _InlinePool:
         # In this process (any thread, e.g. the GUI's indexing worker) Ctrl-C stays the caller's.
         _worker_init(*initargs, ignore_sigint=False)
 
-    def submit(self, fn, *args) -> cf.Future:
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # mirror a process pool: the error surfaces at result()
-            future.set_exception(exc)
-        return future
+    def imap(self, fn, items, *, window: int, cancel: threading.Event | None = None, arg_of=None):
+        """DecoderPool.imap's interface, one item at a time in this process."""
+        for item in items:
+            if cancel is not None and cancel.is_set():
+                return
+            yield item, fn(item if arg_of is None else arg_of(item))
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         _worker_state.pop("conn").close()
@@ -370,7 +378,8 @@ class Indexer:
         suffixes = self._suffixes()
         for root_id, root in roots:
             if not os.path.isdir(root):
-                log.warning("root %s is not reachable; keeping what the library knows of it", root)
+                log.warning("root %s is not reachable; keeping what the library knows of it "
+                            "('lookalike roots forget %s' forgets it)", root, root)
                 continue
             errors: list[str] = []
             known_dir: str | None = None
@@ -390,7 +399,7 @@ class Indexer:
                 if st is None:
                     todo.append(_Work(path, root_id, 0, 0, row))
                     continue
-                if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                if _unchanged(row, st):
                     unchanged.append(row.id)
                     if len(unchanged) >= 10_000:
                         self.store.mark_seen(unchanged, run_id)
@@ -486,11 +495,7 @@ class Indexer:
                     str(self.store.thumbs_dir()))
         if self.workers == 0 or inline:
             return _InlinePool(initargs)
-        pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_worker_init, initargs=initargs)
-        for _ in range(self.workers):
-            pool.submit(os.getpid)
-        return pool
+        return DecoderPool(self.workers, _worker_init, initargs)
 
     # ---------------------------------------------------------------- update
 
@@ -528,7 +533,7 @@ class Indexer:
             queued.add(path)
             report.found += 1
             row = self.store.image_by_path(path)
-            if st is not None and row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+            if st is not None and _unchanged(row, st):
                 report.unchanged += 1
                 return
             todo.append(_Work(path, root_id, st.st_size if st else 0, st.st_mtime_ns if st else 0, row))
@@ -604,24 +609,16 @@ class Indexer:
         codes_path = store.codes_path(model.id)
         features_path = store.features_path(model.backbone_id)
         window = max(4, self.workers * 4)
-        pending: deque[tuple[_Work, cf.Future]] = deque()
         batch: list[tuple[_Work, tuple]] = []
-        queue = iter(todo)
         t0 = time.monotonic()
         last_flush = t0
+        # On cancel, imap drops the files still being decoded; the ones done are committed.
+        results = pool.imap(_process_file, todo, window=window, cancel=self.cancel, arg_of=lambda w: w.path)
         try:
-            while True:
-                while len(pending) < window and not self.cancel.is_set():
-                    work = next(queue, None)
-                    if work is None:
-                        break
-                    pending.append((work, pool.submit(_process_file, work.path)))
-                if not pending:
-                    break
-                work, future = pending.popleft()
-                if self.cancel.is_set() and not future.done():
-                    continue
-                batch.append((work, future.result()))
+            for work, result in results:
+                if isinstance(result, Crashed):  # its decoder died, twice: skipped with a reason
+                    result = ("skip", result.reason, None)
+                batch.append((work, result))
                 self._progress.done += 1
                 self._progress.current = work.path
                 self._progress.rate = self._progress.done / max(time.monotonic() - t0, 1e-6)
@@ -635,9 +632,7 @@ class Indexer:
             if batch:
                 self._flush(batch, encoder, codes_path, features_path, run_id, report)
         finally:
-            # Drop queued work at once on cancel; the caller shuts the pool down.
-            for _, future in pending:
-                future.cancel()
+            results.close()  # drops queued work at once; the caller shuts the pool down
         self._progress.skipped, self._progress.reused = report.skipped, report.reused
         self._emit(force=True)
 
@@ -701,6 +696,16 @@ class Indexer:
                 raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
             verified.add(chunk)
         return arrays.read_row(path, slot, dtype, width)
+
+
+def _unchanged(row: ImageRow | None, st: os.stat_result) -> bool:
+    """Whether a catalogued file needs no work: same size and mtime, and not skipped for a
+    reason that may have passed (permission denied, out of memory...: tried again)."""
+    from engine.imageio import is_transient
+
+    if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
+        return False
+    return not (row.status == "skipped" and is_transient(row.reason))
 
 
 def _root_of(path: str, roots: Sequence[tuple[int, str]]) -> tuple[int, str] | None:

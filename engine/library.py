@@ -225,25 +225,53 @@ class Library:
         if self.store.next_slot == 0:
             raise UserError(f"the library at {self.path} is empty (run 'lookalike index PATH' first)")
         live = self.store.live_mask()
+        unreachable = self._unreachable_slots()
+        live[unreachable[unreachable < live.size]] = False
+        if folder is not None:
+            live &= self._folder_mask(folder, live.size)
         codes, features = self.codes(), self.features()
         if min(len(codes), len(features)) < live.size:
             # Only after damage (activation needs complete arrays): answering from part of the
             # library would be a silent wrong answer.
             raise LibraryDamaged(f"model v{self.active_model().id} has codes for {min(len(codes), len(features))} "
                                  f"of {live.size} photos (its arrays were damaged); run 'lookalike repair'")
-        if folder is not None:
-            live &= self._folder_mask(folder, live.size)
-        result = search(codes, features, words, feature, params, live=live)
-        if result.score.size and not (np.isfinite(result.score).all() and np.abs(result.score).max() <= 1.01):
-            # Stored features are unit vectors: a cosine beyond 1 is a damaged row, not a match.
-            raise LibraryDamaged(f"the stored features of model v{self.active_model().id} are damaged (a "
-                                 "cosine beyond 1); run 'lookalike repair'")
-        paths = self.store.paths_for_slots(result.slots)
-        return [
-            Hit(paths[int(slot)], int(ham), float(score), int(slot))
-            for slot, ham, score in zip(result.slots, result.hamming, result.score)
-            if int(slot) in paths
-        ]
+        # A result is a file the person can open: files gone since the last index run are
+        # dropped (k stats) and the search runs again without them, so k still come back.
+        for _ in range(3):
+            result = search(codes, features, words, feature, params, live=live)
+            if result.score.size and not (np.isfinite(result.score).all() and np.abs(result.score).max() <= 1.01):
+                # Stored features are unit vectors: a cosine beyond 1 is a damaged row, not a match.
+                raise LibraryDamaged(f"the stored features of model v{self.active_model().id} are damaged (a "
+                                     "cosine beyond 1); run 'lookalike repair'")
+            paths = self.store.paths_for_slots(result.slots)
+            hits = [Hit(paths[int(slot)], int(ham), float(score), int(slot))
+                    for slot, ham, score in zip(result.slots, result.hamming, result.score) if int(slot) in paths]
+            gone = [hit.slot for hit in hits if not os.path.exists(hit.path)]
+            if not gone:
+                return hits
+            log.info("%d results are no longer on disk; leaving them out", len(gone))
+            live[gone] = False
+        return [hit for hit in hits if hit.slot not in set(gone)]
+
+    def _unreachable_slots(self) -> np.ndarray:
+        """Slots of the photos under roots that are not there now (an unplugged drive, a moved folder)."""
+        gone = [root_id for root_id, root in self.store.roots() if not os.path.isdir(root)]
+        return self.store.slots_of_roots(gone) if gone else np.zeros(0, dtype=np.int64)
+
+    def roots(self) -> list[dict]:
+        """Each root: path, whether it is reachable now, photos indexed and files skipped under it."""
+        return [{"path": path, "reachable": os.path.isdir(path), "photos": photos, "skipped": skipped}
+                for _, path, photos, skipped in self.store.root_counts()]
+
+    def forget_root(self, path: str | os.PathLike) -> int:
+        """Forget a root and its photos (labels stay: they are keyed by content); returns how many."""
+        absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        known = [root for _, root in self.store.roots()]
+        if absolute not in known:
+            listed = ", ".join(known) or "none"
+            raise UserError(f"{path} is not a root of this library (its roots: {listed})")
+        with self.store.writing():
+            return self.store.remove_root(absolute)
 
     # -- folder filter (search_vector's folder=) ----------------------------------------
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import logging
-import multiprocessing
 import os
 import threading
 import time
@@ -18,6 +16,7 @@ from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
 from engine.errors import Cancelled
 from engine.store import ModelRow, Store
+from engine.workers import Crashed, DecoderPool, crash_if_marked
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +47,13 @@ def _decode_for_slot(path: str | None, content_hash: str, thumb: str, size: int,
     from engine.imageio import content_hash as hash_of, decode_image, read_file
 
     if path is not None:
+        crash_if_marked(path)  # tests only; see engine.workers.TEST_CRASH_ENV
         try:
             data = read_file(path)
             if hash_of(data) == content_hash:
                 return decode_image(data, size=size, resize=resize, thumb_size=0).pixels, "original"
-        except DecodeError:
-            pass
+        except (DecodeError, MemoryError):  # the thumbnail will do
+            data = None
     try:
         return decode_image(read_file(thumb), size=size, resize=resize, thumb_size=0).pixels, "thumbnail"
     except DecodeError as exc:
@@ -145,8 +145,7 @@ class SlotEncoder:
         self.thumbs_dir = str(store.thumbs_dir())
         self.live = store.live_mask()
         workers = (os.cpu_count() or 1) if workers is None else workers
-        self.pool = (cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-                     if workers > 0 else None)
+        self.pool = DecoderPool(workers) if workers > 0 else None
 
     def __enter__(self) -> "SlotEncoder":
         return self
@@ -164,7 +163,7 @@ class SlotEncoder:
         sources = _slot_sources(self.store, start, stop)
         jobs = {slot: (path, digest, str(thumbnail_path(self.thumbs_dir, digest)), info.input_size, info.resize)
                 for slot, (path, digest) in sources.items() if slot < len(self.live) and self.live[slot]}
-        decoded = (dict(zip(jobs, self.pool.map(_decode_star, jobs.values()))) if self.pool is not None
+        decoded = (_decode_in_pool(self.pool, jobs) if self.pool is not None
                    else {slot: _decode_for_slot(*job) for slot, job in jobs.items()})
         features = np.zeros((stop - start, model.feature_dim), dtype=np.float16)
         codes = np.zeros((stop - start, model.words), dtype=np.uint64)
@@ -184,6 +183,23 @@ class SlotEncoder:
 
 def _decode_star(job: tuple) -> tuple[np.ndarray | None, str]:
     return _decode_for_slot(*job)
+
+
+def _decode_in_pool(pool: DecoderPool, jobs: dict[int, tuple]) -> dict[int, tuple[np.ndarray | None, str]]:
+    """slot -> _decode_for_slot(*job) in the pool; a photo whose original kills its decoder is
+    encoded from its thumbnail (in the pool too), or given up with the reason."""
+    decoded: dict[int, tuple[np.ndarray | None, str]] = {}
+    crashed: dict[int, tuple] = {}
+    for slot, result in pool.imap(_decode_star, jobs, window=max(4, pool.workers * 4), arg_of=jobs.get):
+        if isinstance(result, Crashed):
+            path, *rest = jobs[slot]
+            log.warning("slot %d (%s): %s; using its thumbnail", slot, path, result.reason)
+            crashed[slot] = (None, *rest)
+        else:
+            decoded[slot] = result
+    for slot, result in pool.imap(_decode_star, crashed, window=1, arg_of=crashed.get):
+        decoded[slot] = (None, result.reason) if isinstance(result, Crashed) else result
+    return decoded
 
 
 def is_complete(store: Store, model: ModelRow) -> bool:

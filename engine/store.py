@@ -132,6 +132,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (array, chunk)
     ) WITHOUT ROWID;
     """,
+    # 4: paths as the file system's bytes (BLOB), not UTF-8 text: a name that is not valid UTF-8
+    # must be stored, found and ordered exactly (see ARCHITECTURE.md, "Paths").
+    """
+    UPDATE roots SET path = fsencode(path);
+    UPDATE images SET path = fsencode(path), dir = fsencode(dir);
+    UPDATE labels SET path_a = fsencode(path_a), path_b = fsencode(path_b);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -231,15 +238,20 @@ class ArrayCheck:
 class Store:
     """A library folder. Not thread-safe: one Store per thread (SQLite connections are not shared)."""
 
-    def __init__(self, root: Path, conn: sqlite3.Connection):
+    def __init__(self, root: Path, conn: sqlite3.Connection, *, readonly: bool = False):
         self.root = root
-        self._conn = conn
+        self.readonly = readonly
+        self._conn = _ReadOnlyConnection(conn, root) if readonly else conn
 
     # ----------------------------------------------------------------- opening
 
     @classmethod
     def open(cls, root: str | os.PathLike, *, create: bool = True, readonly: bool = False) -> "Store":
-        """Open (and create or migrate) the library at ``root``; repair arrays after a crash."""
+        """Open (and create or migrate) the library at ``root``; repair arrays after a crash.
+
+        A library in a folder this process cannot write (a read-only mount or share) opens
+        read-only by itself: reading works, writing raises EnvironmentProblem.
+        """
         root = Path(root).expanduser().absolute()
         catalog = root / CATALOG
         _check_layout(root)
@@ -250,7 +262,10 @@ class Store:
                 make_dirs(root)
             except OSError as exc:
                 raise EnvironmentProblem(f"cannot create the library folder {root}: {exc.strerror}") from exc
-        uri = f"file:{catalog}?mode=ro" if readonly else f"file:{catalog}"
+        elif not readonly and not _writable(root, catalog):
+            log.info("the library at %s is read-only here: opening it for reading", root)
+            readonly = True
+        uri = _read_only_uri(catalog) if readonly else f"file:{_uri_path(catalog)}"
         conn = None
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0, factory=_CatalogConnection)
@@ -267,7 +282,7 @@ class Store:
             if isinstance(exc, EnvironmentProblem):
                 raise
             raise EnvironmentProblem(f"cannot open the catalog {catalog}: {exc}") from exc
-        store = cls(root, conn)
+        store = cls(root, conn, readonly=readonly)
         try:
             store._migrate(readonly=readonly)
             if not readonly and store.try_writer_lock():
@@ -291,6 +306,8 @@ class Store:
 
     def try_writer_lock(self) -> bool:
         """Take the writer lock without waiting; False when another process holds it."""
+        if self.readonly:
+            raise EnvironmentProblem(_read_only_message(self.root))
         if self._lock_handle is None:
             self._lock_handle = _try_flock(self.root / "writer.lock")
         return self._lock_handle is not None
@@ -311,6 +328,26 @@ class Store:
         finally:
             if not held:
                 self.release_writer_lock()
+
+    def writer_busy(self) -> bool:
+        """Whether the writer lock is held now, by this Store or any other; works read-only."""
+        if self._lock_handle is not None:
+            return True
+        if fcntl is None:
+            return False
+        try:
+            handle = open(self.root / "writer.lock", "rb")
+        except FileNotFoundError:
+            return False  # nobody ever wrote here
+        except OSError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return False
 
     def release_writer_lock(self) -> None:
         if self._lock_handle is not None:
@@ -334,6 +371,10 @@ class Store:
             return
         if readonly:
             raise EnvironmentProblem(f"the library at {self.root} needs an upgrade; open it read-write once")
+        # Migration 3 re-encodes text paths as the file system does (os.fsencode, not SQL's CAST,
+        # which would be wrong under a file system encoding other than UTF-8).
+        self._conn.create_function("fsencode", 1, lambda text: None if text is None else _fs(text),
+                                   deterministic=True)
         while True:
             with self.transaction():
                 # Read the version again under the write lock: another process (or thread)
@@ -586,15 +627,32 @@ class Store:
     # ------------------------------------------------------------------- roots
 
     def add_root(self, path: str) -> int:
-        self._conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (path, utc_now()))
-        return self._conn.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()[0]
+        self._conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (_fs(path), utc_now()))
+        return self._conn.execute("SELECT id FROM roots WHERE path = ?", (_fs(path),)).fetchone()[0]
 
     def roots(self) -> list[tuple[int, str]]:
-        return self._conn.execute("SELECT id, path FROM roots ORDER BY path").fetchall()
+        return [(i, _unfs(p)) for i, p in self._conn.execute("SELECT id, path FROM roots ORDER BY path")]
+
+    def root_counts(self) -> list[tuple[int, str, int, int]]:
+        """(id, path, photos indexed, files skipped) of every root."""
+        return [(i, _unfs(p), ok, skipped) for i, p, ok, skipped in self._conn.execute(
+            """SELECT roots.id, roots.path, COUNT(images.id) FILTER (WHERE images.status = 'ok'),
+                      COUNT(images.id) FILTER (WHERE images.status = 'skipped')
+               FROM roots LEFT JOIN images ON images.root_id = roots.id
+               GROUP BY roots.id ORDER BY roots.path""")]
+
+    def slots_of_roots(self, root_ids: Sequence[int]) -> np.ndarray:
+        """Live slots of the photos found under these roots."""
+        if not root_ids:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(root_ids))
+        return np.fromiter((r[0] for r in self._conn.execute(
+            f"SELECT slot FROM images WHERE slot IS NOT NULL AND root_id IN ({marks})", tuple(root_ids))),
+            dtype=np.int64)
 
     def remove_root(self, path: str) -> int:
         """Forget a root and every image under it; returns how many images were forgotten."""
-        row = self._conn.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()
+        row = self._conn.execute("SELECT id FROM roots WHERE path = ?", (_fs(path),)).fetchone()
         if row is None:
             raise UserError(f"{path} is not a root of this library")
         with self.transaction():
@@ -617,21 +675,23 @@ class Store:
         """Catalog rows of the files directly inside ``directory``, by path."""
         cursor = self._conn.execute(
             "SELECT id, path, size, mtime_ns, content_hash, status, reason, slot FROM images WHERE dir = ?",
-            (directory,),
+            (_fs(directory),),
         )
-        return {row[1]: ImageRow(*row) for row in cursor}
+        rows = (_image_row(row) for row in cursor)
+        return {row.path: row for row in rows}
 
     def image_by_path(self, path: str) -> ImageRow | None:
         row = self._conn.execute(
             "SELECT id, path, size, mtime_ns, content_hash, status, reason, slot FROM images WHERE path = ?",
-            (path,),
+            (_fs(path),),
         ).fetchone()
-        return ImageRow(*row) if row else None
+        return _image_row(row) if row else None
 
     def paths_under(self, directory: str) -> list[str]:
         """Catalogued paths strictly under ``directory`` (any depth): one range scan of the path index."""
         low, high = _path_range(directory)
-        return [r[0] for r in self._conn.execute("SELECT path FROM images WHERE path >= ? AND path < ?", (low, high))]
+        return [_unfs(r[0]) for r in self._conn.execute("SELECT path FROM images WHERE path >= ? AND path < ?",
+                                                         (low, high))]
 
     def slots_under(self, directory: str) -> np.ndarray:
         """Live slots of the photos strictly under ``directory`` (any depth)."""
@@ -651,7 +711,7 @@ class Store:
             "SELECT path FROM images WHERE content_hash = ? AND slot IS NOT NULL ORDER BY path LIMIT 1",
             (content_hash,),
         ).fetchone()
-        return row[0] if row else None
+        return _unfs(row[0]) if row else None
 
     def slots_for_hashes(self, hashes) -> dict[str, int]:
         """Live slot of each content hash that is indexed (one per hash)."""
@@ -684,7 +744,7 @@ class Store:
             self.record_sums(sums)
             for item in items:
                 old = self._conn.execute(
-                    "SELECT id, slot FROM images WHERE path = ?", (item.path,)
+                    "SELECT id, slot FROM images WHERE path = ?", (_fs(item.path),)
                 ).fetchone()
                 if old is not None and old[1] is not None and old[1] != item.slot:
                     self._conn.execute("INSERT OR IGNORE INTO dead_slots (slot) VALUES (?)", (old[1],))
@@ -702,7 +762,7 @@ class Store:
                         seen_run = excluded.seen_run, indexed_at = excluded.indexed_at
                     """,
                     (
-                        item.path, os.path.dirname(item.path), item.root_id, item.size, item.mtime_ns,
+                        _fs(item.path), _fs(os.path.dirname(item.path)), item.root_id, item.size, item.mtime_ns,
                         item.content_hash, item.width, item.height, item.taken_at, status,
                         item.reason, None if item.reason else item.slot, run_id, now,
                     ),
@@ -731,7 +791,7 @@ class Store:
         with self.transaction():
             for path in paths:
                 low, high = _path_range(path)
-                forgotten += self._forget_images("path = ? OR (path >= ? AND path < ?)", (path, low, high))
+                forgotten += self._forget_images("path = ? OR (path >= ? AND path < ?)", (_fs(path), low, high))
         return forgotten
 
     def _forget_images(self, where: str, params: tuple) -> int:
@@ -760,14 +820,14 @@ class Store:
             for slot, path in self._conn.execute(
                 f"SELECT slot, path FROM images WHERE slot IN ({marks})", chunk
             ):
-                result[slot] = path
+                result[slot] = _unfs(path)
         return result
 
     def images_in_slot_range(self, start: int, stop: int) -> list[tuple[int, str, str]]:
         """(slot, path, content hash) of the catalogued photos whose slots are in [start, stop)."""
-        return self._conn.execute(
+        return [(slot, _unfs(path), digest) for slot, path, digest in self._conn.execute(
             "SELECT slot, path, content_hash FROM images WHERE slot >= ? AND slot < ? ORDER BY slot", (start, stop)
-        ).fetchall()
+        )]
 
     def counts(self) -> dict[str, int]:
         row = self._conn.execute(
@@ -780,7 +840,7 @@ class Store:
         sql = "SELECT path, reason FROM images WHERE status = 'skipped' ORDER BY path"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return self._conn.execute(sql).fetchall()
+        return [(_unfs(path), reason) for path, reason in self._conn.execute(sql)]
 
     def skip_reasons(self) -> list[tuple[str, int]]:
         return self._conn.execute(
@@ -806,13 +866,13 @@ class Store:
                VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (hash_a, hash_b) DO UPDATE SET label = excluded.label,
                    source = excluded.source, created_at = excluded.created_at""",
-            (hash_a, hash_b, label, source, path_a, path_b, created_at or utc_now()),
+            (hash_a, hash_b, label, source, _fs_or_none(path_a), _fs_or_none(path_b), created_at or utc_now()),
         )
 
     def labels(self) -> list[tuple]:
-        return self._conn.execute(
+        return [(*row[:4], _unfs(row[4]), _unfs(row[5]), row[6]) for row in self._conn.execute(
             "SELECT hash_a, hash_b, label, source, path_a, path_b, created_at FROM labels ORDER BY id"
-        ).fetchall()
+        )]
 
     _LABEL_ROW_SQL = """
         SELECT hash_a, hash_b, label, source, path_a, path_b, created_at,
@@ -822,7 +882,7 @@ class Store:
 
     def label_rows(self) -> list[LabelRow]:
         """Every label, oldest first, with the photos' current paths (None where no longer indexed)."""
-        return [LabelRow(*row) for row in self._conn.execute(self._LABEL_ROW_SQL + " ORDER BY id")]
+        return [_label_row(row) for row in self._conn.execute(self._LABEL_ROW_SQL + " ORDER BY id")]
 
     def label(self, hash_a: str, hash_b: str) -> LabelRow | None:
         """The label of a pair (either order), if it has one."""
@@ -830,7 +890,7 @@ class Store:
             hash_a, hash_b = hash_b, hash_a
         row = self._conn.execute(self._LABEL_ROW_SQL + " WHERE hash_a = ? AND hash_b = ?",
                                  (hash_a, hash_b)).fetchone()
-        return LabelRow(*row) if row else None
+        return _label_row(row) if row else None
 
     def delete_label(self, hash_a: str, hash_b: str) -> bool:
         """Forget a pair's label (either order); False if it had none."""
@@ -852,7 +912,7 @@ class Store:
             for slot, digest, path in self._conn.execute(
                 f"SELECT slot, content_hash, path FROM images WHERE slot IN ({marks})", chunk
             ):
-                result[slot] = (digest, path)
+                result[slot] = (digest, _unfs(path))
         return result
 
     # ------------------------------------------------------------------ models
@@ -1030,7 +1090,11 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        return {"id": row[0], "started_at": row[1], "finished_at": row[2], "status": row[3],
+        status = row[3]
+        if status == "running" and not self.writer_busy():
+            # Runs happen under the writer lock: with the lock free, its process is gone (killed).
+            status = "interrupted"
+        return {"id": row[0], "started_at": row[1], "finished_at": row[2], "status": status,
                 "stats": json.loads(row[4]) if row[4] else {}}
 
 
@@ -1202,10 +1266,106 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _path_range(directory: str) -> tuple[str, str]:
-    """Bounds of the paths strictly under ``directory``: prefix <= path < upper (an index range scan)."""
-    prefix = directory if directory.endswith(os.sep) else directory + os.sep
-    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+def _writable(root: Path, catalog: Path) -> bool:
+    """Whether this process may write the library (False on a read-only mount or share)."""
+    return os.access(root, os.W_OK) and os.access(catalog, os.W_OK)
+
+
+def _uri_path(path: Path) -> str:
+    """A path as a SQLite URI filename: every byte percent-encoded as needed (any folder name)."""
+    from urllib.parse import quote
+
+    return quote(os.fsencode(path))
+
+
+def catalog_uri(catalog: str | os.PathLike, query: str = "") -> str:
+    """The ``file:`` URI of a catalog for sqlite3.connect(uri=True), with an optional query (mode=ro)."""
+    return f"file:{_uri_path(Path(catalog))}" + (f"?{query}" if query else "")
+
+
+def _read_only_uri(catalog: Path) -> str:
+    """How to read a WAL catalog in a folder that cannot be written.
+
+    SQLite reads a WAL database read-only (mode=ro) only when its -wal and -shm files exist
+    (it cannot create them here). After a clean close they do not (the last connection
+    checkpoints and deletes them): the main file then holds every commit, and immutable=1
+    reads it without any WAL or lock file. When a -wal is there (a writer elsewhere, or one
+    that was killed), mode=ro reads through it if its -shm is there too; otherwise nothing
+    can read those last commits here, and immutable=1 reads the catalog as of its last
+    checkpoint (arrays are read up to that catalog's next_slot, so what is shown agrees).
+    """
+    wal = catalog.with_name(catalog.name + "-wal")
+    shm = catalog.with_name(catalog.name + "-shm")
+    if wal.exists() and wal.stat().st_size > 0:
+        if shm.exists():
+            return f"file:{_uri_path(catalog)}?mode=ro"
+        log.warning("%s holds changes that can only be read where the library is writable; "
+                    "reading the catalog as of its last checkpoint", wal)
+    return f"file:{_uri_path(catalog)}?immutable=1"
+
+
+def _read_only_message(root: Path) -> str:
+    return (f"the library at {root} is read-only here: searching works, but indexing, labelling and "
+            "changing models need a library folder this user can write")
+
+
+class _ReadOnlyConnection:
+    """A read-only catalog connection whose writes fail as EnvironmentProblem, not sqlite3 errors."""
+
+    def __init__(self, conn: sqlite3.Connection, root: Path):
+        self._conn = conn
+        self._root = root
+
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise EnvironmentProblem(_read_only_message(self._root)) from exc
+            raise
+
+    def executemany(self, sql: str, params) -> sqlite3.Cursor:
+        try:
+            return self._conn.executemany(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise EnvironmentProblem(_read_only_message(self._root)) from exc
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+
+def _fs(path: str | os.PathLike) -> bytes:
+    """A path as the catalog keeps it: the file system's own bytes (any name, in byte order)."""
+    return os.fsencode(path)
+
+
+def _fs_or_none(path: str | os.PathLike | None) -> bytes | None:
+    return None if path is None else _fs(path)
+
+
+def _unfs(value: bytes | str | None) -> str | None:
+    """A path from the catalog as Python names files: str, undecodable bytes as lone surrogates."""
+    return None if value is None else os.fsdecode(value)
+
+
+def _image_row(row: tuple) -> ImageRow:
+    return ImageRow(row[0], _unfs(row[1]), *row[2:])
+
+
+def _label_row(row: tuple) -> LabelRow:
+    return LabelRow(*row[:4], _unfs(row[4]), _unfs(row[5]), row[6], _unfs(row[7]), _unfs(row[8]))
+
+
+def _path_range(directory: str) -> tuple[bytes, bytes]:
+    """Bounds of the paths strictly under ``directory``: prefix <= path < upper (an index range
+    scan; paths are bytes, compared as memcmp, so any name sorts and scans exactly)."""
+    prefix = _fs(directory)
+    sep = _fs(os.sep)
+    if not prefix.endswith(sep):
+        prefix += sep
+    return prefix, prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 def _split_sql(script: str) -> Iterator[str]:
