@@ -12,9 +12,9 @@ import numpy as np
 from engine import arrays, models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
-from engine.errors import DecodeError, EnvironmentProblem, UserError
+from engine.errors import DecodeError, EnvironmentProblem, LibraryDamaged, UserError
 from engine.paths import default_library_path
-from engine.store import ModelRow, Store
+from engine.store import ModelRow, Store, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -116,23 +116,32 @@ class Library:
             self._encoder_key = key
         return self._encoder
 
-    def install_model(self, model_dir: str | os.PathLike, *, activate: bool = True) -> ModelRow:
-        """Add a model version built elsewhere (the default model, a trained one)."""
-        with self.store.writing():
-            return self._install_model(model_dir, activate)
+    def install_model(self, model_dir: str | os.PathLike, *, activate: bool = True, progress=None, cancel=None,
+                      workers: int | None = None) -> ModelRow:
+        """Add a model version built elsewhere (the default model, a trained one).
 
-    def _install_model(self, model_dir, activate: bool) -> ModelRow:
+        The version is installed inactive; with ``activate`` it is then activated as
+        ``activate()`` does, encoding first whatever its backbone has no features for
+        (``progress``, ``cancel``: see there). A cancelled or killed activation leaves the
+        version installed and the previous one active.
+        """
+        with self.store.writing():
+            row = self._install_model(model_dir)
+            if activate:
+                row = self.activate(row.id, progress=progress, cancel=cancel, workers=workers)
+            return row
+
+    def _install_model(self, model_dir) -> ModelRow:
         info = ModelInfo.load(model_dir)
         codes = None
+        backbone_id = read_manifest(model_dir)["backbone_id"]
         weight, bias = models.read_head(model_dir)
-        features_path = self.store.features_path(info.manifest["backbone_id"])
+        features_path = self.store.features_path(backbone_id)
         if self.store.next_slot and arrays.row_count(features_path, info.feature_dim * 2) >= self.store.next_slot:
             # Same backbone as the features we hold: code the library without decoding.
-            codes = self._codes_from_features(info.manifest["backbone_id"], info.feature_dim, weight, bias)
-        row = self.store.add_model(model_dir, codes, activate=activate)
+            codes = self._codes_from_features(backbone_id, info.feature_dim, weight, bias)
+        row = self.store.add_model(model_dir, codes, activate=False)
         models.write_head_arrays(self.store.model_dir(row.id), weight, bias)
-        if activate:
-            self._encoder = None
         return row
 
     def activate(self, model_id: int, *, progress=None, cancel=None, workers: int | None = None) -> ModelRow:
@@ -152,8 +161,13 @@ class Library:
             return self.store.model(model.id)
 
     def _codes_from_features(self, backbone_id: str, dim: int, weight, bias, start: int = 0) -> np.ndarray:
-        """Codes of slots ``start`` onwards from the stored features (dead slots zeroed)."""
-        features = arrays.read_rows(self.store.features_path(backbone_id), np.float16, dim, self.store.next_slot)
+        """Codes of slots ``start`` onwards from the stored features (dead slots zeroed),
+        the features checked against their checksums first."""
+        path = self.store.features_path(backbone_id)
+        check = self.store.verify_array(path, dim * 2, start, self.store.next_slot)
+        if check.damaged:
+            raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
+        features = arrays.read_rows(path, np.float16, dim, self.store.next_slot)
         codes = codes_from_logits(models.head_logits(features[start:], weight, bias))
         codes[~self.store.live_mask()[start:start + codes.shape[0]]] = 0
         return codes
@@ -213,9 +227,23 @@ class Library:
 
     # ------------------------------------------------------------------ search
 
+    _codes_checked: tuple | None = None  # (model id, next_slot, first row to check next time)
+
     def codes(self) -> np.ndarray:
+        """The active version's codes, checked against their checksums on first use and then
+        only what was appended since (about a millisecond per million photos, once)."""
         model = self.active_model()
-        return arrays.read_rows(self.store.codes_path(model.id), np.uint64, model.words, self.store.next_slot)
+        path = self.store.codes_path(model.id)
+        next_slot = self.store.next_slot
+        checked = self._codes_checked
+        if checked is None or checked[:2] != (model.id, next_slot):
+            first = checked[2] if checked is not None and checked[0] == model.id else 0
+            check = self.store.verify_array(path, model.words * 8, first)
+            if check.damaged:
+                raise LibraryDamaged(f"the codes of model v{model.id} are damaged ({check.describe()}); "
+                                     "run 'lookalike repair'")
+            self._codes_checked = (model.id, next_slot, max(first, check.recorded))
+        return arrays.read_rows(path, np.uint64, model.words, next_slot)
 
     def features(self) -> np.ndarray:
         model = self.active_model()
@@ -309,7 +337,7 @@ class Library:
         same vector in the head's space). ``folder`` keeps only photos under that folder (the
         mask is applied before the coarse search, so k results still come back when it has them).
         """
-        from engine.search import CodeSpace, Probe, SearchParams, refined_vector, search_probe
+        from engine.search import SearchParams, search_probe
 
         params = params or SearchParams()
         if not query.photos:
@@ -317,10 +345,42 @@ class Library:
         if self.store.next_slot == 0:
             raise UserError(f"the library at {self.path} is empty (run 'lookalike index PATH' first)")
         model = self.active_model()
+        self.model_info(model)  # a version this engine cannot read is refused, arrays or not
         space = self.rerank_space(params.rerank_choice(), model)
         live = self.store.live_mask()
+        unreachable = self._unreachable_slots()
+        live[unreachable[unreachable < live.size]] = False
         if folder is not None:
             live &= self._folder_mask(folder, live.size)
+        codes, features = self.codes(), self.features()
+        if min(len(codes), len(features)) < live.size:
+            # Only after damage (activation needs complete arrays): answering from part of the
+            # library would be a silent wrong answer.
+            raise LibraryDamaged(f"model v{model.id} has codes for {min(len(codes), len(features))} "
+                                 f"of {live.size} photos (its arrays were damaged); run 'lookalike repair'")
+        probe = self._probe(query, space, model)
+        # A result is a file the person can open: files gone since the last index run are
+        # dropped (k stats) and the search runs again without them, so k still come back.
+        for _ in range(3):
+            result = search_probe(codes, features, probe, params, live=live, space=space)
+            if result.score.size and not (np.isfinite(result.score).all() and np.abs(result.score).max() <= 1.01):
+                # Stored features are unit vectors and code scores lie in [-1, 1]: beyond is a
+                # damaged row, not a match.
+                raise LibraryDamaged(f"the stored features of model v{model.id} are damaged (a "
+                                     "score beyond 1); run 'lookalike repair'")
+            paths = self.store.paths_for_slots(result.slots)
+            hits = [Hit(paths[int(slot)], int(ham), float(score), int(slot))
+                    for slot, ham, score in zip(result.slots, result.hamming, result.score) if int(slot) in paths]
+            gone = [hit.slot for hit in hits if not os.path.exists(hit.path)]
+            if not gone:
+                return hits
+            log.info("%d results are no longer on disk; leaving them out", len(gone))
+            live[gone] = False
+        return [hit for hit in hits if hit.slot not in set(gone)]
+
+    def _probe(self, query: Query, space, model: ModelRow):
+        """The query as engine.search sees it: seeds for the coarse stage, the vector for the fine one."""
+        from engine.search import CodeSpace, Probe, refined_vector
 
         def stack(examples) -> np.ndarray | None:
             return np.stack([np.asarray(e.feature, np.float32) for e in examples]) if examples else None
@@ -331,7 +391,7 @@ class Library:
         seeds = [np.asarray(e.words, np.uint64) for e in (*query.photos, *query.like)]
         if space is None:
             vector = feature
-            if query.is_refined:
+            if query.is_refined:  # Hamming only: the refined query's own code is the one seed
                 head = CodeSpace(*self.head(model))
                 embed = [None if x is None else head.embed(x) for x in (photos, like, unlike)]
                 seeds = [codes_from_logits(refined_vector(*embed)[None, :])[0]]
@@ -341,19 +401,32 @@ class Library:
         else:
             vector = space.embed(photos[0])
         exclude = np.array(sorted({s for e in query.unlike for s in e.slots}), dtype=np.int64)
-        probe = Probe(seeds=np.stack(seeds), vector=vector, feature=feature, exclude=exclude)
-        result = search_probe(self.codes(), self.features(), probe, params, live=live, space=space)
-        paths = self.store.paths_for_slots(result.slots)
-        return [
-            Hit(paths[int(slot)], int(ham), float(score), int(slot))
-            for slot, ham, score in zip(result.slots, result.hamming, result.score)
-            if int(slot) in paths
-        ]
+        return Probe(seeds=np.stack(seeds), vector=vector, feature=feature, exclude=exclude)
 
     def search_vector(self, words: np.ndarray, feature: np.ndarray, params=None, *,
                       folder: str | os.PathLike | None = None) -> list[Hit]:
         """One query photo's code words and feature; see :meth:`search_query`."""
         return self.search_query(Query((Example(np.asarray(words), np.asarray(feature)),)), params, folder=folder)
+
+    def _unreachable_slots(self) -> np.ndarray:
+        """Slots of the photos under roots that are not there now (an unplugged drive, a moved folder)."""
+        gone = [root_id for root_id, root in self.store.roots() if not os.path.isdir(root)]
+        return self.store.slots_of_roots(gone) if gone else np.zeros(0, dtype=np.int64)
+
+    def roots(self) -> list[dict]:
+        """Each root: path, whether it is reachable now, photos indexed and files skipped under it."""
+        return [{"path": path, "reachable": os.path.isdir(path), "photos": photos, "skipped": skipped}
+                for _, path, photos, skipped in self.store.root_counts()]
+
+    def forget_root(self, path: str | os.PathLike) -> int:
+        """Forget a root and its photos (labels stay: they are keyed by content); returns how many."""
+        absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        known = [root for _, root in self.store.roots()]
+        if absolute not in known:
+            listed = ", ".join(known) or "none"
+            raise UserError(f"{path} is not a root of this library (its roots: {listed})")
+        with self.store.writing():
+            return self.store.remove_root(absolute)
 
     # -- folder filter (search_vector's folder=) ----------------------------------------
 

@@ -76,18 +76,28 @@ def load_head_arrays(model_dir: str | os.PathLike, feature_dim: int, bits: int
                      ) -> tuple[np.ndarray, np.ndarray] | None:
     """(W [D, K], b [K]) from the .npy files, or None when they are missing or not what the
     manifest says (a library folder is untrusted input: no pickles, shapes and values checked)."""
+    import stat
+
     arrays = []
     for name, shape in ((HEAD_WEIGHT, (feature_dim, bits)), (HEAD_BIAS, (bits,))):
         path = Path(model_dir) / HEAD_FILES[name]
         try:
-            array = np.load(path, allow_pickle=False)
+            if not stat.S_ISREG(os.lstat(path).st_mode):  # a link could point anywhere
+                log.warning("ignoring %s: not a plain file", path)
+                return None
+            # mapped, so a huge file is refused by its header before anything is read
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, EOFError) as exc:
             log.warning("ignoring %s: %s", path, exc)
             return None
-        if array.dtype != np.float32 or array.shape != shape or not np.isfinite(array).all():
+        if array.dtype != np.float32 or array.shape != shape:
             log.warning("ignoring %s: %s %s, expected float32 %s", path, array.dtype, array.shape, shape)
+            return None
+        array = np.array(array)
+        if not np.isfinite(array).all():
+            log.warning("ignoring %s: values that are not finite", path)
             return None
         arrays.append(array)
     return arrays[0], arrays[1]

@@ -113,6 +113,11 @@ def test_the_head_is_read_from_npy_files_and_a_damaged_one_falls_back_to_the_mod
     assert models.load_head_arrays(directory, model.feature_dim, model.bits) is None
     (directory / "head_weight.npy").write_bytes(b"not an array")
     assert models.load_head_arrays(directory, model.feature_dim, model.bits) is None
+    elsewhere = directory.parent / "weight-elsewhere.npy"
+    np.save(elsewhere, weight)
+    (directory / "head_weight.npy").unlink()
+    (directory / "head_weight.npy").symlink_to(elsewhere)  # right content, but a link: refused
+    assert models.load_head_arrays(directory, model.feature_dim, model.bits) is None
     with Library(library.path, create=False) as fresh:
         np.testing.assert_array_equal(fresh.head()[0], weight)  # from model.onnx
 

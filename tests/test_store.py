@@ -197,6 +197,34 @@ def test_a_version_1_store_migrates_and_keeps_labels_and_models(tmp_path):
         assert store.previous_model() is None
 
 
+def test_a_version_2_store_with_text_paths_migrates_to_byte_paths(tmp_path):
+    """Schema 3 keeps paths as the file system's bytes; text paths written before still match."""
+    from engine.store import MIGRATIONS, _split_sql
+
+    (tmp_path / "lib").mkdir()
+    conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
+    for step in MIGRATIONS[:2]:
+        for statement in _split_sql(step):
+            conn.execute(statement)
+    conn.execute("INSERT INTO roots (id, path, added_at) VALUES (1, '/photos', 't')")
+    conn.execute("INSERT INTO images (path, dir, root_id, size, mtime_ns, content_hash, status, slot, indexed_at) "
+                 "VALUES ('/photos/caf\u00e9/a.jpg', '/photos/caf\u00e9', 1, 1, 1, 'ha', 'ok', 0, 't')")
+    conn.execute("INSERT INTO labels (hash_a, hash_b, label, source, path_a, path_b, created_at) "
+                 "VALUES ('ha', 'hb', 1, 'gui', '/photos/caf\u00e9/a.jpg', NULL, 'x')")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'next_slot'")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Store.open(tmp_path / "lib") as store:
+        assert store.roots() == [(1, "/photos")]
+        assert store.image_by_path("/photos/caf\u00e9/a.jpg").slot == 0
+        assert list(store.images_in_dir("/photos/caf\u00e9")) == ["/photos/caf\u00e9/a.jpg"]
+        assert store.paths_under("/photos") == ["/photos/caf\u00e9/a.jpg"]
+        assert store.labels()[0][4:6] == ("/photos/caf\u00e9/a.jpg", None)
+    conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
+    assert conn.execute("SELECT typeof(path), path FROM images").fetchone() == ("blob", "/photos/café/a.jpg".encode())
+
+
 def test_previous_model_follows_activation_history(tmp_path):
     with Store.open(tmp_path / "lib") as store:
         first = store.add_model(_fake_model(tmp_path), activate=True)

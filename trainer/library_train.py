@@ -204,6 +204,8 @@ def _figure_fields(before: dict, after: dict) -> dict:
 def _begin(library: Library, config, activate: str, progress, mode: str):
     """Checks and the labelled photos every training mode starts from; emits the start event."""
     _check_policy(activate)
+    with library.store.writing():
+        pass  # the result is installed under the writer lock: refuse a busy library before the work
     emit = progress or (lambda event: None)
     data = labelled_photos(library, config.seed)
     # The checks run hundreds of searches: the numba kernels make each about a millisecond.
