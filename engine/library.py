@@ -347,9 +347,7 @@ class Library:
         model = self.active_model()
         self.model_info(model)  # a version this engine cannot read is refused, arrays or not
         space = self.rerank_space(params.rerank_choice(), model)
-        live = self.store.live_mask()
-        unreachable = self._unreachable_slots()
-        live[unreachable[unreachable < live.size]] = False
+        live = self.searchable_mask()
         if folder is not None:
             live &= self._folder_mask(folder, live.size)
         codes, features = self.codes(), self.features()
@@ -407,6 +405,13 @@ class Library:
                       folder: str | os.PathLike | None = None) -> list[Hit]:
         """One query photo's code words and feature; see :meth:`search_query`."""
         return self.search_query(Query((Example(np.asarray(words), np.asarray(feature)),)), params, folder=folder)
+
+    def searchable_mask(self) -> np.ndarray:
+        """Boolean mask over slots: the photos a search may return (live, under a reachable root)."""
+        live = self.store.live_mask()
+        unreachable = self._unreachable_slots()
+        live[unreachable[unreachable < live.size]] = False
+        return live
 
     def _unreachable_slots(self) -> np.ndarray:
         """Slots of the photos under roots that are not there now (an unplugged drive, a moved folder)."""

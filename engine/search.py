@@ -1,8 +1,12 @@
-"""Query by image: exact Hamming top-k (or radius) over packed codes, then cosine re-rank.
+"""Query by image: exact Hamming top-k (or radius) over packed codes, then a fine re-rank.
 
 Coarse: the Hamming distance from the query code to every live code, keeping a pool of the
-closest (or every code within a radius). Fine: cosine on the float16 features of the pool
-only. Both stages are exact for what they compute; ties go to the lower slot.
+closest (or every code within a radius). Fine: the pool only, in the space a model version
+names (FeatureSpace: cosine on the float16 features; CodeSpace: the hash head's own space,
+tanh(q W + b) against the stored bits). Both stages are exact for what they compute; ties
+go to the lower slot. A Probe carries a refined query (several photos, similar and
+dissimilar examples): several seeds for the coarse stage, one vector for the fine one
+(search_probe); search() is the one-photo case.
 
 Coarse kernel (numba, one thread, one read of the codes, no distance array): the codes are
 scanned in blocks of 64 rows; a vectorised loop (vpopcntq where the CPU has it) turns a block

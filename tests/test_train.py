@@ -151,6 +151,26 @@ def test_the_gate_uses_the_search_figures_of_pairs_nothing_else_saw(digits_libra
     assert "ranks ahead of" in _check_summary(report) and "in the top 10" in _check_summary(report)
 
 
+def test_ten_pairs_all_train_and_the_new_version_is_said_to_be_unchecked(digits_library, tmp_path):
+    lib_src, root, classes = digits_library
+    shutil.copytree(lib_src, tmp_path / "library")
+    labelled = sorted(p for p in classes if "/labelled/" in p)
+    by_digit = {d: [p for p in labelled if classes[p] == d] for d in range(5)}
+    lines = ["a,b,label"] + [f"{by_digit[d][0]},{by_digit[d][1]},similar" for d in range(5)]
+    lines += [f"{by_digit[d][0]},{by_digit[(d + 1) % 5][0]},dissimilar" for d in range(5)]
+    (tmp_path / "ten.csv").write_text("\n".join(lines) + "\n")
+    assert _cli(tmp_path / "library", "labels", "import", str(tmp_path / "ten.csv")).returncode == 0
+    proc = _cli(tmp_path / "library", "train", "--steps", "20", "--progress", "json")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    start, done = events[0], events[-1]
+    assert (start["train_pairs"], start["selection_pairs"], start["gate_pairs"]) == (10, 0, 0)
+    assert done["activated"] and np.isnan(done["percentile_after"]) and np.isnan(done["top10_after"])
+    from app.cli import _check_summary
+
+    assert "unchecked" in _check_summary(done)
+
+
 def test_training_without_enough_labels_is_a_clear_user_error(tmp_path, default_model_dir):
     with Library(tmp_path / "lib") as lib:
         lib.install_model(default_model_dir)
@@ -248,6 +268,10 @@ def test_full_mode_fine_tunes_exports_and_encodes_the_library_again(digits_libra
         assert model.manifest["input_size"] == 64 and model.manifest["head"]["mode"] == "full"
         assert model.manifest["metrics"]["parity"]["bit_agreement"] >= 0.99
         assert "held_out_pair_accuracy" in model.manifest["metrics"]
+        # the space its selection pairs favoured, and the figures of both
+        assert model.manifest["rerank"] == done["rerank"] in ("features", "code")
+        assert set(model.manifest["metrics"]["selection_percentile_by_space"]) == {"features", "code"}
+        assert done["percentile_after"] >= done["percentile_before"]
         n = lib.store.next_slot
         features = np.asarray(lib.features(), dtype=np.float32)
         assert features.shape == (n, 1280) and np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-2)

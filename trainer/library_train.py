@@ -179,7 +179,7 @@ def gate_figures(library: Library, data: Labelled, check: RetrievalCheck, codes:
     """The gate's figures for one version: searches over the whole library (its codes and
     features, ranked in ``space``, the default pool, as `lookalike search` does), plus held-out
     pair accuracy of the labelled photos' codes."""
-    live = library.store.live_mask()
+    live = library.searchable_mask()
     row_of_slot = np.full(len(codes), -1, dtype=np.int64)
     row_of_slot[data.slots] = np.arange(len(data.slots))
     figures = check.figures(lambda row: search_ranking(codes, features, int(data.slots[row]), space, row_of_slot,

@@ -2,7 +2,8 @@
 
     .venv/bin/python tests/bench/bench_refine.py [--size 100000] [--queries 30] [--dir DIR]
 
-On bench_library's synthetic library (real catalog rows, code and feature arrays; no pixels)
+On bench_library's synthetic library (real catalog rows, code and feature arrays; empty files
+for photos, so that results count as on disk)
 plus a second version of the same model whose manifest re-ranks by code, each query is a
 stored photo (Library.example_from_slot, what a result tile gives the window), refined by
 examples taken from its own results: 3 marked similar and 3 dissimilar, then 10 and 10.
@@ -80,7 +81,8 @@ def main() -> None:
 
     path = args.dir / f"lib-{args.size}"
     if not (path / "catalog.sqlite3").exists():
-        build(path, build_default_model(64), args.size)
+        # the photos as empty files: search leaves out results no longer on disk
+        build(path, build_default_model(64), args.size, photos=args.dir / f"photos-{args.size}")
     features_version, code_version = ensure_code_version(path)
     rng = np.random.default_rng(2)
     queries = [int(s) for s in rng.choice(args.size, args.queries, replace=False)]
