@@ -327,7 +327,8 @@ class Library:
         return FeatureSpace()
 
     def search_query(self, query: Query, params=None, *, folder: str | os.PathLike | None = None) -> list[Hit]:
-        """Best first, the one way every face searches (CLI, window, benchmarks, the trainer's check).
+        """Best first: how the CLI, the window and the benchmarks search (the trainer's held-out
+        check runs the same engine.search functions on a candidate version's arrays).
 
         Coarse: the union of the Hamming pools of the query photos and the similar examples
         (each candidate keeps its smallest distance), dissimilar examples excluded. Fine: the

@@ -61,6 +61,7 @@ def test_figures_are_read_off_the_ranking():
     assert figures["searches"] == 5
     empty = RetrievalCheck.of(np.array([0]), np.array([1]), np.array([-1]), rows=2)
     assert not empty and all(math.isnan(empty.figures(lambda row: None)[k]) for k in ("top10", "map", "percentile"))
+    np.testing.assert_allclose(figures["percentiles"], 1 - ranks / 100)
 
 
 def test_the_gate_compares_the_percentile_first_then_the_others():
@@ -72,3 +73,15 @@ def test_the_gate_compares_the_percentile_first_then_the_others():
     assert better_or_equal(dict(before), before)
     nothing = {k: float("nan") for k in before}
     assert better_or_equal(before, nothing) and better_or_equal(nothing, nothing)
+
+
+def test_a_space_is_clearly_better_only_beyond_the_noise():
+    from trainer.heldout import clearly_better
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    assert clearly_better(base + 0.01, base)  # the same pairs, every one a little higher
+    assert not clearly_better(base, base + 0.01)
+    noisy = base + rng.normal(0, 0.1, 400) + 0.001  # a mean difference well inside its spread
+    assert not clearly_better(noisy, base)
+    assert not clearly_better(np.array([1.0]), np.array([0.0]))  # one pair says nothing
