@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 import shutil
 import sys
 import textwrap
@@ -331,3 +332,21 @@ def test_roll_back_and_activate_from_the_versions_tab_refresh_the_window(qtbot, 
     assert window.retrain_dialog is not dialog and window.retrain_dialog.tabs.currentIndex() == 0
     qtbot.waitUntil(lambda: window.retrain_dialog.facts is not None, timeout=15_000)
     assert not window.retrain_dialog.train_button.isEnabled()  # no labels in this library
+
+
+@pytest.mark.slow
+def test_retrain_then_quit_exits_0(library, photo_set, tmp_path):
+    """The real app in its own process: search, retrain, activate, roll back, Ctrl+Q; it must exit 0.
+
+    With PySide6 6.12.0 on CPython 3.11 every training step's progress signal took a reference
+    from True, and the interpreter aborted while shutting down (bool_dealloc, exit 134).
+    """
+    label_pairs(library, photo_set)
+    env = dict(os.environ, LOOKALIKE_LIBRARY=str(library), XDG_CONFIG_HOME=str(tmp_path / "config"),
+               QT_QPA_PLATFORM="offscreen", LOOKALIKE_THEME="light", PYTHONFAULTHANDLER="1")
+    process = subprocess.run([sys.executable, "-m", "tests.gui.retrain_then_quit", str(photo_set["originals"][3]),
+                              "--steps", "3000"], env=env, capture_output=True, text=True, timeout=600,
+                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert process.returncode == 0, process.stdout + process.stderr[-3000:]
+    assert "step: quit" in process.stdout, process.stdout
+    assert models_of(library) == ([1, 2], 1)  # trained v2, activated it, rolled back to v1
