@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,37 @@ class Library:
             self.store.activate(model.id)
             self._encoder = None
             return self.store.model(model.id)
+
+    def roll_back(self, *, progress=None, cancel=None, workers: int | None = None) -> ModelRow:
+        """Re-activate the model active before the current one (Store.roll_back), first giving it
+        codes for photos indexed since it was last active (as ``activate`` does)."""
+        from engine.reencode import encode_missing
+
+        with self.store.writing():
+            target = self.store.previous_model()
+            if target is None:
+                raise UserError("there is no earlier model to roll back to")
+            encode_missing(self.store, target, workers=workers, progress=progress, cancel=cancel)
+            row = self.store.roll_back(expected=target.id)
+            self._encoder = None
+            return row
+
+    def delete_model(self, model_id: int) -> list[Path]:
+        """Delete a version that is not active: its catalog row and history entries, then its
+        model folder, its codes and, when no other version shares its backbone, its features.
+        Labels are never touched. Returns what was removed."""
+        with self.store.writing():
+            leftovers = self.store.delete_model(model_id)
+            # After the commit: a crash here leaves files that the next open removes.
+            for path in leftovers:
+                try:
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink(missing_ok=True)
+                except OSError as exc:
+                    log.warning("could not remove %s (the next open tries again): %s", path, exc)
+            return leftovers
 
     def _codes_from_features(self, backbone_id: str, dim: int, weight, bias, start: int = 0) -> np.ndarray:
         """Codes of slots ``start`` onwards from the stored features (dead slots zeroed)."""

@@ -109,6 +109,12 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO activations (model_id, at) SELECT id, created_at FROM models WHERE active = 1;
     """,
+    # 3: roll back walks the activation history: the entries it leaves are marked, and later
+    # roll backs skip them (see ARCHITECTURE.md, "Model versions"). Entries written before
+    # this step all count as plain activations.
+    """
+    ALTER TABLE activations ADD COLUMN rolled_back_at TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -323,6 +329,14 @@ class Store:
         for model in self.models():
             known_codes.add(self.codes_path(model.id).name)
             known_features.add(self.features_path(model.backbone_id).name)
+        models_folder = self.root / "models"
+        if models_folder.is_dir():
+            known_folders = {self.model_dir(model.id).name for model in self.models()}
+            for folder in models_folder.iterdir():
+                if folder.is_dir() and folder.name not in known_folders:
+                    # A version deleted, or added, by a process that died before it finished.
+                    log.info("removing %s, which no model version uses", folder)
+                    shutil.rmtree(folder, ignore_errors=True)
         for folder, known in ((self.root / "codes", known_codes), (self.root / "features", known_features)):
             if not folder.is_dir():
                 continue
@@ -694,7 +708,9 @@ class Store:
         in between leaves only files that the next open deletes.
         """
         manifest = json.loads((Path(source_dir) / "manifest.json").read_text())
-        model_id = (self._conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM models").fetchone()[0])
+        # Never reuse a deleted version's number: "v3" names one model for the library's life.
+        model_id = max(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM models").fetchone()[0],
+                       int(self._meta("last_model_id", "0"))) + 1
         target = self.model_dir(model_id)
         if target.exists():
             shutil.rmtree(target)
@@ -719,6 +735,7 @@ class Store:
                 (model_id, manifest["name"], manifest["backbone_id"], manifest["bits"],
                  manifest["feature_dim"], json.dumps(manifest), utc_now()),
             )
+            self.set_meta("last_model_id", str(model_id))
             if activate:
                 self._activate(model_id)
         return self.model(model_id)
@@ -732,6 +749,10 @@ class Store:
             self._conn.execute("UPDATE models SET manifest = ? WHERE id = ?", (json.dumps(manifest), model_id))
         return self.model(model_id)
 
+    # Activation history: a stack of the versions made active, oldest first. A plain activation
+    # pushes; a roll back pops (its entries get rolled_back_at) back to the version active
+    # before the current one. ARCHITECTURE.md, "Model versions", states the rules.
+
     def activate(self, model_id: int) -> None:
         with self.transaction():
             self._activate(model_id)
@@ -739,16 +760,60 @@ class Store:
     def _activate(self, model_id: int) -> None:
         self.model(model_id)  # raises for an unknown id
         self._conn.execute("UPDATE models SET active = (id = ?)", (model_id,))
-        self._conn.execute("INSERT INTO activations (model_id, at) VALUES (?, ?)", (model_id, utc_now()))
+        history = self.activation_history()
+        if not history or history[-1] != model_id:  # activating the active version changes nothing
+            self._conn.execute("INSERT INTO activations (model_id, at) VALUES (?, ?)", (model_id, utc_now()))
+
+    def activation_history(self) -> list[int]:
+        """The versions on the activation stack, oldest first; the last is the active one."""
+        return [row[0] for row in self._conn.execute(
+            "SELECT model_id FROM activations WHERE rolled_back_at IS NULL ORDER BY id")]
 
     def previous_model(self) -> ModelRow | None:
-        """The model that was active before the current one (for rollback)."""
+        """The model a roll back re-activates: the one active before the current one was activated."""
         active = self.active_model()
-        rows = self._conn.execute("SELECT model_id FROM activations ORDER BY id DESC").fetchall()
-        for (model_id,) in rows:
+        for model_id in reversed(self.activation_history()):
             if active is None or model_id != active.id:
                 return self.model(model_id)
         return None
+
+    def roll_back(self, expected: int | None = None) -> ModelRow:
+        """Re-activate the previous model (``expected``: the id the caller prepared it as).
+
+        The current version's entries on top of the history are marked rolled back, so the
+        next roll back goes further back instead of returning here.
+        """
+        with self.transaction():
+            target = self.previous_model()
+            if target is None:
+                raise UserError("there is no earlier model to roll back to")
+            if expected is not None and target.id != expected:
+                raise UserError("the model history changed meanwhile; try the roll back again")
+            (entry,) = self._conn.execute(
+                "SELECT MAX(id) FROM activations WHERE rolled_back_at IS NULL AND model_id = ?", (target.id,)
+            ).fetchone()
+            self._conn.execute("UPDATE activations SET rolled_back_at = ? WHERE rolled_back_at IS NULL AND id > ?",
+                               (utc_now(), entry))
+            self._conn.execute("UPDATE models SET active = (id = ?)", (target.id,))
+        return self.model(target.id)
+
+    def delete_model(self, model_id: int) -> list[Path]:
+        """Forget a version that is not active, with its history entries; returns the files and
+        folders that held only it (its model folder, its codes, and its backbone's features when
+        no remaining version shares that backbone) for the caller to remove after this commits.
+        Labels are not touched."""
+        with self.transaction():
+            model = self.model(model_id)
+            if model.active:
+                raise UserError(f"model v{model_id} is active: activate another version before deleting it")
+            self._conn.execute("DELETE FROM activations WHERE model_id = ?", (model_id,))
+            self._conn.execute("DELETE FROM models WHERE id = ?", (model_id,))
+            shared = self._conn.execute("SELECT 1 FROM models WHERE backbone_id = ? LIMIT 1",
+                                        (model.backbone_id,)).fetchone()
+        leftovers = [self.model_dir(model_id), self.codes_path(model_id)]
+        if shared is None:
+            leftovers.append(self.features_path(model.backbone_id))
+        return leftovers
 
     # -------------------------------------------------------------------- runs
 
