@@ -169,12 +169,14 @@ def measure(library: Path, mode: str, probe_ms: int, events_file: Path, replay: 
     start = first_epoch[0] if first_epoch else 0.0
     training = [(t, d) for t, d in samples if t >= start]  # once torch is loaded and steps report
     delays = np.array([d for _, d in training], dtype=float)
+    worst_at = training[int(delays.argmax())][0]
     quarters = np.array_split(np.array(training, dtype=float), 4)
     return {
         "seconds": seconds, "training_seconds": seconds - start, "epochs": epochs[0],
         "worst": float(delays.max()), "p95": float(np.percentile(delays, 95)),
         "p99": float(np.percentile(delays, 99)), "frozen": float(delays[delays > FROZEN_MS].sum() / 1000),
         "quarters": [float(q[:, 1].max()) if len(q) else 0.0 for q in quarters],
+        "worst_before_end": seconds - worst_at,
     }
 
 
@@ -205,7 +207,8 @@ def main() -> None:
           + (f"; the last run's progress replayed at {args.replay:g} lines/s" if args.replay else ""))
     print(f"{'stand-in ' if args.replay else ''}trainer ran {result['seconds']:.1f} s, of which {result['training_seconds']:.1f} s reporting "
           f"{result['epochs']} epochs")
-    print(f"event-loop delay while training: worst {result['worst']:.0f} ms, p99 {result['p99']:.0f} ms, "
+    print(f"event-loop delay while training: worst {result['worst']:.0f} ms "
+          f"({result['worst_before_end']:.1f} s before the end), p99 {result['p99']:.0f} ms, "
           f"p95 {result['p95']:.0f} ms; {result['frozen']:.1f} s lost to delays over {FROZEN_MS} ms")
     print("worst delay per quarter of the run: " + ", ".join(f"{q:.0f} ms" for q in result["quarters"]))
     del app
