@@ -101,8 +101,11 @@ def measure(library: Path, mode: str, probe_ms: int, events_file: Path, replay: 
     from app.retrain_dialog import RetrainDialog
     from app.theme import Theme
 
+    from engine.library import Library
+
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.lookalike_theme = Theme.from_environment(app)
+    Library(library, create=False).close()  # as the main window's first read does: migrates an older library
     launcher = None
     if replay:
         script = events_file.with_name("replay_trainer.py")
