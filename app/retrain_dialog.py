@@ -324,7 +324,9 @@ class ActivationThread(QThread):
     def _activate(self):
         from engine.library import Library
 
-        progress = lambda state: self.progress.emit(state.done, state.total)  # noqa: E731
+        def progress(state) -> None:
+            self.progress.emit(state.done, state.total)
+
         with Library(self._path, create=False) as library:
             if self.model_id is None:  # roll back: the target is read under the writer lock
                 return library.roll_back(cancel=self.cancel, progress=progress)
@@ -583,7 +585,6 @@ class RetrainDialog(QDialog):
         buttons.addWidget(self.rollback_button)
         buttons.addStretch(1)
         buttons.addWidget(self.delete_button)
-        buttons.addStretch(1)
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.addWidget(self.history, 1)

@@ -8,7 +8,7 @@ mirrored, warmer, smaller), indexes it into a demo library with the default mode
 a few pairs, then drives the real windows on Qt's offscreen platform and saves
 ``QWidget.grab()`` of each as PNG: the main window empty and with the results of a
 dropped photo (light and dark), the result menu, every page of the indexing wizard, the
-pair-labeling view, the labels list and the retrain dialog. A screen whose module is not
+pair-labeling view, the labels list and the retrain dialog (light and dark). A screen whose module is not
 there (yet) is skipped with a note, and the others are still made. Takes about a minute.
 """
 
@@ -360,6 +360,7 @@ def shoot_labels(shot: Shooter, library: Path, scratch: Path) -> None:
 
 def shoot_retrain(shot: Shooter, library: Path, scratch: Path) -> None:
     from app.retrain_dialog import RetrainDialog
+    from app.theme import Theme
 
     window = make_window(library, scratch)
     try:
@@ -376,6 +377,12 @@ def shoot_retrain(shot: Shooter, library: Path, scratch: Path) -> None:
             shot.wait(lambda: not dialog.is_training() and dialog.new_version is not None, timeout=180,
                       what="the trainer")
         shot.save(dialog, "retrain")
+        dark = Theme(shot.app, "dark")
+        shot.settle(0.3)
+        shot.save(dialog, "retrain-dark")
+        dark.deleteLater()
+        Theme(shot.app, "light")
+        shot.settle(0.2)
         dialog.close()
         shot.settle(0.5)
     finally:
@@ -450,9 +457,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter finalization: PySide6 tearing down the widgets of several windows at
-    # exit has aborted the process ("bool_dealloc") after every screenshot was written.
-    os._exit(code)
+    sys.exit(main())

@@ -93,8 +93,56 @@ for n, line in enumerate(lines):
 """
 
 
+class Stopwatch:
+    """The longest single call of some functions, by name: where the event loop's time went."""
+
+    def __init__(self):
+        self.longest: dict[str, float] = {}
+
+    def wrap(self, name: str, function):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = 1000 * (time.perf_counter() - started)
+                self.longest[name] = max(self.longest.get(name, 0.0), elapsed)
+        return timed
+
+    def watch_garbage_collection(self) -> None:
+        import gc
+
+        started = [0.0]
+
+        def on_gc(phase: str, info: dict) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                name = f"garbage collection (gen {info['generation']})"
+                self.longest[name] = max(self.longest.get(name, 0.0), 1000 * (time.perf_counter() - started[0]))
+
+        gc.callbacks.append(on_gc)
+
+
 def measure(library: Path, mode: str, probe_ms: int, events_file: Path, replay: float | None) -> dict:
     """Train once in the dialog with its defaults; the probe's lateness while the trainer runs."""
+    from app import retrain_dialog
+
+    stopwatch = Stopwatch()
+    # Reading the trainer's output covers parsing, the signals and the dialog's handlers; the
+    # chart's paint (after the change: app.loss_chart) is where a growing series costs.
+    retrain_dialog.TrainerRun._read_stdout = stopwatch.wrap("reading trainer output",
+                                                           retrain_dialog.TrainerRun._read_stdout)
+    try:
+        from PySide6.QtCharts import QChartView
+
+        from app import loss_chart
+
+        loss_chart.LossChart.paintEvent = stopwatch.wrap("painting the chart",
+                                                         lambda view, event: QChartView.paintEvent(view, event))
+    except ImportError:
+        pass  # before app.loss_chart: the chart was a plain QChartView
+    stopwatch.watch_garbage_collection()
     from PySide6.QtCore import QElapsedTimer, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -180,6 +228,7 @@ def measure(library: Path, mode: str, probe_ms: int, events_file: Path, replay: 
         "p99": float(np.percentile(delays, 99)), "frozen": float(delays[delays > FROZEN_MS].sum() / 1000),
         "quarters": [float(q[:, 1].max()) if len(q) else 0.0 for q in quarters],
         "worst_before_end": seconds - worst_at,
+        "longest": stopwatch.longest,
     }
 
 
@@ -214,6 +263,7 @@ def main() -> None:
           f"({result['worst_before_end']:.1f} s before the end), p99 {result['p99']:.0f} ms, "
           f"p95 {result['p95']:.0f} ms; {result['frozen']:.1f} s lost to delays over {FROZEN_MS} ms")
     print("worst delay per quarter of the run: " + ", ".join(f"{q:.0f} ms" for q in result["quarters"]))
+    print("longest single " + ", ".join(f"{name}: {ms:.0f} ms" for name, ms in sorted(result["longest"].items())))
     del app
 
 
