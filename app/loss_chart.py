@@ -6,7 +6,7 @@ import math
 
 from PySide6.QtCharts import QAbstractAxis, QChart, QChartView, QLineSeries, QLogValueAxis, QValueAxis
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
-from PySide6.QtGui import QColor, QPainter, QPalette, QPen
+from PySide6.QtGui import QPainter, QPalette, QPen
 from PySide6.QtWidgets import QWidget
 
 REDRAW_MS = 250      # new points are drawn at most this often: the window stays responsive
@@ -25,10 +25,13 @@ def step_ticks(steps: int) -> tuple[int, int]:
 
 
 def log_range(low: float, high: float) -> tuple[float, float]:
-    """Whole decades around [low, high] (both > 0): the log axis labels 0.1, 1, 10, ..."""
+    """Whole decades around [low, high] (both > 0): the log axis labels 0.1, 1, 10, ... (a hair
+    wider, or rounding in Qt's log10 of the end drops its label)."""
     bottom = 10.0 ** math.floor(math.log10(low))
     top = 10.0 ** math.ceil(math.log10(high))
-    return bottom, top if top > bottom else bottom * 10
+    if top <= bottom:
+        top = bottom * 10
+    return bottom * (1 - 1e-6), top * (1 + 1e-6)
 
 
 def linear_range(low: float, high: float) -> tuple[float, float]:
@@ -71,7 +74,6 @@ class LossChart(QChartView):
         self._drawn: list[tuple[float, float]] = []  # what the series shows, after averaging
         self._stride = 1  # raw points per drawn point
         self._partial: list[tuple[float, float]] = []  # raw points not yet averaged into one
-        self._low = self._high = None
         self._steps = 0
         self._redraw = QTimer(self)
         self._redraw.setSingleShot(True)
@@ -89,7 +91,6 @@ class LossChart(QChartView):
         self._drawn.clear()
         self._partial.clear()
         self._stride = 1
-        self._low = self._high = None
         self._steps = 0
         self.series.clear()
         if not self.logarithmic:
@@ -118,10 +119,7 @@ class LossChart(QChartView):
             return
         pending, self._pending = self._pending, []
         low = min(loss for _, loss in pending)
-        high = max(loss for _, loss in pending)
-        self._low = low if self._low is None else min(self._low, low)
-        self._high = high if self._high is None else max(self._high, high)
-        if self.logarithmic and self._low <= 0:
+        if self.logarithmic and low <= 0:
             self._replace_loss_axis(logarithmic=False)  # a loss that can be negative: linear from now on
         new_points = self._average(pending)
         if len(self._drawn) + len(new_points) <= MAX_POINTS:
@@ -135,7 +133,9 @@ class LossChart(QChartView):
                 self._stride *= 2
             self._drawn = drawn
             self.series.replace([QPointF(x, y) for x, y in drawn])
-        self._update_loss_range()
+        if self._drawn:
+            # The range of what is drawn (a few hundred points): a raw spike averaged away leaves no gap.
+            self._update_loss_range(min(y for _, y in self._drawn), max(y for _, y in self._drawn))
         self._set_step_range(max(self._steps, int(math.ceil(pending[-1][0]))))
 
     def _average(self, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -160,8 +160,7 @@ class LossChart(QChartView):
         if self.step_axis.max() != end or self.step_axis.min() != 0:
             self.step_axis.setRange(0, end)
 
-    def _update_loss_range(self) -> None:
-        low, high = self._low, self._high
+    def _update_loss_range(self, low: float, high: float) -> None:
         wanted = log_range(low, high) if self.logarithmic else linear_range(low, high)
         if (self.loss_axis.min(), self.loss_axis.max()) != wanted:
             self.loss_axis.setRange(*wanted)
@@ -171,7 +170,8 @@ class LossChart(QChartView):
             axis = QLogValueAxis()
             axis.setBase(10)
             axis.setLabelFormat("%g")
-            axis.setMinorTickCount(-1)  # 2 to 9 within each decade
+            axis.setMinorTickCount(-1)  # 2 to 9 within each decade, marked on the axis...
+            axis.setMinorGridLineVisible(False)  # ...not drawn across the plot, where they crowd the curve
         else:
             axis = QValueAxis()
             axis.setLabelFormat("%.3g")
@@ -213,9 +213,6 @@ class LossChart(QChartView):
             axis.setTitleBrush(text)
             axis.setLinePenColor(palette.color(QPalette.ColorRole.Mid))
             axis.setGridLineColor(grid)
-            minor = QColor(grid)
-            minor.setAlpha(110)
-            axis.setMinorGridLineColor(minor)
         pen = QPen(palette.color(QPalette.ColorRole.Highlight))
         pen.setWidthF(2.0)
         self.series.setPen(pen)

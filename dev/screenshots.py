@@ -231,16 +231,15 @@ def make_window(library: Path, settings_dir: Path):
 
 
 def drop_file(window, path: Path) -> None:
-    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
     from PySide6.QtGui import QDragEnterEvent, QDropEvent
     from PySide6.QtWidgets import QApplication
 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    args = (QPointF(60, 60), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, QDragEnterEvent(*args))
-    QApplication.sendEvent(window, QDropEvent(*args))
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, QDragEnterEvent(QPoint(60, 60), *args))  # QPoint: PySide6 < 6.12
+    QApplication.sendEvent(window, QDropEvent(QPointF(60, 60), *args))
 
 
 def shoot_empty_and_wizard(shot: Shooter, scratch: Path, photos: dict) -> None:

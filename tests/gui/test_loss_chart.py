@@ -82,6 +82,8 @@ def test_a_long_run_keeps_at_most_max_points_and_its_shape(chart):
     xs = [x for x, _ in points]
     assert xs == sorted(xs) and xs[0] < 10 and xs[-1] > 4900
     assert points[0][1] > 1.0 and points[-1][1] < 0.01  # still falls from the start to the end
+    highest = max(y for _, y in points)
+    assert highest <= chart.loss_axis.max() <= 10.01 * highest  # the drawn curve fills the axis
 
 
 def test_the_chart_follows_the_dark_palette(chart, qtbot):
