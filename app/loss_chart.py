@@ -95,7 +95,7 @@ class LossChart(QChartView):
         self.series.clear()
         if not self.logarithmic:
             self._replace_loss_axis(logarithmic=True)
-        self.loss_axis.setRange(0.1, 10)
+        self.loss_axis.setRange(*log_range(0.1, 10))
         self._set_step_range(EMPTY_STEPS)
 
     def set_steps(self, steps: int) -> None:

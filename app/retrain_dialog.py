@@ -566,8 +566,10 @@ class RetrainDialog(QDialog):
         self.history.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.history.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.history.verticalHeader().hide()
-        self.history.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.history.horizontalHeader().setStretchLastSection(True)
+        header = self.history.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # The name takes what is left (elided if need be): no horizontal scroll bar at the dialog's width.
+        header.setSectionResizeMode(HISTORY_COLUMNS.index("Name"), QHeaderView.ResizeMode.Stretch)
         self.history.itemSelectionChanged.connect(self._update_controls)
         self.activate_selected_button = QPushButton("Activate selected")
         self.activate_selected_button.clicked.connect(self.activate_selected)
@@ -980,7 +982,7 @@ class RetrainDialog(QDialog):
         model = next((m for m in self.facts.models if m.id == selected), None)
         if model is None or model.active:
             return
-        box = QMessageBox(QMessageBox.Icon.Question, "Delete model version",
+        box = QMessageBox(QMessageBox.Icon.Warning, "Delete model version",
                           f"Delete model v{model.id} {model.name}?", QMessageBox.StandardButton.Cancel, self)
         box.setInformativeText("Its model file and codes are removed for good. Your labelled pairs are kept, so "
                                "you can train a version like it again.")
