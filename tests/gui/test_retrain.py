@@ -476,3 +476,37 @@ def test_delete_a_version_from_the_versions_tab(qtbot, open_dialog, library, pho
         assert lib.store.labels() == labels_before
     qtbot.waitUntil(lambda: dialog._facts_thread is None, timeout=15_000)
     assert "v1" in dialog.rollback_button.toolTip()  # the history skips the deleted version
+
+
+def test_the_results_on_show_take_the_new_models_codes_after_a_roll_back(qtbot, make_window, library, photo_set):
+    """Item 6 of issue 9: after a model change the window searches its query again, so what it
+    shows (order and code distances) is the active model's, not the previous one's."""
+    query = str(photo_set["originals"][5])
+    with Library(library, create=False) as lib:
+        lib.refit_head("lsh", seed=7)  # v2: other random hyperplanes, other codes; v1 was active before
+    window = make_window(library)
+    qtbot.waitUntil(lambda: "model v2" in window.library_status.text(), timeout=15_000)
+    window.search(query)
+    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=30_000)
+
+    def shown():
+        return [(window.model.item(r).path, window.model.item(r).hamming) for r in range(window.model.rowCount())]
+
+    def expected():
+        from engine.search import SearchParams
+
+        with Library(library, create=False) as lib:
+            return [(hit.path, hit.hamming) for hit in lib.search_file(query, SearchParams(k=window.k_spin.value()))]
+
+    before = shown()
+    assert before == expected()
+    window.versions_action.trigger()
+    dialog = window.retrain_dialog
+    qtbot.waitUntil(lambda: dialog.facts is not None and dialog.rollback_button.isEnabled(), timeout=15_000)
+    with qtbot.waitSignal(dialog.model_changed, timeout=60_000):
+        qtbot.mouseClick(dialog.rollback_button, Qt.MouseButton.LeftButton)
+    assert models_of(library)[1] == 1
+    now = expected()
+    assert now != before  # v1's codes give other distances
+    qtbot.waitUntil(lambda: shown() == now, timeout=30_000)
+    qtbot.waitUntil(lambda: not dialog.is_activating(), timeout=15_000)
