@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -71,7 +72,7 @@ def _open_library(args, *, create: bool):
 
 def _ensure_model(library, bits: int = 64) -> None:
     if library.store.active_model() is None:
-        library.install_model(build_default_model(bits))
+        _install_with_progress(library, build_default_model(bits))
 
 
 # ---------------------------------------------------------------- commands
@@ -151,8 +152,9 @@ def cmd_search(args) -> int:
                 status = EXIT_USER
                 continue
             if args.json:
-                print(json.dumps({"query": image, "results": [
-                    {"path": h.path, "hamming": h.hamming, "score": round(h.score, 6)} for h in hits]}))
+                print(json.dumps({"query": image, **_bytes_field("query", image), "results": [
+                    {"path": h.path, **_bytes_field("path", h.path), "hamming": h.hamming,
+                     "score": round(h.score, 6)} for h in hits]}))
             else:
                 print(f"{image}:")
                 for rank, hit in enumerate(hits, 1):
@@ -162,13 +164,19 @@ def cmd_search(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from engine.repair import check_library
+
     library = _open_library(args, create=False)
     with library:
         status = library.status()
         skipped = library.store.skipped()
+        # Codes are small: check them every time (features: 'lookalike repair --check').
+        problems = check_library(library.store, features=False).problems()
+    status["damage"] = problems
     if args.json:
-        status["skipped_files"] = [{"path": p, "reason": r} for p, r in skipped]
+        status["skipped_files"] = [{"path": p, **_bytes_field("path", p), "reason": r} for p, r in skipped]
         print(json.dumps(status, indent=2))
+        _raise_if_damaged(problems)
         return 0
     model = status["model"]
     print(f"Library:  {status['library']}")
@@ -188,6 +196,66 @@ def cmd_status(args) -> int:
             print(f"  {path}: {reason}")
         if len(skipped) > args.limit:
             print(f"  ... and {len(skipped) - args.limit} more (--limit N, or --json for all)")
+    _raise_if_damaged(problems)
+    return 0
+
+
+def _raise_if_damaged(problems: list[str]) -> None:
+    if problems:
+        from engine.errors import LibraryDamaged
+
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LibraryDamaged(f"the library is damaged: {problems[0]}{more}; run 'lookalike repair'")
+
+
+def cmd_repair(args) -> int:
+    from engine.repair import check_library, repair_library
+
+    library = _open_library(args, create=False)
+    with library:
+        if args.check:
+            found = check_library(library.store, catalog=True)
+            for line in found.problems():
+                print(line)
+            if found.unverified:
+                print(f"{found.unverified} array rows have no checksum yet (written before checksums); "
+                      "'lookalike repair' gives them one")
+            if not found.sound:
+                if not found.catalog_ok:
+                    from engine.errors import LibraryDamaged
+
+                    raise LibraryDamaged("the catalog is damaged (see above): restore catalog.sqlite3 from a backup "
+                                         "if you have one; 'lookalike labels export' may still save your labels")
+                _raise_if_damaged(found.problems())
+            print("No damage found", file=sys.stderr)
+            return 0
+        with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
+            report = repair_library(library.store, workers=args.workers, progress=_encode_progress(bar))
+    print(f"Repaired: {report.reencoded} photos encoded again, {report.recoded} code rows recomputed, "
+          f"{report.adopted} rows given a checksum" + (f"; {report.unreadable} photos could not be read again "
+                                                       "and are left out of results" if report.unreadable else ""),
+          file=sys.stderr)
+    _raise_if_damaged(report.still_damaged)
+    return 0
+
+
+def cmd_roots(args) -> int:
+    library = _open_library(args, create=False)
+    with library:
+        if args.roots_command == "forget":
+            forgotten = library.forget_root(args.path)
+            print(f"Forgot {os.path.abspath(os.path.expanduser(args.path))} and its {forgotten} photos "
+                  "(labels are kept: they come back with the photos)", file=sys.stderr)
+            return 0
+        roots = library.roots()
+    if args.json:
+        print(json.dumps([{**root, **_bytes_field("path", root["path"])} for root in roots]))
+        return 0
+    if not roots:
+        print("No folders yet (lookalike index PATH)", file=sys.stderr)
+    for root in roots:
+        where = "" if root["reachable"] else "  (not reachable: 'lookalike roots forget PATH' forgets it)"
+        print(f"{root['path']}  {root['photos']} photos, {root['skipped']} skipped{where}")
     return 0
 
 
@@ -195,7 +263,7 @@ def cmd_model_build(args) -> int:
     target = build_default_model(args.bits)
     library = _open_library(args, create=True)
     with library:
-        row = library.install_model(target, activate=True)
+        row = _install_with_progress(library, target)
         print(f"Model v{row.id} {row.name} is active in {library.path}", file=sys.stderr)
     return 0
 
@@ -222,11 +290,22 @@ def cmd_model_refit(args) -> int:
     return 0
 
 
+def _encode_progress(bar):
+    return lambda state: bar.update(
+        {"event": "phase", "phase": "encode", "done": state.done, "total": state.total, "rate": state.rate})
+
+
 def _activate_with_progress(library, model_id: int):
-    """Activate a version; photos it has no codes for yet are encoded under a progress bar."""
+    """Activate a version; photos it has no codes for yet are encoded under a progress bar
+    (Ctrl+C stops it; what was encoded is kept and the previous version stays active)."""
     with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
-        return library.activate(model_id, progress=lambda state: bar.update(
-            {"event": "phase", "phase": "encode", "done": state.done, "total": state.total, "rate": state.rate}))
+        return library.activate(model_id, progress=_encode_progress(bar))
+
+
+def _install_with_progress(library, model_dir):
+    """Install a version and activate it as _activate_with_progress does."""
+    with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
+        return library.install_model(model_dir, activate=True, progress=_encode_progress(bar))
 
 
 def cmd_model_activate(args) -> int:
@@ -258,12 +337,10 @@ def cmd_model_delete(args) -> int:
 
 
 def cmd_labels_import(args) -> int:
-    from engine.labels import import_class_folders, import_csv
+    from engine.labels import describe_problems, import_class_folders, import_csv
 
     library = _open_library(args, create=False)
     if os.path.isdir(args.csv):
-        if args.per_photo < 1:
-            raise UserError("--per-photo must be at least 1")
         with library:
             report = import_class_folders(library.store, args.csv, per_photo=args.per_photo)
         for problem in report.problems:
@@ -276,38 +353,71 @@ def cmd_labels_import(args) -> int:
         for problem in report.problems[:50]:
             print(f"{args.csv}: {problem}", file=sys.stderr)
         more = len(report.problems) - 50
-        raise UserError(f"nothing imported: {len(report.problems)} problem(s)" + (f" ({more} not shown)" if more > 0 else ""))
-    print(f"Imported {report.added} labelled pairs", file=sys.stderr)
+        listed = "the lines are listed above" + (f", {more} more not shown" if more > 0 else "")
+        raise UserError(f"nothing imported: {describe_problems(report)} ({listed})")
+    print(_describe_import(report), file=sys.stderr)
     return 0
 
 
+def _describe_import(report) -> str:
+    """What a CSV import did, in one line: pairs, lines, and how repeats and contradictions went."""
+    def count(n: int, one: str, many: str) -> str:
+        return f"{n:,} {one if n == 1 else many}"
+
+    line = (f"Imported {count(report.added, 'labelled pair', 'labelled pairs')} from "
+            f"{count(report.lines, 'line', 'lines')} ({report.new:,} new, {report.replaced:,} replaced a different "
+            f"label, {report.unchanged:,} already so)")
+    if report.duplicates:
+        line += f"; {count(report.duplicates, 'line repeated a pair', 'lines repeated a pair')}"
+    if report.conflicts:
+        line += (f"; {count(report.conflicts, 'pair was', 'pairs were')} labelled both similar and dissimilar: "
+                 f"{'its' if report.conflicts == 1 else 'each'} last line's label was kept")
+    return line
+
+
 def cmd_labels_export(args) -> int:
-    from engine.labels import export_csv
+    from engine.labels import export_csv, export_csv_file
 
     library = _open_library(args, create=False)
     with library:
         if args.output == "-":
             count = export_csv(library.store, sys.stdout)
         else:
-            tmp = Path(args.output).with_name(Path(args.output).name + ".tmp")
-            with open(tmp, "w", encoding="utf-8", newline="") as out:
-                count = export_csv(library.store, out)
-            os.replace(tmp, args.output)
+            count = export_csv_file(library.store, args.output)
     print(f"Exported {count} labelled pairs", file=sys.stderr)
     return 0
 
 
+def _bytes_field(name: str, path: str) -> dict:
+    """For a path that is not valid UTF-8: its exact bytes (base64) beside the JSON string.
+
+    JSON text cannot hold such a name; the string field holds it as Python does (each byte
+    that is not UTF-8 as a lone surrogate, \\udcXX: json.loads then os.fsencode give the bytes
+    back), and ``<name>_bytes`` serves tools outside Python. Absent for ordinary names."""
+    try:
+        path.encode("utf-8")
+        return {}
+    except UnicodeEncodeError:
+        import base64
+
+        return {f"{name}_bytes": base64.b64encode(os.fsencode(path)).decode("ascii")}
+
+
 def _parse_duration(text: str | None) -> float | None:
-    """'90', '90s', '5m', '1h' to seconds."""
+    """'90', '90s', '5m', '1h' to seconds (more than zero)."""
     if text is None:
         return None
     units = {"s": 1, "m": 60, "h": 3600}
     try:
         if text[-1:].lower() in units:
-            return float(text[:-1]) * units[text[-1].lower()]
-        return float(text)
+            seconds = float(text[:-1]) * units[text[-1].lower()]
+        else:
+            seconds = float(text)
     except ValueError:
         raise UserError(f"cannot read the duration {text!r} (say 90s, 5m or 1h)") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(f"a duration must be more than zero, not {text!r}")
+    return seconds
 
 
 def _json_progress(event: dict) -> None:
@@ -317,15 +427,17 @@ def _json_progress(event: dict) -> None:
 def cmd_train(args) -> int:
     if args.backbone and args.mode != "full":
         raise UserError("--backbone needs --mode full")
-    # torch: only the commands that train import it
-    from trainer.fit import HeadConfig
-    from trainer.full import FullConfig
-    from trainer.library_train import train_library, train_library_full
-
     library = _open_library(args, create=False)
     with library:
+        with library.store.writing():
+            pass  # refuse a busy (or read-only) library now, not after the training
+        # torch: only the commands that train import it
+        from trainer.fit import HeadConfig
+        from trainer.full import FullConfig
+        from trainer.library_train import train_library, train_library_full
+
         bits = args.bits or library.active_model().bits
-        budget = _parse_duration(args.budget)
+        budget = args.budget
         if args.mode == "full":
             config = FullConfig(method=args.method, bits=bits, seed=args.seed, budget=budget, device=args.device)
             if args.backbone:
@@ -372,10 +484,7 @@ def cmd_eval(args) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
-    try:
-        bits = [int(b) for b in args.bits.split(",")]
-    except ValueError:
-        raise UserError(f"--bits takes numbers separated by commas, not {args.bits!r}") from None
+    bits = args.bits
     progress = _json_progress if args.progress == "json" else (
         lambda e: print(_describe_eval_event(e), file=sys.stderr) if e["event"] == "result" else None)
     result = run_eval(args.dataset, methods, bits, Path(args.out), model_dir=build_default_model(64),
@@ -492,12 +601,53 @@ class _Progress:
 # -------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, "lookalike: ...", and exit 2 (the person's input)."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("lookalike").strip()
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USER, f"lookalike: {where}{message} (see 'lookalike {command + ' ' if command else ''}--help')\n")
+
+
+def _whole(low: int, high: int | None = None):
+    """An argparse type: a whole number from ``low`` to ``high`` (no upper bound: None)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"takes a whole number, not {text!r}") from None
+        if value < low or (high is not None and value > high):
+            span = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {span}, not {value}")
+        return value
+
+    parse.__name__ = "number"  # what argparse would name the type in a message
+    return parse
+
+
+def _bits_list(text: str) -> list[int]:
+    """--bits of eval: code lengths separated by commas, each a valid length."""
+    return [_BITS(part.strip()) for part in text.split(",")]
+
+
+def _duration(text: str) -> float:
+    try:
+        return _parse_duration(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_BITS = _whole(8, 1024)  # shorter codes tell too few photos apart; longer ones than any feature has dims
+_SIZE = _whole(32, 1024)  # network input in pixels: the backbones downsample by 32
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lookalike", description="Find the photos in your folders that look like a query photo.")
     parser.add_argument("--version", action="version", version=f"lookalike {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    library = argparse.ArgumentParser(add_help=False)
+    library = _Parser(add_help=False)
     library.add_argument("--library", metavar="DIR", default=None,
                          help="library folder (default: $LOOKALIKE_LIBRARY or the user data folder)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -507,27 +657,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", action="append", metavar="PATTERN",
                    help="skip names or relative paths matching this pattern (kept for later runs)")
     p.add_argument("--include-hidden", action="store_true", help="also index hidden files and folders")
-    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: one per core)")
+    p.add_argument("--workers", type=_whole(0), default=None,
+                   help="decoder processes (default: one per core; 0: decode in this process)")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="ONNX Runtime device (default: the GPU when there is one)")
-    p.add_argument("--batch-size", type=int, default=32, help="photos encoded and committed together")
+    p.add_argument("--batch-size", type=_whole(1), default=32, help="photos encoded and committed together")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[library], help="find photos that look like IMAGE")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
-    p.add_argument("--pool", type=int, default=None, help="Hamming candidates to re-rank")
-    p.add_argument("--radius", type=int, default=None, help="re-rank every code within this Hamming radius")
+    p.add_argument("-k", type=_whole(1), default=20, help="number of results (default 20)")
+    p.add_argument("--pool", type=_whole(1), default=None, help="Hamming candidates to re-rank")
+    p.add_argument("--radius", type=_whole(0), default=None, help="re-rank every code within this Hamming radius")
     p.add_argument("--no-rerank", action="store_true", help="rank by Hamming distance only")
     p.add_argument("--json", action="store_true", help="one JSON object per query per line")
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("roots", parents=[library], help="the folders the library indexes; forget one")
+    p.add_argument("--json", action="store_true")
+    roots_sub = p.add_subparsers(dest="roots_command", metavar="ACTION")
+    forget = roots_sub.add_parser("forget", help="forget a folder and its photos (labels are kept)")
+    forget.add_argument("path", metavar="PATH")
+    # default SUPPRESS: a sub-command's own default would overwrite `roots --library DIR forget`'s
+    forget.add_argument("--library", metavar="DIR", default=argparse.SUPPRESS, help="library folder")
+    p.set_defaults(func=cmd_roots)
+
     p = sub.add_parser("status", parents=[library], help="counts, skipped files with reasons, model")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=50, help="skipped files to list (default 50)")
+    p.add_argument("--limit", type=_whole(0), default=50, help="skipped files to list (default 50)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("repair", parents=[library],
+                       help="check the arrays against their checksums and encode damaged photos again")
+    p.add_argument("--check", action="store_true",
+                   help="only look: check the arrays and the catalog (SQLite integrity_check) and report")
+    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: one per core)")
+    p.set_defaults(func=cmd_repair)
 
     model = sub.add_parser("model", help="build and manage model versions")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -542,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="itq", choices=["itq", "pcah", "lsh"])
     p.set_defaults(func=cmd_model_refit)
     p = model_sub.add_parser("activate", parents=[library], help="make model version N active")
-    p.add_argument("version", type=int, metavar="N")
+    p.add_argument("version", type=_whole(1), metavar="N")
     p.set_defaults(func=cmd_model_activate)
     p = model_sub.add_parser("rollback", parents=[library],
                              help="re-activate the model active before this one (again: the one before that)")
@@ -556,20 +723,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="dpsh",
                    choices=["dpsh", "dlbhc", "ninh", "drsch", "dsrh", "dh", "sdh", "cnnh", "exponentiated"],
                    help="deep-hashing method (default dpsh)")
-    p.add_argument("--bits", type=int, default=None, help="code length (default: the active model's)")
+    p.add_argument("--bits", type=_BITS, default=None, help="code length, 8 to 1024 (default: the active model's)")
     p.add_argument("--mode", default=DEFAULT_TRAIN_MODE, choices=["head", "full"],
                    help="head: train the hash layer on the stored features (seconds, no decoding); "
                         "full: fine-tune the network too, then encode the library again (minutes) "
                         f"(default {DEFAULT_TRAIN_MODE})")
-    p.add_argument("--steps", type=int, default=None, help="head mode: optimizer steps (default: the method's, 3000 for dpsh, else 1500)")
-    p.add_argument("--epochs", type=int, default=None, help="full mode: at most this many epochs (default 15; early stopping usually ends sooner)")
-    p.add_argument("--size", type=int, default=None, help="full mode: network input size in pixels (default 112)")
+    p.add_argument("--steps", type=_whole(1), default=None, help="head mode: optimizer steps (default: the method's, 3000 for dpsh, else 1500)")
+    p.add_argument("--epochs", type=_whole(1), default=None, help="full mode: at most this many epochs (default 15; early stopping usually ends sooner)")
+    p.add_argument("--size", type=_SIZE, default=None, help="full mode: network input size in pixels (default 112)")
     p.add_argument("--backbone", default=None, choices=FULL_MODE_BACKBONES, help=BACKBONE_HELP)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="full mode: where to train (auto: a CUDA GPU when PyTorch sees one)")
-    p.add_argument("--budget", default=None, metavar="T",
+    p.add_argument("--budget", type=_duration, default=None, metavar="T",
                    help="stop training after this long (90s, 5m, 1h); the best epoch so far is kept")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_whole(0), default=0)
     when = p.add_mutually_exclusive_group()
     when.add_argument("--force", action="store_true", help="activate even if held-out pair accuracy drops")
     when.add_argument("--no-activate", action="store_true", help="write the new version but leave it inactive")
@@ -579,21 +746,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate hashing methods on a labelled dataset (mAP, P@r2, PR curve)")
     p.add_argument("--dataset", required=True, help="fashion-mnist, digits, or a folder of class folders")
     p.add_argument("--methods", default=None, help="comma-separated (default: all)")
-    p.add_argument("--bits", default="16,32,48,64", help="comma-separated code lengths")
+    p.add_argument("--bits", type=_bits_list, default=[16, 32, 48, 64], help="comma-separated code lengths")
     p.add_argument("--out", default="eval-results", help="folder for results.md, results.json, pr.png")
-    p.add_argument("--queries-per-class", type=int, default=100)
-    p.add_argument("--train-size", type=int, default=5000)
-    p.add_argument("--database-size", type=int, default=None, help="subsample the database (stratified)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps per learned method (head mode)")
+    p.add_argument("--queries-per-class", type=_whole(1), default=100)
+    p.add_argument("--train-size", type=_whole(1), default=5000)
+    p.add_argument("--database-size", type=_whole(1), default=None, help="subsample the database (stratified)")
+    p.add_argument("--steps", type=_whole(1), default=None, help="optimizer steps per learned method (head mode)")
     p.add_argument("--mode", default="head", choices=["head", "full"],
                    help="head: hash heads on frozen features; full: fine-tune the backbone per method")
-    p.add_argument("--epochs", type=int, default=None, help="full mode: epochs per method")
-    p.add_argument("--size", type=int, default=None, help="full mode: input size in pixels (default 112)")
-    p.add_argument("--threads", type=int, default=None, help="full mode: CPU threads for PyTorch")
-    p.add_argument("--tuned-blocks", type=int, default=None, metavar="N",
+    p.add_argument("--epochs", type=_whole(1), default=None, help="full mode: epochs per method")
+    p.add_argument("--size", type=_SIZE, default=None, help="full mode: input size in pixels (default 112)")
+    p.add_argument("--threads", type=_whole(1), default=None, help="full mode: CPU threads for PyTorch")
+    p.add_argument("--tuned-blocks", type=_whole(0), default=None, metavar="N",
                    help="full mode: backbone blocks fine-tuned, from the last (default 8 of Lite0's 16)")
     p.add_argument("--backbone", default=None, choices=FULL_MODE_BACKBONES, help=BACKBONE_HELP)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_whole(0), default=0)
     p.add_argument("--progress", default="text", choices=["text", "json"])
     p.set_defaults(func=cmd_eval)
 
@@ -603,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="import pairs from a CSV (header a,b,label; similar/dissimilar or 1/-1), "
                                    "or from a folder with one subfolder per kind of photo")
     p.add_argument("csv", metavar="FILE.csv|FOLDER")
-    p.add_argument("--per-photo", type=int, default=4, metavar="N",
+    p.add_argument("--per-photo", type=_whole(1), default=4, metavar="N",
                    help="FOLDER: similar and dissimilar partners drawn for each photo (default 4)")
     p.set_defaults(func=cmd_labels_import)
     p = labels_sub.add_parser("export", parents=[library], help="write every labelled pair as CSV")
@@ -615,6 +782,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_names(parser: argparse.ArgumentParser) -> set[str]:
     return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
             for name in action.choices}
+
+
+def _print_names_as_bytes() -> None:
+    """Print a file name that is not UTF-8 as its own bytes (as ls and find do), not crash on it."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="surrogateescape")
 
 
 @contextlib.contextmanager
@@ -637,6 +813,7 @@ def _terminate_as_interrupt():
 
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
+    _print_names_as_bytes()
     if words == []:  # no arguments: the desktop window
         from app.main import main as gui_main
 
@@ -668,9 +845,31 @@ def main(argv: list[str] | None = None) -> int:
     except LookalikeError as exc:
         print(f"lookalike: {exc}", file=sys.stderr)
         return 1
+    except (sqlite3.DatabaseError, OSError) as exc:
+        # The ones no layer typed (a decoder process's catalog read, a write outside engine):
+        # a damaged catalog or a full disk is still one line, not a traceback.
+        problem = _environment_problem(exc)
+        if problem is None:
+            raise
+        print(f"lookalike: {problem}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("lookalike: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def _environment_problem(exc: BaseException) -> EnvironmentProblem | None:
+    import errno
+
+    if isinstance(exc, sqlite3.DatabaseError):
+        from engine.store import catalog_problem
+
+        return catalog_problem(exc, None)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        from engine.errors import environment_problem
+
+        return environment_problem(exc, f"write {exc.filename or 'a file'}")
+    return None
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, format_duration,
                           read_library_info, saved_provider, saved_threads, time_left)
 from app.workers import CountThread, FunctionThread, IndexSetup
+from engine.paths import display_path
 
 RATE_ESTIMATE = 20.0  # photos a second on a CPU, for the summary's rough time
 CODE_LENGTHS = (16, 32, 48, 64)
@@ -32,6 +33,7 @@ class FoldersPage(QWizardPage):
                          "changes or moves them.")
         self.list = QListWidget()
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        self._folders: list[str] = []
         add = QPushButton("Add folder…")
         add.clicked.connect(self._choose)
         self.remove_button = QPushButton("Remove")
@@ -45,17 +47,20 @@ class FoldersPage(QWizardPage):
         layout.addLayout(buttons)
 
     def folders(self) -> list[str]:
-        return [self.list.item(i).text() for i in range(self.list.count())]
+        # Kept here, row for row: the list's Qt text cannot hold a name that is not UTF-8.
+        return list(self._folders)
 
     def add_folder(self, path: str | os.PathLike) -> None:
         path = os.path.abspath(os.fspath(path))
-        if path not in self.folders():
-            self.list.addItem(path)
+        if path not in self._folders:
+            self._folders.append(path)
+            self.list.addItem(display_path(path))
             self.completeChanged.emit()
 
     def remove_selected(self) -> None:
-        for item in self.list.selectedItems():
-            self.list.takeItem(self.list.row(item))
+        for row in sorted((self.list.row(item) for item in self.list.selectedItems()), reverse=True):
+            self.list.takeItem(row)
+            del self._folders[row]
         self.completeChanged.emit()
 
     def _choose(self) -> None:
@@ -414,7 +419,7 @@ class ProgressPage(QWizardPage):
                 self.bar.setValue(1)
             self.skipped.clear()
             for path, reason in report.skipped_files:
-                self.skipped.addItem(f"{path}: {reason}")
+                self.skipped.addItem(f"{display_path(path)}: {reason}")
             self.skipped.setVisible(bool(report.skipped_files))
             self.skipped_title.setVisible(bool(report.skipped_files))
         self._set_running(False)

@@ -127,7 +127,9 @@ class IndexingService(QObject):
     updateFailed = Signal(str)
     libraryChanged = Signal()        # something was written: status and searches may differ
     watchProblem = Signal(str)
-    _changesDetected = Signal(list)  # from the watcher's thread; queued to this object's thread
+    # From the watcher's thread, queued to this object's thread; an object, not a list, so that
+    # a path that is not UTF-8 keeps its bytes (a list signal converts its strings to Qt text).
+    _changesDetected = Signal(object)
     _watchError = Signal(str)
 
     def __init__(self, library_path: str | os.PathLike, settings: QSettings, *, parent: QObject | None = None,

@@ -58,6 +58,7 @@ from PySide6.QtWidgets import (
 from app.icons import icon
 from app.workers import ImageLoader
 from engine.errors import LookalikeError, UserError
+from engine.paths import display_path
 from engine.store import LabelRow
 from engine.suggest import RECENT_SEARCH, Boundary, PairSuggestion
 
@@ -226,7 +227,7 @@ class LabelWorker(QObject):
 
         self._guard("deleting labels", work)
 
-    @Slot(str, str, int)
+    @Slot(object, object, int)
     def feedback(self, query_path: str, result_path: str, label: int) -> None:
         def work() -> None:
             from engine.labels import photo_hash
@@ -234,14 +235,14 @@ class LabelWorker(QObject):
             store = self._open().store
             result = store.image_by_path(result_path)
             if result is None or result.content_hash is None or result.slot is None:
-                raise UserError(f"{os.path.basename(result_path)} is no longer in the library")
+                raise UserError(f"{display_path(os.path.basename(result_path))} is no longer in the library")
             query_hash, indexed = photo_hash(store, query_path)
             if query_hash == result.content_hash:
                 raise UserError("that result is the query photo itself")
             store.add_label(query_hash, result.content_hash, label, source=FEEDBACK_SOURCE,
                             path_a=os.path.abspath(query_path), path_b=result_path)
             verdict = "similar" if label == SIMILAR else "dissimilar"
-            message = f"Marked {os.path.basename(result_path)} {verdict} to the query"
+            message = f"Marked {display_path(os.path.basename(result_path))} {verdict} to the query"
             if not indexed:
                 message += ("; the query is not in the library, so this label counts for training once "
                             "that photo is indexed")
@@ -298,7 +299,7 @@ class LabelService(QObject):
     writeRequested = Signal(object, int, str)
     undoRequested = Signal(object)
     deleteRequested = Signal(list)
-    feedbackRequested = Signal(str, str, int)
+    feedbackRequested = Signal(object, object, int)  # query path, result path (objects: any name), label
     listRequested = Signal(int)
     exportRequested = Signal(str)
     closeRequested = Signal()
@@ -336,7 +337,7 @@ class LabelService(QObject):
 def _describe(item: PairItem) -> str:
     pair, boundary = item.pair, item.boundary
     if pair.reason == RECENT_SEARCH:
-        return (f"From your search for {os.path.basename(pair.path_a)}: a result at Hamming distance "
+        return (f"From your search for {display_path(os.path.basename(pair.path_a))}: a result at Hamming distance "
                 f"{pair.hamming}.")
     where = "" if boundary is None else (
         f" (its boundary is {boundary.value:g}, " +
@@ -368,9 +369,9 @@ class _PairSide(QWidget):
         self.image.clear()
         self.image.setText("Loading…")
         self.full = False
-        self.name.setText(os.path.basename(path))
-        self.name.setToolTip(path)
-        self.image.setToolTip(path)
+        self.name.setText(display_path(os.path.basename(path)))
+        self.name.setToolTip(display_path(path))
+        self.image.setToolTip(display_path(path))
 
     def show_image(self, image: QImage, full: bool) -> None:
         if self.full and not full:
@@ -612,7 +613,8 @@ class PairLabelView(QWidget):
                 break
         self._update_counter()
         self._set_enabled(self.current is not None)
-        self.reason.setText(f"The label of {os.path.basename(pair.path_a)} and {os.path.basename(pair.path_b)} "
+        self.reason.setText(f"The label of {display_path(os.path.basename(pair.path_a))} and "
+                            f"{display_path(os.path.basename(pair.path_b))} "
                             f"was not saved: {message}")
 
     def _on_count(self, count: int) -> None:
@@ -689,10 +691,11 @@ class LabelsModel(QAbstractTableModel):
         if column in (0, 1):
             current, labelled = (row.current_a, row.path_a) if column == 0 else (row.current_b, row.path_b)
             if role == Qt.ItemDataRole.DisplayRole:
-                return current or f"{labelled or '?'} (not in the library now)"
+                return display_path(current) if current else f"{display_path(labelled or '?')} (not in the library now)"
             if role == Qt.ItemDataRole.ToolTipRole:
-                text = current or "not in the library now"
-                return text if not labelled or labelled == current else f"{text}\nlabelled as {labelled}"
+                text = display_path(current) if current else "not in the library now"
+                return (text if not labelled or labelled == current
+                        else f"{text}\nlabelled as {display_path(labelled)}")
             if role == Qt.ItemDataRole.DecorationRole:
                 return self._icon(index.row(), column, entry.thumb_a if column == 0 else entry.thumb_b)
             return None

@@ -11,8 +11,9 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QListVi
                                QPushButton, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from app.icons import icon
-from app.results import PathRole, ResultsModel
+from app.results import ResultsModel
 from app.workers import FunctionThread, ImageLoader, SearchThread
+from engine.paths import display_path, file_url
 
 SETTINGS_ORG = SETTINGS_APP = "Lookalike"
 DEFAULT_K = 50
@@ -30,7 +31,7 @@ def query_from_mime(mime: QMimeData) -> str | QImage | None:
     if mime.hasUrls():
         for url in mime.urls():
             if url.isLocalFile():
-                path = url.toLocalFile()
+                path = path_of_url(url)
                 if os.path.isfile(path) and Path(path).suffix.lower() in image_suffixes():
                     return path
     if mime.hasImage():
@@ -40,10 +41,57 @@ def query_from_mime(mime: QMimeData) -> str | QImage | None:
             return image
     if mime.hasText():
         text = mime.text().strip().splitlines()[0].strip() if mime.text().strip() else ""
-        path = QUrl(text).toLocalFile() if text.startswith("file://") else os.path.expanduser(text)
+        path = path_of_url(QUrl(text)) if text.startswith("file://") else os.path.expanduser(text)
         if path and os.path.isfile(path) and Path(path).suffix.lower() in image_suffixes():
             return path
     return None
+
+
+def path_of_url(url: QUrl) -> str:
+    """The local path of a file URL, byte for byte (QUrl.toLocalFile would turn bytes of a name
+    that are not UTF-8 into replacement characters: a different file)."""
+    if os.name == "nt":
+        return url.toLocalFile()
+    from urllib.parse import unquote_to_bytes
+
+    return os.fsdecode(unquote_to_bytes(url.path(QUrl.ComponentFormattingOption.FullyEncoded)))
+
+
+def url_of_path(path: str) -> QUrl:
+    """A file URL holding every byte of the path's name (QUrl.fromLocalFile cannot, for a
+    name that is not UTF-8)."""
+    return QUrl.fromEncoded(file_url(path).encode("ascii"))
+
+
+def copy_path_to_clipboard(path: str) -> None:
+    """The path as text; a name that is not UTF-8 as its own bytes, and as a file URL too."""
+    clipboard = QGuiApplication.clipboard()
+    clipboard.setText(display_path(path))
+    if display_path(path) != path:
+        # Fill in the clipboard's own QMimeData (made by setText) rather than hand it one made
+        # here: PySide crashes at exit when the clipboard still holds a QMimeData created in
+        # Python (its wrapper outlives the interpreter). Text is read when pasted, so the
+        # bytes reach the pasting program; the URL where the platform asks for formats then.
+        data = clipboard.mimeData()
+        data.setData("text/plain", os.fsencode(path))
+        data.setUrls([url_of_path(path)])
+
+
+def _path_setting(path: str | None):
+    """A path as QSettings keeps it: text, or the name's bytes when they are not UTF-8."""
+    if not path:
+        return ""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def _setting_path(value) -> str | None:
+    if isinstance(value, (bytes, bytearray)) or type(value).__name__ == "QByteArray":
+        return os.fsdecode(bytes(value)) or None
+    return str(value or "") or None
 
 
 class MainWindow(QMainWindow):
@@ -137,7 +185,7 @@ class MainWindow(QMainWindow):
         self.view.setModel(self.model)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._show_result_menu)
-        self.view.activated.connect(lambda index: self.open_result(index.data(PathRole)))
+        self.view.activated.connect(lambda index: self.open_result(self.model.item(index.row()).path))
 
         self.empty_label = QLabel()
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -236,7 +284,7 @@ class MainWindow(QMainWindow):
             self.preview_loader.reset()
             self.query_label.setText("Loading…")
             self.preview_loader.request("query", query)
-            self.query_caption.setText(query)
+            self.query_caption.setText(display_path(query))
         self.statusBar().showMessage("Searching…")
         self.search_thread.search(query, self.k_spin.value(), self.search_options())
 
@@ -306,11 +354,11 @@ class MainWindow(QMainWindow):
         menu.exec(self.view.viewport().mapToGlobal(pos))
 
     def result_menu(self, index: QModelIndex) -> QMenu:
-        path = index.data(PathRole)
+        path = self.model.item(index.row()).path  # the real name: PathRole is display text
         menu = QMenu(self)
         menu.addAction(icon("open"), "Open", lambda: self.open_result(path))
         menu.addAction(icon("reveal"), "Reveal in file manager", lambda: self.reveal_result(path))
-        menu.addAction(icon("copy"), "Copy path", lambda: QGuiApplication.clipboard().setText(path))
+        menu.addAction(icon("copy"), "Copy path", lambda: copy_path_to_clipboard(path))
         menu.addSeparator()
         menu.addAction(icon("search"), "Find lookalikes of this", lambda: self.search(path))
         self.labeling.add_feedback_actions(menu, path)
@@ -318,11 +366,11 @@ class MainWindow(QMainWindow):
 
     def open_result(self, path: str | None) -> None:
         if path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+            QDesktopServices.openUrl(url_of_path(path))
 
     def reveal_result(self, path: str | None) -> None:
         if path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+            QDesktopServices.openUrl(url_of_path(os.path.dirname(path)))
 
     # ------------------------------------------------------------------ wizard
 
@@ -572,7 +620,8 @@ class MainWindow(QMainWindow):
         self.radius_spin.setValue(int(settings.value(self.SEARCH_RADIUS, 12, type=int)))
         self.rerank_check.setChecked(bool(settings.value(self.SEARCH_RERANK, True, type=bool)))
         self._folder_roots: list[str] = []
-        self._set_folder_roots([], selected=str(settings.value(self.SEARCH_FOLDER, "")) or None)
+        self._folder_choices: list[str] = []
+        self._set_folder_roots([], selected=_setting_path(settings.value(self.SEARCH_FOLDER, "")))
         self._update_candidate_widgets()
 
         self.candidates_combo.currentIndexChanged.connect(self._on_search_controls_changed)
@@ -595,8 +644,9 @@ class MainWindow(QMainWindow):
         return options
 
     def search_folder(self) -> str | None:
-        data = self.folder_combo.currentData()
-        return data if data and data != self._CHOOSE_FOLDER else None
+        # The folders themselves are kept here: item data is Qt text, which cannot hold every name.
+        index = self.folder_combo.currentIndex() - 1
+        return self._folder_choices[index] if 0 <= index < len(self._folder_choices) else None
 
     def set_search_folder(self, folder: str | os.PathLike | None) -> None:
         """Restrict results to photos under ``folder`` (None: every folder); re-runs the query."""
@@ -608,21 +658,23 @@ class MainWindow(QMainWindow):
         if selected is False:
             selected = self.search_folder()
         self._folder_roots = list(roots)
+        choices = list(roots)
+        if selected and selected not in choices:
+            choices.append(selected)
+        self._folder_choices = choices
         combo = self.folder_combo
         combo.blockSignals(True)
         combo.clear()
         combo.addItem("All folders", "")
-        for root in roots:
-            combo.addItem(root, root)
-        if selected and selected not in roots:
-            combo.addItem(selected, selected)
+        for folder in choices:
+            combo.addItem(display_path(folder), display_path(folder))
         combo.addItem("Choose folder…", self._CHOOSE_FOLDER)
-        combo.setCurrentIndex(max(0, combo.findData(selected or "")))
+        combo.setCurrentIndex(choices.index(selected) + 1 if selected else 0)
         combo.blockSignals(False)
 
     def _on_folder_activated(self, index: int) -> None:
         if self.folder_combo.itemData(index) == self._CHOOSE_FOLDER:
-            previous = self.settings.value(self.SEARCH_FOLDER, "") or None
+            previous = _setting_path(self.settings.value(self.SEARCH_FOLDER, ""))
             folder = QFileDialog.getExistingDirectory(self, "Show only photos under", previous or "")
             self.set_search_folder(folder or previous)
             return
@@ -641,7 +693,7 @@ class MainWindow(QMainWindow):
         settings.setValue(self.SEARCH_POOL, self.pool_spin.value())
         settings.setValue(self.SEARCH_RADIUS, self.radius_spin.value())
         settings.setValue(self.SEARCH_RERANK, self.rerank_check.isChecked())
-        settings.setValue(self.SEARCH_FOLDER, self.search_folder() or "")
+        settings.setValue(self.SEARCH_FOLDER, _path_setting(self.search_folder()))
         if self._query is not None and not self._closed:
             self.search(self._query)
 

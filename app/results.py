@@ -8,8 +8,9 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 
 from app.workers import ImageLoader, ResultItem
+from engine.paths import display_path
 
-PathRole = Qt.ItemDataRole.UserRole + 1
+PathRole = Qt.ItemDataRole.UserRole + 1  # the path as text to show; the file itself: ResultsModel.item(row).path
 ScoreRole = Qt.ItemDataRole.UserRole + 2
 HammingRole = Qt.ItemDataRole.UserRole + 3
 
@@ -52,8 +53,10 @@ class ResultsModel(QAbstractListModel):
             return None
         row = index.row()
         item = self._items[row]
+        # Qt text cannot hold a name that is not UTF-8 (it would drop those bytes silently):
+        # show it with replacement characters, and keep the real path on the Python side.
         if role == Qt.ItemDataRole.DisplayRole:
-            return os.path.basename(item.path)
+            return display_path(os.path.basename(item.path))
         if role == Qt.ItemDataRole.DecorationRole:
             icon = self._icons.get(row)
             if icon is None:
@@ -64,10 +67,10 @@ class ResultsModel(QAbstractListModel):
                 return self.placeholder
             return icon
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"{os.path.basename(item.path)}\nscore {item.score:.3f} · Hamming distance {item.hamming}"
-                    f"\n{item.path}")
+            return (f"{display_path(os.path.basename(item.path))}\nscore {item.score:.3f} · Hamming distance "
+                    f"{item.hamming}\n{display_path(item.path)}")
         if role == PathRole:
-            return item.path
+            return display_path(item.path)
         if role == ScoreRole:
             return item.score
         if role == HammingRole:

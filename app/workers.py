@@ -53,8 +53,10 @@ class SearchWorker(QObject):
     direct call, so a burst of queries only runs the last one.
     """
 
-    statusReady = Signal(dict)
-    resultsReady = Signal(int, str, list)  # request id, query path, [ResultItem]
+    statusReady = Signal(object)  # a dict; an object, so the roots' names keep every byte
+    # Paths travel as Python objects: a str signal argument would drop the bytes of a name
+    # that is not UTF-8 (Qt text cannot hold them).
+    resultsReady = Signal(int, object, list)  # request id, query path, [ResultItem]
     failed = Signal(int, str)
 
     def __init__(self, library_path: str | os.PathLike):
@@ -199,7 +201,7 @@ class _ImageJob(QRunnable):
         image = QImage()
         for path in self.paths:
             if path and os.path.exists(path):
-                reader = QImageReader(path)
+                reader, source_file = _image_reader(path)
                 reader.setAutoTransform(True)
                 source = reader.size()
                 if source.isValid():
@@ -208,6 +210,28 @@ class _ImageJob(QRunnable):
                 if not image.isNull():
                     break
         self.loader.loaded.emit(self.generation, self.key, image)
+
+
+def _image_reader(path: str) -> tuple[QImageReader, object]:
+    """A reader of the file at ``path`` (and what must live while it reads).
+
+    Qt opens files by Qt text names, which cannot hold a name that is not UTF-8; such a file
+    is read here and handed over in memory."""
+    try:
+        path.encode("utf-8")
+        return QImageReader(path), None
+    except UnicodeEncodeError:
+        from PySide6.QtCore import QBuffer, QByteArray
+
+        try:
+            with open(path, "rb") as handle:
+                data = QByteArray(handle.read())
+        except OSError:
+            data = QByteArray()
+        buffer = QBuffer()
+        buffer.setData(data)
+        buffer.open(QBuffer.OpenModeFlag.ReadOnly)
+        return QImageReader(buffer), buffer
 
 
 class ImageLoader(QObject):
@@ -343,7 +367,7 @@ class IndexThread(QThread):
                 if library.store.active_model() is None:
                     self.stage.emit("Preparing the model (the first time only; this takes a minute) ...")
                     bits = self._setup.bits if self._setup is not None else 64
-                    library.install_model(call_model_provider(self._model_provider, bits))
+                    library.install_model(call_model_provider(self._model_provider, bits), cancel=self.cancel)
                 if self.cancel.is_set():
                     self.done.emit(IndexReport(cancelled=True))
                     return

@@ -98,7 +98,43 @@ class ModelInfo:
             raise EnvironmentProblem(f"model folder {model_dir} is unreadable: {exc}") from exc
         if not (model_dir / "model.onnx").is_file():
             raise EnvironmentProblem(f"model folder {model_dir} has no model.onnx")
+        problem = _manifest_problem(manifest)
+        if problem:
+            raise EnvironmentProblem(f"model folder {model_dir}: its manifest.json {problem}")
         return cls(model_dir, manifest)
+
+
+def _model_source(path: Path) -> str | bytes:
+    """What ONNX Runtime loads: the path, or the file's bytes when the path is not UTF-8
+    (a library in a folder with an old archive's name: ONNX Runtime takes only UTF-8 paths)."""
+    try:
+        str(path).encode("utf-8")
+        return str(path)
+    except UnicodeEncodeError:
+        return path.read_bytes()
+
+
+MANIFEST_FORMAT = 1  # the manifest.json layout this engine reads (docs/ARCHITECTURE.md)
+
+
+def _manifest_problem(manifest) -> str | None:
+    """What makes a manifest unusable here (a newer format, an unknown resize...), or None."""
+    from engine.imageio import RESIZES
+
+    if not isinstance(manifest, dict):
+        return "is not a JSON object"
+    version = manifest.get("format", MANIFEST_FORMAT)
+    if version != MANIFEST_FORMAT or isinstance(version, bool):
+        return (f"has format {version!r}; this Lookalike reads format {MANIFEST_FORMAT} "
+                "(a newer Lookalike may have written it)")
+    resize = manifest.get("resize", "center-crop")
+    if resize not in RESIZES:
+        return f"has resize {resize!r}; this Lookalike knows {', '.join(RESIZES)}"
+    for key, low, high in (("input_size", 8, 4096), ("bits", 1, 4096), ("feature_dim", 1, 1 << 16)):
+        value = manifest.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            return f"has {key} {value!r}; expected a whole number from {low} to {high}"
+    return None
 
 
 class Encoder:
@@ -123,8 +159,8 @@ class Encoder:
         provider_options = [self._options_for(p, cache_dir) for p in wanted]
         try:
             self._session = ort.InferenceSession(
-                str(self.info.path / "model.onnx"), options, providers=wanted, provider_options=provider_options
-            )
+                _model_source(self.info.path / "model.onnx"), options, providers=wanted,
+                provider_options=provider_options)
         except Exception as exc:  # ONNX Runtime raises its own untyped errors
             raise EnvironmentProblem(f"cannot load model {self.info.path}: {exc}") from exc
         self.provider = self._session.get_providers()[0]

@@ -30,3 +30,31 @@ class DecodeError(LookalikeError):
 
 class Cancelled(LookalikeError):
     """The person stopped a long job; what it finished is kept and a new run continues it."""
+
+
+class DiskFull(EnvironmentProblem):
+    """A write failed for lack of space; what was committed before it is kept."""
+
+
+class LibraryDamaged(EnvironmentProblem):
+    """The catalog or an array does not hold what was written (disk fault, bad sync, tampering)."""
+
+
+class UnsafeLibrary(EnvironmentProblem):
+    """The library folder holds something Lookalike never writes (a link, a bad id): refused, never followed."""
+
+
+def environment_problem(exc: OSError, doing: str) -> EnvironmentProblem:
+    """The typed error for an OSError met while ``doing`` something to the library's files.
+
+    ``doing`` reads after "cannot", e.g. "write codes/0001.u64".
+    """
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"cannot {doing}: the disk is full (free some space and run it again; "
+                        "nothing committed before is lost)")
+    if exc.errno == errno.ELOOP:
+        return UnsafeLibrary(f"cannot {doing}: it is a symbolic link, and a library's own files never are "
+                             "(was the library folder made by hand or tampered with?)")
+    return EnvironmentProblem(f"cannot {doing}: {exc.strerror or exc}")

@@ -42,6 +42,14 @@ _HAVE_AVIF = _have_avif()
 # above this must also raise Image.MAX_IMAGE_PIXELS.
 MAX_PIXELS: int = 178_956_970
 
+# Files larger than this are not read at all (each decoder reads a whole file into memory):
+# 1 GiB, the size of an uncompressed 16-bit RGB image at the pixel limit above (MAX_PIXELS x 6
+# bytes), so every photo that limit lets through fits, the largest real ones included (a
+# 150-megapixel 16-bit TIFF from a medium-format back is about 900 MB, a 100 MP one 600 MB,
+# a film scan at 4000 dpi 300-700 MB, a stitched PNG panorama a few hundred MB). A bigger
+# "photo" is a disk image, a video or a damaged file: skipped, "file too large".
+MAX_FILE_BYTES: int = 1 << 30
+
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     [".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"]
     + ([".heic", ".heif"] if _HAVE_HEIF else [])
@@ -60,8 +68,27 @@ REASON_PREFIXES: tuple[str, ...] = (
     "truncated file",
     "corrupt image data",
     "image too large",
+    "file too large",
     "out of memory",
+    "decoder crashed",  # the decoder process died on it, twice (engine.workers)
 )
+
+# Reasons that may pass by themselves (a permission fixed, a file back in place, memory
+# freed): a file skipped for one of these is tried again on the next run even when its size
+# and modification time did not change. The others ("not an image", "truncated file" ...)
+# hold until the file changes.
+TRANSIENT_PREFIXES: tuple[str, ...] = (
+    "file not found",
+    "permission denied",
+    "unreadable",
+    "out of memory",
+    "decoder crashed",
+)
+
+
+def is_transient(reason: str | None) -> bool:
+    """Whether a skip for ``reason`` is worth trying again although the file did not change."""
+    return reason is not None and reason.startswith(TRANSIENT_PREFIXES)
 
 # Only formats we mean to index: Image.open would otherwise also try EPS (which runs
 # Ghostscript) and a dozen formats no camera writes.
@@ -82,7 +109,8 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 
-_RESIZES = ("center-crop", "squash")
+RESIZES: tuple[str, ...] = ("center-crop", "squash")  # a model manifest's "resize" (docs/ARCHITECTURE.md)
+_RESIZES = RESIZES
 _RESAMPLE = Image.Resampling.BICUBIC
 _REDUCING_GAP = 3.0  # box-reduce first, then bicubic: much faster, visually identical
 _THUMB_QUALITY = 85
@@ -99,11 +127,12 @@ _O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0
 _O_FLAGS |= getattr(os, "O_NONBLOCK", 0)
 
 
-def read_file(path: str | os.PathLike) -> bytes:
+def read_file(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """Read a whole file without writing or touching it (O_NOATIME where allowed).
 
     Raises DecodeError('file not found' / 'permission denied' / 'unreadable: <why>' /
-    'empty file').
+    'empty file' / 'file too large (...)' / 'out of memory'); a file over ``max_bytes`` is
+    not read.
     """
     try:
         try:
@@ -119,7 +148,12 @@ def read_file(path: str | os.PathLike) -> bytes:
                 raise DecodeError("unreadable: is a directory")
             if not stat.S_ISREG(st_mode):
                 raise DecodeError("unreadable: not a regular file")
+            size = os.fstat(fd).st_size
+            if size > max_bytes:
+                raise DecodeError(_file_too_large(size, max_bytes))
             data = f.readall()
+            if len(data) > max_bytes:  # it grew while being read
+                raise DecodeError(_file_too_large(len(data), max_bytes))
     except (FileNotFoundError, NotADirectoryError):
         raise DecodeError("file not found") from None
     except PermissionError:
@@ -128,6 +162,8 @@ def read_file(path: str | os.PathLike) -> bytes:
         raise DecodeError("unreadable: is a directory") from None
     except OSError as e:
         raise DecodeError(f"unreadable: {(e.strerror or str(e)).lower()}") from None
+    except MemoryError:
+        raise DecodeError("out of memory") from None
     if not data:
         raise DecodeError("empty file")
     return data
@@ -328,6 +364,14 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
 
 def _too_large(pixels: int, limit: int) -> str:
     return f"image too large ({pixels / 1e6:.0f} megapixels; limit {limit / 1e6:.0f})"
+
+
+def _file_too_large(size: int, limit: int) -> str:
+    return f"file too large ({_bytes(size)}; limit {_bytes(limit)})"
+
+
+def _bytes(size: int) -> str:
+    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
 
 
 def _signature(data: bytes) -> str | None:

@@ -14,18 +14,16 @@ move finds its content still catalogued and reuses the encoding.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import fnmatch
 import json
 import logging
-import multiprocessing
 import os
+import re
 import signal
 import sqlite3
 import stat
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,8 @@ import numpy as np
 from engine import arrays
 from engine.codes import codes_from_logits, words_for_bits
 from engine.library import Library
-from engine.store import ImageRow, NewImage, Store
+from engine.store import ImageRow, NewImage, Store, catalog_uri
+from engine.workers import Crashed, DecoderPool, crash_if_marked
 
 log = logging.getLogger(__name__)
 
@@ -249,16 +248,36 @@ def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_d
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     import engine.imageio  # noqa: F401  (import cost paid while the walk runs, not on the first photo)
 
-    conn = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=30.0)
+    conn = sqlite3.connect(catalog_uri(catalog, "mode=ro"), uri=True, timeout=30.0)
     _worker_state.update(conn=conn, size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
 
 
+_HASH = re.compile(r"[0-9a-f]{32}")  # engine.imageio.content_hash: 32 hex digits
+
+
 def thumbnail_path(thumbs_dir: str | os.PathLike, content_hash: str) -> Path:
+    """Where a photo's thumbnail is cached; the hash comes from the catalog, so it is checked
+    to be one (a crafted library must not name a file elsewhere)."""
+    if not isinstance(content_hash, str) or not _HASH.fullmatch(content_hash):
+        from engine.errors import UnsafeLibrary
+
+        raise UnsafeLibrary(f"{str(content_hash)[:80]!r} is not a content hash; was the library tampered with?")
     return Path(thumbs_dir) / content_hash[:2] / f"{content_hash}.jpg"
 
 
 def _process_file(path: str) -> tuple:
     """Worker: ('skip', reason, hash) | ('known', hash, slot) | ('new', hash, pixels, w, h, taken_at)."""
+    from engine.errors import DecodeError
+    from engine.imageio import content_hash, decode_image, read_file
+
+    crash_if_marked(path)  # tests only; see engine.workers.TEST_CRASH_ENV
+    try:
+        return _read_and_decode(path)
+    except MemoryError:  # one file too big for this machine's memory: skip it, the run goes on
+        return ("skip", "out of memory", None)
+
+
+def _read_and_decode(path: str) -> tuple:
     from engine.errors import DecodeError
     from engine.imageio import content_hash, decode_image, read_file
 
@@ -283,16 +302,22 @@ def _process_file(path: str) -> tuple:
 
 
 def _write_thumbnail(target: Path, data: bytes) -> None:
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    from engine.atomic import write_bytes
+    from engine.errors import DiskFull, EnvironmentProblem
+
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except OSError as exc:  # a full disk costs a thumbnail, not the photo's code
-        log.warning("cannot write thumbnail %s: %s", target, exc)
-        tmp.unlink(missing_ok=True)
+        if target.is_file() and target.stat().st_size > 0:  # empty: torn by an OS crash, write again
+            return
+        if target.parent.is_symlink():  # a crafted library: never write through a link
+            log.warning("not writing thumbnail %s: its folder is a link", target)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Not synced: thumbnails are a cache, and a sync per photo would cost indexing speed.
+        write_bytes(target, data, sync=False)
+    except (OSError, EnvironmentProblem) as exc:  # a full disk costs a thumbnail, not the photo's code
+        # (said once, by the array write that fails next, rather than once per photo here)
+        log.log(logging.DEBUG if isinstance(exc, DiskFull) else logging.WARNING, "cannot write thumbnail %s: %s",
+                target, exc)
 
 
 class _InlinePool:
@@ -302,13 +327,12 @@ class _InlinePool:
         # In this process (any thread, e.g. the GUI's indexing worker) Ctrl-C stays the caller's.
         _worker_init(*initargs, ignore_sigint=False)
 
-    def submit(self, fn, *args) -> cf.Future:
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # mirror a process pool: the error surfaces at result()
-            future.set_exception(exc)
-        return future
+    def imap(self, fn, items, *, window: int, cancel: threading.Event | None = None, arg_of=None):
+        """DecoderPool.imap's interface, one item at a time in this process."""
+        for item in items:
+            if cancel is not None and cancel.is_set():
+                return
+            yield item, fn(item if arg_of is None else arg_of(item))
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         _worker_state.pop("conn").close()
@@ -354,7 +378,8 @@ class Indexer:
         suffixes = self._suffixes()
         for root_id, root in roots:
             if not os.path.isdir(root):
-                log.warning("root %s is not reachable; keeping what the library knows of it", root)
+                log.warning("root %s is not reachable; keeping what the library knows of it "
+                            "('lookalike roots forget %s' forgets it)", root, root)
                 continue
             errors: list[str] = []
             known_dir: str | None = None
@@ -374,7 +399,7 @@ class Indexer:
                 if st is None:
                     todo.append(_Work(path, root_id, 0, 0, row))
                     continue
-                if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                if _unchanged(row, st):
                     unchanged.append(row.id)
                     if len(unchanged) >= 10_000:
                         self.store.mark_seen(unchanged, run_id)
@@ -416,7 +441,17 @@ class Indexer:
             raise UserError("nothing to index: name a folder (lookalike index PATH)")
         self.library.active_model()  # fail before walking when there is no model
         with self.store.writing():
+            self._complete_active_model()
             return self._run(roots, report, started)
+
+    def _complete_active_model(self) -> None:
+        """Only after damage (an active array shorter than the catalog): encode those photos
+        again first, since new rows are appended after the last committed slot."""
+        model = self.library.active_model()
+        if not self.store.covers(model):
+            from engine.reencode import encode_missing
+
+            encode_missing(self.store, model, cancel=self.cancel, workers=self.workers)
 
     def _run(self, roots, report: IndexReport, started: float) -> IndexReport:
         run_id = self.store.start_run()
@@ -441,8 +476,18 @@ class Indexer:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             report.elapsed = time.monotonic() - started
-            self.store.finish_run(run_id, status, report.as_dict())
+            self._finish_run(run_id, status, report.as_dict())
         return report
+
+    def _finish_run(self, run_id: int, status: str, stats: dict) -> None:
+        from engine.errors import EnvironmentProblem
+
+        try:
+            self.store.finish_run(run_id, status, stats)
+        except EnvironmentProblem as exc:  # a full disk: the error being raised is the one to report
+            if status != "failed":
+                raise
+            log.info("cannot record the end of the run: %s", exc)
 
     def _start_pool(self, inline: bool = False):
         info = self.library.model_info()
@@ -450,11 +495,7 @@ class Indexer:
                     str(self.store.thumbs_dir()))
         if self.workers == 0 or inline:
             return _InlinePool(initargs)
-        pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_worker_init, initargs=initargs)
-        for _ in range(self.workers):
-            pool.submit(os.getpid)
-        return pool
+        return DecoderPool(self.workers, _worker_init, initargs)
 
     # ---------------------------------------------------------------- update
 
@@ -475,6 +516,7 @@ class Indexer:
             return report
         self.library.active_model()  # fail before anything else when there is no model
         with self.store.writing():
+            self._complete_active_model()
             return self._update(wanted, report, started)
 
     def _update(self, paths: list[str], report: IndexReport, started: float) -> IndexReport:
@@ -491,7 +533,7 @@ class Indexer:
             queued.add(path)
             report.found += 1
             row = self.store.image_by_path(path)
-            if st is not None and row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+            if st is not None and _unchanged(row, st):
                 report.unchanged += 1
                 return
             todo.append(_Work(path, root_id, st.st_size if st else 0, st.st_mtime_ns if st else 0, row))
@@ -554,36 +596,29 @@ class Indexer:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             report.elapsed = time.monotonic() - started
-            self.store.finish_run(run_id, status, {**report.as_dict(), "update": True})
+            self._finish_run(run_id, status, {**report.as_dict(), "update": True})
         return report
 
     def _process(self, pool, todo: list[_Work], run_id: int, report: IndexReport) -> None:
         library, store = self.library, self.store
         model = library.active_model()
+        self._verified_chunks: dict[Path, set[int]] = {}
         # Decoding dominates on the CPU: give it the cores and keep ONNX Runtime to one
         # thread that sleeps rather than spins while it waits for a batch.
         encoder = library.encoder(providers=self.providers, threads=1 if self.workers else None, spin=False)
         codes_path = store.codes_path(model.id)
         features_path = store.features_path(model.backbone_id)
         window = max(4, self.workers * 4)
-        pending: deque[tuple[_Work, cf.Future]] = deque()
         batch: list[tuple[_Work, tuple]] = []
-        queue = iter(todo)
         t0 = time.monotonic()
         last_flush = t0
+        # On cancel, imap drops the files still being decoded; the ones done are committed.
+        results = pool.imap(_process_file, todo, window=window, cancel=self.cancel, arg_of=lambda w: w.path)
         try:
-            while True:
-                while len(pending) < window and not self.cancel.is_set():
-                    work = next(queue, None)
-                    if work is None:
-                        break
-                    pending.append((work, pool.submit(_process_file, work.path)))
-                if not pending:
-                    break
-                work, future = pending.popleft()
-                if self.cancel.is_set() and not future.done():
-                    continue
-                batch.append((work, future.result()))
+            for work, result in results:
+                if isinstance(result, Crashed):  # its decoder died, twice: skipped with a reason
+                    result = ("skip", result.reason, None)
+                batch.append((work, result))
                 self._progress.done += 1
                 self._progress.current = work.path
                 self._progress.rate = self._progress.done / max(time.monotonic() - t0, 1e-6)
@@ -597,9 +632,7 @@ class Indexer:
             if batch:
                 self._flush(batch, encoder, codes_path, features_path, run_id, report)
         finally:
-            # Drop queued work at once on cancel; the caller shuts the pool down.
-            for _, future in pending:
-                future.cancel()
+            results.close()  # drops queued work at once; the caller shuts the pool down
         self._progress.skipped, self._progress.reused = report.skipped, report.reused
         self._emit(force=True)
 
@@ -636,16 +669,43 @@ class Indexer:
                 if work.existing is not None and work.existing.slot == source:
                     store.touch_image(work.existing.id, work.size, work.mtime_ns, run_id)
                 else:
-                    code_rows.append(_read_row(codes_path, source, np.uint64, words))
-                    feature_rows.append(_read_row(features_path, source, np.float16, dim))
+                    code_rows.append(self._read_row(codes_path, source, np.uint64, words))
+                    feature_rows.append(self._read_row(features_path, source, np.float16, dim))
                     items.append(NewImage(work.path, work.root_id, work.size, work.mtime_ns, digest, slot=slot))
                     slot += 1
                 report.reused += 1
+        sums = []
         if slot > first:
-            arrays.write_rows(codes_path, first, np.stack(code_rows))
-            arrays.write_rows(features_path, first, np.stack(feature_rows))
-        store.commit_batch(items, run_id, slot)
+            sums += store.write_rows(codes_path, first, np.stack(code_rows))
+            sums += store.write_rows(features_path, first, np.stack(feature_rows))
+        store.commit_batch(items, run_id, slot, sums)
         report.added += len(new)
+
+    def _read_row(self, path: Path, slot: int, dtype, width: int) -> np.ndarray:
+        """One committed row (the encoding of content seen before), its chunk checked once per
+        run: a copy gets a fresh checksum, so it must not copy damage."""
+        from engine.errors import LibraryDamaged
+
+        rowbytes = width * np.dtype(dtype).itemsize
+        chunk = slot // arrays.CHUNK_ROWS
+        verified = self._verified_chunks.setdefault(path, set())
+        if chunk not in verified:
+            start = chunk * arrays.CHUNK_ROWS
+            check = self.store.verify_array(path, rowbytes, start, start + arrays.CHUNK_ROWS)
+            if check.damaged:
+                raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
+            verified.add(chunk)
+        return arrays.read_row(path, slot, dtype, width)
+
+
+def _unchanged(row: ImageRow | None, st: os.stat_result) -> bool:
+    """Whether a catalogued file needs no work: same size and mtime, and not skipped for a
+    reason that may have passed (permission denied, out of memory...: tried again)."""
+    from engine.imageio import is_transient
+
+    if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
+        return False
+    return not (row.status == "skipped" and is_transient(row.reason))
 
 
 def _root_of(path: str, roots: Sequence[tuple[int, str]]) -> tuple[int, str] | None:
@@ -660,12 +720,3 @@ def _root_of(path: str, roots: Sequence[tuple[int, str]]) -> tuple[int, str] | N
 
 def _dir_prefix(directory: str) -> str:
     return directory if directory.endswith(os.sep) else directory + os.sep
-
-
-def _read_row(path: Path, slot: int, dtype, width: int) -> np.ndarray:
-    """One committed row of an array file (the encoding of content seen before)."""
-    dtype = np.dtype(dtype)
-    rowbytes = width * dtype.itemsize
-    with open(path, "rb") as handle:
-        data = os.pread(handle.fileno(), rowbytes, slot * rowbytes)
-    return np.frombuffer(data, dtype=dtype).copy()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from engine.atomic import write_bytes
-from engine.errors import DecodeError, UserError
+from engine.errors import DecodeError, EnvironmentProblem, UserError
 from engine.store import Store
 
 SIMILAR = {"similar": 1, "1": 1, "+1": 1, "same": 1, "dissimilar": -1, "-1": -1, "different": -1}
@@ -22,8 +24,29 @@ HEADER = ("a", "b", "label")
 class LabelImport:
     """What an import did, or would have done."""
 
-    added: int = 0
-    problems: list[str] = field(default_factory=list)
+    added: int = 0  # distinct pairs written
+    problems: list[str] = field(default_factory=list)  # each with its line: any of them stops a CSV import
+    problem_counts: Counter = field(default_factory=Counter)  # problems by kind (PROBLEM_KINDS)
+    lines: int = 0  # pair lines read (a CSV import)
+    new: int = 0  # pairs that had no label before
+    replaced: int = 0  # pairs whose label in the library was the other one
+    unchanged: int = 0  # pairs the library already had with this label
+    duplicates: int = 0  # lines repeating a pair and label an earlier line gave
+    conflicts: int = 0  # pairs given both labels in the file: the last line's label is kept
+
+
+# Kinds of problem that stop a CSV import, as counts are worded (one, many).
+PROBLEM_KINDS = {
+    "fields": ("line without 3 fields", "lines without 3 fields"),
+    "label": ("unknown label", "unknown labels"),
+    "unknown": ("path that is not an indexed photo", "paths that are not indexed photos"),
+    "self": ("pair of a photo with itself", "pairs of a photo with itself"),
+}
+
+
+def describe_problems(report: LabelImport) -> str:
+    """'2 paths that are not indexed photos, 1 unknown label': a refused import in a few words."""
+    return ", ".join(f"{n} {PROBLEM_KINDS[kind][n != 1]}" for kind, n in report.problem_counts.items() if n)
 
 
 def _hash_for(store: Store, path: str) -> str | None:
@@ -37,53 +60,83 @@ def import_csv(store: Store, csv_path: str | os.PathLike, *, source: str = "impo
     """Import pairs from a CSV with header a,b,label; nothing is written if any row is bad.
 
     Paths are as indexed, or relative to the CSV's folder. Labels are similar/dissimilar
-    or 1/-1. Every problem is reported with its line number.
+    or 1/-1. Every problem is reported with its line number, and counted by kind. A pair
+    given more than once is imported once (the repeats are counted); a pair given both
+    labels takes its last line's label, as labelling a pair again in the window does.
     """
     csv_path = Path(csv_path)
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")
+        data = csv_path.read_bytes()
     except OSError as exc:
         raise UserError(f"{csv_path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{csv_path}: not a UTF-8 text file") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{csv_path}: a UTF-16 file; save it as UTF-8")
+    # UTF-8, except that a path may hold its file name's own bytes (not UTF-8: an old archive's
+    # names): kept as Python keeps such names, so they match the catalog exactly.
+    text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text))
     report = LabelImport()
     header = next(reader, None)
     if header is None or tuple(h.strip().lower() for h in header[:3]) != HEADER:
         raise UserError(f"{csv_path}:1: the first line must be the header a,b,label")
     base = csv_path.parent.absolute()
-    rows = []
+
+    def problem(kind: str, text: str) -> None:
+        report.problems.append(text)
+        report.problem_counts[kind] += 1
+
+    pairs: dict[tuple[str, str], tuple[int, str, str]] = {}  # canonical pair -> its last line's label
+    seen: set[tuple[str, str, int]] = set()
+    both_ways: set[tuple[str, str]] = set()
     for number, fields in enumerate(reader, start=2):
         if not fields or all(not f.strip() for f in fields):
             continue
+        report.lines += 1
         if len(fields) != 3:
-            report.problems.append(f"line {number}: expected 3 fields, got {len(fields)}")
+            problem("fields", f"line {number}: expected 3 fields, got {len(fields)}")
             continue
         a, b, label = (f.strip() for f in fields)
         value = SIMILAR.get(label.lower())
         if value is None:
-            report.problems.append(f"line {number}: label {label!r} is not similar/dissimilar or 1/-1")
+            problem("label", f"line {number}: label {label!r} is not similar/dissimilar or 1/-1")
             continue
         hashes = []
         for path in (a, b):
             absolute = path if os.path.isabs(path) else os.path.normpath(base / path)
             digest = _hash_for(store, absolute)
             if digest is None:
-                report.problems.append(f"line {number}: {path} is not an indexed photo")
+                problem("unknown", f"line {number}: {path} is not an indexed photo")
             hashes.append((digest, absolute))
         if any(d is None for d, _ in hashes):
             continue
         (ha, pa), (hb, pb) = hashes
         if ha == hb:
-            report.problems.append(f"line {number}: {a} and {b} are the same photo")
+            problem("self", f"line {number}: {a} and {b} are the same photo")
             continue
-        rows.append((ha, hb, value, pa, pb))
+        if hb < ha:
+            ha, hb, pa, pb = hb, ha, pb, pa
+        key = (ha, hb)
+        if (ha, hb, value) in seen:
+            report.duplicates += 1
+        elif key in pairs:
+            both_ways.add(key)
+        seen.add((ha, hb, value))
+        pairs.pop(key, None)  # re-inserted: the pair's place is its last line
+        pairs[key] = (value, pa, pb)
+    report.conflicts = len(both_ways)
     if report.problems:
         return report
     with store.transaction():
-        for ha, hb, value, pa, pb in rows:
+        for (ha, hb), (value, pa, pb) in pairs.items():
+            before = store.label(ha, hb)
+            if before is None:
+                report.new += 1
+            elif before.label == value:
+                report.unchanged += 1
+            else:
+                report.replaced += 1
             store.add_label(ha, hb, value, source=source, path_a=pa, path_b=pb)
-    report.added = len(rows)
+    report.added = len(pairs)
     return report
 
 
@@ -164,9 +217,14 @@ def export_csv_file(store: Store, path: str | os.PathLike) -> int:
     out = io.StringIO()
     count = export_csv(store, out)
     try:
-        write_bytes(path, out.getvalue().encode("utf-8"))
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        # A name that is not UTF-8 is written as its own bytes, as import_csv reads it.
+        write_bytes(path, out.getvalue().encode("utf-8", "surrogateescape"))
+    except EnvironmentProblem as exc:
+        # A full or failing disk is the machine's; a missing folder or a forbidden one, the person's choice.
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise UserError(f"cannot write {path}: {cause.strerror or cause}") from cause
+        raise
     return count
 
 

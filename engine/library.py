@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +12,9 @@ import numpy as np
 from engine import arrays, models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
-from engine.errors import DecodeError, UserError
+from engine.errors import DecodeError, LibraryDamaged, UserError
 from engine.paths import default_library_path
-from engine.store import ModelRow, Store
+from engine.store import ModelRow, Store, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +72,31 @@ class Library:
             self._encoder_key = key
         return self._encoder
 
-    def install_model(self, model_dir: str | os.PathLike, *, activate: bool = True) -> ModelRow:
-        """Add a model version built elsewhere (the default model, a trained one)."""
-        with self.store.writing():
-            return self._install_model(model_dir, activate)
+    def install_model(self, model_dir: str | os.PathLike, *, activate: bool = True, progress=None, cancel=None,
+                      workers: int | None = None) -> ModelRow:
+        """Add a model version built elsewhere (the default model, a trained one).
 
-    def _install_model(self, model_dir, activate: bool) -> ModelRow:
+        The version is installed inactive; with ``activate`` it is then activated as
+        ``activate()`` does, encoding first whatever its backbone has no features for
+        (``progress``, ``cancel``: see there). A cancelled or killed activation leaves the
+        version installed and the previous one active.
+        """
+        with self.store.writing():
+            row = self._install_model(model_dir)
+            if activate:
+                row = self.activate(row.id, progress=progress, cancel=cancel, workers=workers)
+            return row
+
+    def _install_model(self, model_dir) -> ModelRow:
         info = ModelInfo.load(model_dir)
         codes = None
-        features_path = self.store.features_path(info.manifest["backbone_id"])
+        backbone_id = read_manifest(model_dir)["backbone_id"]
+        features_path = self.store.features_path(backbone_id)
         if self.store.next_slot and arrays.row_count(features_path, info.feature_dim * 2) >= self.store.next_slot:
             # Same backbone as the features we hold: code the library without decoding.
             weight, bias = models.read_head(model_dir)
-            codes = self._codes_from_features(info.manifest["backbone_id"], info.feature_dim, weight, bias)
-        row = self.store.add_model(model_dir, codes, activate=activate)
-        if activate:
-            self._encoder = None
-        return row
+            codes = self._codes_from_features(backbone_id, info.feature_dim, weight, bias)
+        return self.store.add_model(model_dir, codes, activate=False)
 
     def activate(self, model_id: int, *, progress=None, cancel=None, workers: int | None = None) -> ModelRow:
         """Make a version active, first giving it codes (and features) for every photo.
@@ -122,25 +129,17 @@ class Library:
             return row
 
     def delete_model(self, model_id: int) -> list[Path]:
-        """Delete a version that is not active: its catalog row and history entries, then its
-        model folder, its codes and, when no other version shares its backbone, its features.
-        Labels are never touched. Returns what was removed."""
-        with self.store.writing():
-            leftovers = self.store.delete_model(model_id)
-            # After the commit: a crash here leaves files that the next open removes.
-            for path in leftovers:
-                try:
-                    if path.is_dir():
-                        shutil.rmtree(path)
-                    else:
-                        path.unlink(missing_ok=True)
-                except OSError as exc:
-                    log.warning("could not remove %s (the next open tries again): %s", path, exc)
-            return leftovers
+        """Delete a version that is not active, with its files (Store.delete_model); labels stay."""
+        return self.store.delete_model(model_id)
 
     def _codes_from_features(self, backbone_id: str, dim: int, weight, bias, start: int = 0) -> np.ndarray:
-        """Codes of slots ``start`` onwards from the stored features (dead slots zeroed)."""
-        features = arrays.read_rows(self.store.features_path(backbone_id), np.float16, dim, self.store.next_slot)
+        """Codes of slots ``start`` onwards from the stored features (dead slots zeroed),
+        the features checked against their checksums first."""
+        path = self.store.features_path(backbone_id)
+        check = self.store.verify_array(path, dim * 2, start, self.store.next_slot)
+        if check.damaged:
+            raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
+        features = arrays.read_rows(path, np.float16, dim, self.store.next_slot)
         codes = codes_from_logits(models.head_logits(features[start:], weight, bias))
         codes[~self.store.live_mask()[start:start + codes.shape[0]]] = 0
         return codes
@@ -199,9 +198,23 @@ class Library:
 
     # ------------------------------------------------------------------ search
 
+    _codes_checked: tuple | None = None  # (model id, next_slot, first row to check next time)
+
     def codes(self) -> np.ndarray:
+        """The active version's codes, checked against their checksums on first use and then
+        only what was appended since (about a millisecond per million photos, once)."""
         model = self.active_model()
-        return arrays.read_rows(self.store.codes_path(model.id), np.uint64, model.words, self.store.next_slot)
+        path = self.store.codes_path(model.id)
+        next_slot = self.store.next_slot
+        checked = self._codes_checked
+        if checked is None or checked[:2] != (model.id, next_slot):
+            first = checked[2] if checked is not None and checked[0] == model.id else 0
+            check = self.store.verify_array(path, model.words * 8, first)
+            if check.damaged:
+                raise LibraryDamaged(f"the codes of model v{model.id} are damaged ({check.describe()}); "
+                                     "run 'lookalike repair'")
+            self._codes_checked = (model.id, next_slot, max(first, check.recorded))
+        return arrays.read_rows(path, np.uint64, model.words, next_slot)
 
     def features(self) -> np.ndarray:
         model = self.active_model()
@@ -230,15 +243,53 @@ class Library:
         if self.store.next_slot == 0:
             raise UserError(f"the library at {self.path} is empty (run 'lookalike index PATH' first)")
         live = self.store.live_mask()
+        unreachable = self._unreachable_slots()
+        live[unreachable[unreachable < live.size]] = False
         if folder is not None:
             live &= self._folder_mask(folder, live.size)
-        result = search(self.codes(), self.features(), words, feature, params, live=live)
-        paths = self.store.paths_for_slots(result.slots)
-        return [
-            Hit(paths[int(slot)], int(ham), float(score), int(slot))
-            for slot, ham, score in zip(result.slots, result.hamming, result.score)
-            if int(slot) in paths
-        ]
+        codes, features = self.codes(), self.features()
+        if min(len(codes), len(features)) < live.size:
+            # Only after damage (activation needs complete arrays): answering from part of the
+            # library would be a silent wrong answer.
+            raise LibraryDamaged(f"model v{self.active_model().id} has codes for {min(len(codes), len(features))} "
+                                 f"of {live.size} photos (its arrays were damaged); run 'lookalike repair'")
+        # A result is a file the person can open: files gone since the last index run are
+        # dropped (k stats) and the search runs again without them, so k still come back.
+        for _ in range(3):
+            result = search(codes, features, words, feature, params, live=live)
+            if result.score.size and not (np.isfinite(result.score).all() and np.abs(result.score).max() <= 1.01):
+                # Stored features are unit vectors: a cosine beyond 1 is a damaged row, not a match.
+                raise LibraryDamaged(f"the stored features of model v{self.active_model().id} are damaged (a "
+                                     "cosine beyond 1); run 'lookalike repair'")
+            paths = self.store.paths_for_slots(result.slots)
+            hits = [Hit(paths[int(slot)], int(ham), float(score), int(slot))
+                    for slot, ham, score in zip(result.slots, result.hamming, result.score) if int(slot) in paths]
+            gone = [hit.slot for hit in hits if not os.path.exists(hit.path)]
+            if not gone:
+                return hits
+            log.info("%d results are no longer on disk; leaving them out", len(gone))
+            live[gone] = False
+        return [hit for hit in hits if hit.slot not in set(gone)]
+
+    def _unreachable_slots(self) -> np.ndarray:
+        """Slots of the photos under roots that are not there now (an unplugged drive, a moved folder)."""
+        gone = [root_id for root_id, root in self.store.roots() if not os.path.isdir(root)]
+        return self.store.slots_of_roots(gone) if gone else np.zeros(0, dtype=np.int64)
+
+    def roots(self) -> list[dict]:
+        """Each root: path, whether it is reachable now, photos indexed and files skipped under it."""
+        return [{"path": path, "reachable": os.path.isdir(path), "photos": photos, "skipped": skipped}
+                for _, path, photos, skipped in self.store.root_counts()]
+
+    def forget_root(self, path: str | os.PathLike) -> int:
+        """Forget a root and its photos (labels stay: they are keyed by content); returns how many."""
+        absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        known = [root for _, root in self.store.roots()]
+        if absolute not in known:
+            listed = ", ".join(known) or "none"
+            raise UserError(f"{path} is not a root of this library (its roots: {listed})")
+        with self.store.writing():
+            return self.store.remove_root(absolute)
 
     # -- folder filter (search_vector's folder=) ----------------------------------------
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import logging
-import multiprocessing
 import os
 import threading
 import time
@@ -18,6 +16,7 @@ from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
 from engine.errors import Cancelled
 from engine.store import ModelRow, Store
+from engine.workers import Crashed, DecoderPool, crash_if_marked
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +47,13 @@ def _decode_for_slot(path: str | None, content_hash: str, thumb: str, size: int,
     from engine.imageio import content_hash as hash_of, decode_image, read_file
 
     if path is not None:
+        crash_if_marked(path)  # tests only; see engine.workers.TEST_CRASH_ENV
         try:
             data = read_file(path)
             if hash_of(data) == content_hash:
                 return decode_image(data, size=size, resize=resize, thumb_size=0).pixels, "original"
-        except DecodeError:
-            pass
+        except (DecodeError, MemoryError):  # the thumbnail will do
+            data = None
     try:
         return decode_image(read_file(thumb), size=size, resize=resize, thumb_size=0).pixels, "thumbnail"
     except DecodeError as exc:
@@ -65,6 +65,9 @@ def _slot_sources(store: Store, start: int, stop: int) -> dict[int, tuple[str, s
     return {slot: (path, digest) for slot, path, digest in store.images_in_slot_range(start, stop)}
 
 
+SMALL_JOB = 16  # fewer photos than this are decoded in this process: a spawned pool costs a second
+
+
 def encode_missing(store: Store, model: ModelRow, *, workers: int | None = None, providers: str | list[str] = "auto",
                    progress: Callable[[EncodeProgress], None] | None = None,
                    cancel: threading.Event | None = None) -> EncodeProgress:
@@ -73,17 +76,12 @@ def encode_missing(store: Store, model: ModelRow, *, workers: int | None = None,
     Codes for slots whose features of this backbone are stored come from those features (no
     decoding). The rest are decoded again (originals, or their thumbnails when an original
     has changed or gone since it was indexed), encoded, and appended chunk by chunk with an
-    fsync, so a killed or cancelled run keeps what it wrote and the next one continues.
-    Dead slots and photos that can no longer be read get zero rows (they never match).
-    Needs the writer lock (the caller's or its own); raises ``Cancelled`` on ``cancel``.
+    fsync, then their checksums committed, so a killed or cancelled run keeps what it wrote
+    and the next one continues. Dead slots and photos that can no longer be read get zero
+    rows (they never match). Needs the writer lock (the caller's or its own); raises
+    ``Cancelled`` on ``cancel``.
     """
-    from engine.index import thumbnail_path
-
-    cancel = cancel or threading.Event()
     with store.writing():
-        model_dir = store.model_dir(model.id)
-        info = ModelInfo.load(model_dir)
-        weight, bias = models.read_head(model_dir)
         features_path, codes_path = store.features_path(model.backbone_id), store.codes_path(model.id)
         feature_bytes, code_bytes = model.feature_dim * 2, model.words * 8
         need = store.next_slot
@@ -91,63 +89,119 @@ def encode_missing(store: Store, model: ModelRow, *, workers: int | None = None,
         have_codes = min(arrays.row_count(codes_path, code_bytes), have_features)
         arrays.truncate_rows(codes_path, code_bytes, have_codes)
         arrays.truncate_rows(features_path, feature_bytes, have_features)
-        live = store.live_mask()
         if have_codes < have_features:  # the cheap part first: codes from stored features
-            stored = arrays.read_rows(features_path, np.float16, model.feature_dim, have_features)
-            codes = codes_from_logits(models.head_logits(stored[have_codes:], weight, bias))
-            codes[~live[have_codes:have_features]] = 0
-            arrays.write_rows(codes_path, have_codes, codes)
+            codes_from_stored_features(store, model, have_codes, have_features)
         state = EncodeProgress(total=need - have_features)
         if state.total == 0:
             return state
         log.info("encoding %d photos with model v%d (backbone %s)", state.total, model.id, model.backbone_id)
-        encoder = Encoder(model_dir, providers=providers, spin=False)
-        thumbs_dir = str(store.thumbs_dir())
-        workers = (os.cpu_count() or 1) if workers is None else workers
-        pool = (cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-                if workers > 0 else None)
-        try:
+        with SlotEncoder(store, model, workers=0 if state.total < SMALL_JOB else workers, providers=providers) as encoder:
             for start in range(have_features, need, CHUNK):
-                if cancel.is_set():
+                if cancel is not None and cancel.is_set():
                     raise Cancelled(f"stopped after {state.done} of {state.total} photos; run again to continue")
                 stop = min(start + CHUNK, need)
-                sources = _slot_sources(store, start, stop)
-                jobs = {slot: (path, digest, str(thumbnail_path(thumbs_dir, digest)), info.input_size, info.resize)
-                        for slot, (path, digest) in sources.items() if live[slot]}
-                decoded = (dict(zip(jobs, pool.map(_decode_star, jobs.values()))) if pool is not None
-                           else {slot: _decode_for_slot(*job) for slot, job in jobs.items()})
-                features = np.zeros((stop - start, model.feature_dim), dtype=np.float16)
-                codes = np.zeros((stop - start, model.words), dtype=np.uint64)
-                ok = [slot for slot, (pixels, _) in decoded.items() if pixels is not None]
-                if ok:
-                    logits, feats = encoder.encode(np.stack([decoded[slot][0] for slot in ok]))
-                    rows = np.array(ok) - start
-                    features[rows] = feats.astype(np.float16)
-                    codes[rows] = codes_from_logits(logits)
-                state.from_thumbnail += sum(1 for _, source in decoded.values() if source == "thumbnail")
-                state.unreadable += len(decoded) - len(ok)
-                for slot, (pixels, reason) in decoded.items():
-                    if pixels is None:
-                        log.warning("slot %d (%s): cannot be encoded again: %s", slot, sources[slot][0], reason)
+                features, codes = encoder.encode(start, stop, state)
                 # Features before codes: a crash between leaves codes short, which the cheap
                 # path above completes on the next run.
-                arrays.write_rows(features_path, start, features)
-                arrays.write_rows(codes_path, start, codes)
+                sums = store.write_rows(features_path, start, features) + store.write_rows(codes_path, start, codes)
+                with store.transaction():
+                    store.record_sums(sums)
                 state.done += stop - start
                 if progress:
                     progress(state)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
         return state
+
+
+def codes_from_stored_features(store: Store, model: ModelRow, start: int, stop: int) -> None:
+    """Write ``model``'s codes for slots [start, stop) from its backbone's stored features,
+    checked against their checksums first (codes are never made from damaged features)."""
+    from engine.errors import LibraryDamaged
+
+    features_path = store.features_path(model.backbone_id)
+    check = store.verify_array(features_path, model.feature_dim * 2, start, stop)
+    if check.damaged:
+        raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
+    weight, bias = models.read_head(store.model_dir(model.id))
+    live = store.live_mask()
+    stored = arrays.read_rows(features_path, np.float16, model.feature_dim, stop)
+    for first in range(start, stop, 65536):  # bounded memory at a million photos
+        last = min(first + 65536, stop)
+        codes = codes_from_logits(models.head_logits(stored[first:last], weight, bias))
+        codes[~live[first:last]] = 0
+        sums = store.write_rows(store.codes_path(model.id), first, codes)
+        with store.transaction():
+            store.record_sums(sums)
+
+
+class SlotEncoder:
+    """Decodes the photos of a range of slots again and encodes them with a model version."""
+
+    def __init__(self, store: Store, model: ModelRow, *, workers: int | None = None,
+                 providers: str | list[str] = "auto"):
+        self.store, self.model = store, model
+        model_dir = store.model_dir(model.id)
+        self.info = ModelInfo.load(model_dir)
+        self.encoder = Encoder(model_dir, providers=providers, spin=False)
+        self.thumbs_dir = str(store.thumbs_dir())
+        self.live = store.live_mask()
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        self.pool = DecoderPool(workers) if workers > 0 else None
+
+    def __enter__(self) -> "SlotEncoder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def encode(self, start: int, stop: int, state: EncodeProgress) -> tuple[np.ndarray, np.ndarray]:
+        """(features float16, codes uint64) rows for slots [start, stop); zero rows for dead
+        slots and photos that can no longer be read (counted in ``state``)."""
+        from engine.index import thumbnail_path
+
+        model, info = self.model, self.info
+        sources = _slot_sources(self.store, start, stop)
+        jobs = {slot: (path, digest, str(thumbnail_path(self.thumbs_dir, digest)), info.input_size, info.resize)
+                for slot, (path, digest) in sources.items() if slot < len(self.live) and self.live[slot]}
+        decoded = (_decode_in_pool(self.pool, jobs) if self.pool is not None
+                   else {slot: _decode_for_slot(*job) for slot, job in jobs.items()})
+        features = np.zeros((stop - start, model.feature_dim), dtype=np.float16)
+        codes = np.zeros((stop - start, model.words), dtype=np.uint64)
+        ok = [slot for slot, (pixels, _) in decoded.items() if pixels is not None]
+        if ok:
+            logits, feats = self.encoder.encode(np.stack([decoded[slot][0] for slot in ok]))
+            rows = np.array(ok) - start
+            features[rows] = feats.astype(np.float16)
+            codes[rows] = codes_from_logits(logits)
+        state.from_thumbnail += sum(1 for _, source in decoded.values() if source == "thumbnail")
+        state.unreadable += len(decoded) - len(ok)
+        for slot, (pixels, reason) in decoded.items():
+            if pixels is None:
+                log.warning("slot %d (%s): cannot be encoded again: %s", slot, sources[slot][0], reason)
+        return features, codes
 
 
 def _decode_star(job: tuple) -> tuple[np.ndarray | None, str]:
     return _decode_for_slot(*job)
 
 
+def _decode_in_pool(pool: DecoderPool, jobs: dict[int, tuple]) -> dict[int, tuple[np.ndarray | None, str]]:
+    """slot -> _decode_for_slot(*job) in the pool; a photo whose original kills its decoder is
+    encoded from its thumbnail (in the pool too), or given up with the reason."""
+    decoded: dict[int, tuple[np.ndarray | None, str]] = {}
+    crashed: dict[int, tuple] = {}
+    for slot, result in pool.imap(_decode_star, jobs, window=max(4, pool.workers * 4), arg_of=jobs.get):
+        if isinstance(result, Crashed):
+            path, *rest = jobs[slot]
+            log.warning("slot %d (%s): %s; using its thumbnail", slot, path, result.reason)
+            crashed[slot] = (None, *rest)
+        else:
+            decoded[slot] = result
+    for slot, result in pool.imap(_decode_star, crashed, window=1, arg_of=crashed.get):
+        decoded[slot] = (None, result.reason) if isinstance(result, Crashed) else result
+    return decoded
+
+
 def is_complete(store: Store, model: ModelRow) -> bool:
     """Whether ``model`` has codes and features for every slot (so activating it is instant)."""
-    need = store.next_slot
-    return (arrays.row_count(store.codes_path(model.id), model.words * 8) >= need
-            and arrays.row_count(store.features_path(model.backbone_id), model.feature_dim * 2) >= need)
+    return store.covers(model)

@@ -7,25 +7,37 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from engine import arrays
-from engine.atomic import write_json_atomic
+from engine.atomic import copy_folder_synced, fsync_dir, make_dirs, write_json_atomic
 from engine.codes import words_for_bits
-from engine.errors import EnvironmentProblem, StoreTooNew, UserError
+from engine.errors import (DiskFull, EnvironmentProblem, LibraryDamaged, StoreTooNew, UnsafeLibrary, UserError,
+                           environment_problem)
 
 log = logging.getLogger(__name__)
 
 CATALOG = "catalog.sqlite3"
 WORK_PREFIX = ".work-"  # scratch folders in the library (new model versions before they are added)
+# What the library folder may hold, and only as real folders and files: never followed if a link.
+LIBRARY_FOLDERS = ("codes", "features", "models", "thumbs", "cache")
+LIBRARY_FILES = (CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journal", "writer.lock")
+# A backbone id names a file (features/<id>.f16): hex only, so no catalog or manifest can
+# make it a path. Ours are 16 hex digits of a sha256.
+BACKBONE_ID = re.compile(r"[0-9a-f]{1,64}")
+MAX_BITS = 4096
+MAX_SLOTS = 1 << 32  # far beyond a personal library; a crafted count must not size an allocation
+MAX_FEATURE_DIM = 1 << 16
 
 
 def utc_now() -> str:
@@ -109,7 +121,25 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO activations (model_id, at) SELECT id, created_at FROM models WHERE active = 1;
     """,
-    # 3: roll back walks the activation history: the entries it leaves are marked, and later
+    # 3: checksums of the code and feature arrays, per chunk of arrays.CHUNK_ROWS rows; rows
+    # beyond an array's recorded chunks are unverified (arrays written before this step).
+    """
+    CREATE TABLE array_chunks (
+        array TEXT NOT NULL,
+        chunk INTEGER NOT NULL,
+        rows INTEGER NOT NULL CHECK (rows > 0),
+        crc INTEGER NOT NULL,
+        PRIMARY KEY (array, chunk)
+    ) WITHOUT ROWID;
+    """,
+    # 4: paths as the file system's bytes (BLOB), not UTF-8 text: a name that is not valid UTF-8
+    # must be stored, found and ordered exactly (see ARCHITECTURE.md, "Paths").
+    """
+    UPDATE roots SET path = fsencode(path);
+    UPDATE images SET path = fsencode(path), dir = fsencode(dir);
+    UPDATE labels SET path_a = fsencode(path_a), path_b = fsencode(path_b);
+    """,
+    # 5: roll back walks the activation history: the entries it leaves are marked, and later
     # roll backs skip them (see ARCHITECTURE.md, "Model versions"). Entries written before
     # this step all count as plain activations.
     """
@@ -186,37 +216,79 @@ class NewImage:
     slot: int | None = None    # set by Store.commit_batch for encoded files
 
 
+@dataclass(frozen=True)
+class ChunkSum:
+    """The checksum of one chunk of an array: CRC-32 of its first ``rows`` rows."""
+
+    array: str  # the array's path in the library, e.g. "codes/0001.u64"
+    chunk: int
+    rows: int
+    crc: int
+
+
+@dataclass
+class ArrayCheck:
+    """What verifying an array found: damaged row ranges, and rows no checksum covers yet."""
+
+    array: str
+    rows: int  # rows in the file
+    damaged: list[tuple[int, int]] = field(default_factory=list)
+    unverified: int = 0
+    recorded: int = 0  # rows [0, recorded) have checksums
+
+    def describe(self) -> str:
+        spans = ", ".join(f"{a}-{b - 1}" for a, b in self.damaged[:3]) + (" ..." if len(self.damaged) > 3 else "")
+        return f"{self.array}: rows {spans} damaged"
+
+
 class Store:
     """A library folder. Not thread-safe: one Store per thread (SQLite connections are not shared)."""
 
-    def __init__(self, root: Path, conn: sqlite3.Connection):
+    def __init__(self, root: Path, conn: sqlite3.Connection, *, readonly: bool = False):
         self.root = root
-        self._conn = conn
+        self.readonly = readonly
+        self._conn = _ReadOnlyConnection(conn, root) if readonly else conn
 
     # ----------------------------------------------------------------- opening
 
     @classmethod
     def open(cls, root: str | os.PathLike, *, create: bool = True, readonly: bool = False) -> "Store":
-        """Open (and create or migrate) the library at ``root``; repair arrays after a crash."""
+        """Open (and create or migrate) the library at ``root``; repair arrays after a crash.
+
+        A library in a folder this process cannot write (a read-only mount or share) opens
+        read-only by itself: reading works, writing raises EnvironmentProblem.
+        """
         root = Path(root).expanduser().absolute()
         catalog = root / CATALOG
+        _check_layout(root)
         if not catalog.exists():
             if not create or readonly:
                 raise UserError(f"no Lookalike library at {root} (run 'lookalike index' first)")
             try:
-                root.mkdir(parents=True, exist_ok=True)
+                make_dirs(root)
             except OSError as exc:
                 raise EnvironmentProblem(f"cannot create the library folder {root}: {exc.strerror}") from exc
-        uri = f"file:{catalog}?mode=ro" if readonly else f"file:{catalog}"
+        elif not readonly and not _writable(root, catalog):
+            log.info("the library at %s is read-only here: opening it for reading", root)
+            readonly = True
+        uri = _read_only_uri(catalog) if readonly else f"file:{_uri_path(catalog)}"
+        conn = None
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0, factory=_CatalogConnection)
+            conn.catalog = catalog
             conn.execute("PRAGMA foreign_keys = ON")
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error as exc:
+                # FULL: a commit is on disk when it returns (NORMAL may lose the last commits,
+                # labels included, to a power cut); one WAL sync per batch or label costs little.
+                conn.execute("PRAGMA synchronous = FULL")
+        except (sqlite3.Error, EnvironmentProblem) as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, EnvironmentProblem):
+                raise
             raise EnvironmentProblem(f"cannot open the catalog {catalog}: {exc}") from exc
-        store = cls(root, conn)
+        store = cls(root, conn, readonly=readonly)
         try:
             store._migrate(readonly=readonly)
             if not readonly and store.try_writer_lock():
@@ -240,6 +312,8 @@ class Store:
 
     def try_writer_lock(self) -> bool:
         """Take the writer lock without waiting; False when another process holds it."""
+        if self.readonly:
+            raise EnvironmentProblem(_read_only_message(self.root))
         if self._lock_handle is None:
             self._lock_handle = _try_flock(self.root / "writer.lock")
         return self._lock_handle is not None
@@ -260,6 +334,26 @@ class Store:
         finally:
             if not held:
                 self.release_writer_lock()
+
+    def writer_busy(self) -> bool:
+        """Whether the writer lock is held now, by this Store or any other; works read-only."""
+        if self._lock_handle is not None:
+            return True
+        if fcntl is None:
+            return False
+        try:
+            handle = open(self.root / "writer.lock", "rb")
+        except FileNotFoundError:
+            return False  # nobody ever wrote here
+        except OSError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return False
 
     def release_writer_lock(self) -> None:
         if self._lock_handle is not None:
@@ -283,6 +377,10 @@ class Store:
             return
         if readonly:
             raise EnvironmentProblem(f"the library at {self.root} needs an upgrade; open it read-write once")
+        # Migration 3 re-encodes text paths as the file system does (os.fsencode, not SQL's CAST,
+        # which would be wrong under a file system encoding other than UTF-8).
+        self._conn.create_function("fsencode", 1, lambda text: None if text is None else _fs(text),
+                                   deterministic=True)
         while True:
             with self.transaction():
                 # Read the version again under the write lock: another process (or thread)
@@ -309,6 +407,9 @@ class Store:
 
     def _sweep_work_dirs(self) -> None:
         for folder in self.root.glob(WORK_PREFIX + "*"):
+            if folder.is_symlink():
+                folder.unlink()  # not ours: the link goes, never what it points at
+                continue
             if not folder.is_dir():
                 continue
             if not _HAVE_FLOCK and time.time() - folder.stat().st_mtime < 86400:
@@ -319,60 +420,196 @@ class Store:
             owner.close()
             log.info("removing %s, left by an interrupted job", folder)
             shutil.rmtree(folder, ignore_errors=True)
+        models = self.root / "models"
+        if models.is_dir():
+            for staging in models.glob("*.tmp"):
+                log.info("removing %s, left by an interrupted model install", staging)
+                _remove(staging)
 
     def _repair(self) -> None:
-        """Make the arrays agree with the catalog after a crash (see ARCHITECTURE.md)."""
+        """Make the arrays agree with the catalog after a crash (see ARCHITECTURE.md).
+
+        Rows beyond the committed slots are cut off; arrays no version uses are deleted.
+        Never deletes a catalog row: an active version whose arrays fall short (damage) is
+        encoded again by the next index run, activation or 'lookalike repair'.
+        """
         self._sweep_work_dirs()
         next_slot = self.next_slot
-        known_codes = set()
-        known_features = set()
-        for model in self.models():
-            known_codes.add(self.codes_path(model.id).name)
-            known_features.add(self.features_path(model.backbone_id).name)
+        rowbytes = self._known_arrays()
+        for folder in ("codes", "features"):
+            directory = self.root / folder
+            if not directory.is_dir():
+                continue
+            for path in directory.iterdir():
+                key = f"{folder}/{path.name}"
+                if key not in rowbytes:
+                    if path.is_symlink() or path.is_file():
+                        # Left by a refit or activation that crashed before its commit.
+                        path.unlink()
+                    continue
+                arrays.truncate_rows(path, rowbytes[key], next_slot)  # refuses a link
         models_folder = self.root / "models"
         if models_folder.is_dir():
-            known_folders = {self.model_dir(model.id).name for model in self.models()}
+            known_folders = {self._model_folder(model.id).name for model in self.models()}
             for folder in models_folder.iterdir():
-                if folder.is_dir() and folder.name not in known_folders:
+                if folder.name.isdigit() and folder.name not in known_folders:
                     # A version deleted, or added, by a process that died before it finished.
                     log.info("removing %s, which no model version uses", folder)
-                    shutil.rmtree(folder, ignore_errors=True)
-        for folder, known in ((self.root / "codes", known_codes), (self.root / "features", known_features)):
-            if not folder.is_dir():
-                continue
-            for path in folder.iterdir():
-                if path.name not in known:
-                    # Left by a refit or activation that crashed before its commit.
-                    path.unlink(missing_ok=True)
-                    continue
-                rowbytes = self._rowbytes_for(path)
-                arrays.truncate_rows(path, rowbytes, next_slot)
-        active = self.active_model()
-        if active is None:
-            return
-        # The active model's arrays must cover every committed slot. They can only fall short
-        # after an OS crash that lost unsynced pages; then forget those encodings so the next
-        # index run redoes them.
-        have = min(
-            arrays.row_count(self.codes_path(active.id), active.words * 8),
-            arrays.row_count(self.features_path(active.backbone_id), active.feature_dim * 2),
-        )
-        if have < next_slot:
-            log.warning("arrays cover %d of %d slots; %d images will be re-encoded", have, next_slot, next_slot - have)
+                    _remove(folder)
+        stale = [a for (a,) in self._conn.execute("SELECT DISTINCT array FROM array_chunks") if a not in rowbytes]
+        if stale:
             with self.transaction():
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO dead_slots (slot) SELECT slot FROM images WHERE slot >= ?", (have,)
-                )
-                self._conn.execute("DELETE FROM images WHERE slot >= ?", (have,))
+                self._conn.executemany("DELETE FROM array_chunks WHERE array = ?", [(a,) for a in stale])
+        # Codes are small: rows no checksum covers yet (an array from before checksums, or a
+        # re-encoding killed between its write and its record) get theirs now.
+        for key, width in rowbytes.items():
+            if key.startswith("codes/"):
+                self.adopt_rows(self.root / key, width, next_slot)
+        active = self.active_model()
+        if active is not None and not self.covers(active):
+            log.warning("the arrays of model v%d cover fewer than the %d photos indexed; the next index run, "
+                        "activation or 'lookalike repair' encodes the rest", active.id, next_slot)
 
-    def _rowbytes_for(self, path: Path) -> int:
-        if path.parent.name == "codes":
-            model = self.model(int(path.stem))
-            return model.words * 8
+    def _known_arrays(self) -> dict[str, int]:
+        """Row size in bytes of every array a version uses, by its path in the library."""
+        known: dict[str, int] = {}
         for model in self.models():
-            if model.backbone_id == path.stem:
-                return model.feature_dim * 2
-        raise AssertionError(f"unknown array {path}")
+            known[self.array_key(self.codes_path(model.id))] = model.words * 8
+            known[self.array_key(self.features_path(model.backbone_id))] = model.feature_dim * 2
+        return known
+
+    def covers(self, model: ModelRow) -> bool:
+        """Whether ``model``'s arrays hold a row for every committed slot."""
+        need = self.next_slot
+        return (arrays.row_count(self.codes_path(model.id), model.words * 8) >= need
+                and arrays.row_count(self.features_path(model.backbone_id), model.feature_dim * 2) >= need)
+
+    # -------------------------------------------------------------- checksums
+
+    def array_key(self, path: Path) -> str:
+        """An array's name in the checksum records: its path in the library."""
+        return f"{path.parent.name}/{path.name}"
+
+    def chunk_sums(self, key: str, first_chunk: int = 0) -> dict[int, tuple[int, int]]:
+        """chunk -> (rows, crc) recorded for an array, from ``first_chunk`` on."""
+        return {chunk: (rows, crc) for chunk, rows, crc in self._conn.execute(
+            "SELECT chunk, rows, crc FROM array_chunks WHERE array = ? AND chunk >= ? ORDER BY chunk",
+            (key, first_chunk))}
+
+    def write_rows(self, path: Path, first_row: int, rows: np.ndarray) -> list[ChunkSum]:
+        """Write rows in place and flush them (arrays.write_rows); returns the checksums to
+        record with ``record_sums`` (in the transaction that commits the rows)."""
+        rows = np.ascontiguousarray(rows)
+        arrays.write_rows(path, first_row, rows)
+        return self.sums_for_write(path, first_row, rows)
+
+    def sums_for_write(self, path: Path, first_row: int, rows: np.ndarray, *, fresh: bool = False) -> list[ChunkSum]:
+        """The checksums of the chunks that writing ``rows`` at ``first_row`` touched.
+
+        An append continues its chunk's recorded CRC from the new rows alone; rows before it
+        that no checksum covered (an old array) are read back. ``fresh``: the file holds
+        exactly these rows (a whole array just written).
+        """
+        rows = np.ascontiguousarray(rows)
+        count = rows.shape[0]
+        if count == 0:
+            return []
+        key = self.array_key(path)
+        rowbytes = rows.shape[1] * rows.itemsize
+        data = memoryview(rows).cast("B")
+        size = arrays.CHUNK_ROWS
+        records = {} if fresh else self.chunk_sums(key, first_row // size)
+        sums = []
+        for chunk in range(first_row // size, (first_row + count - 1) // size + 1):
+            start = chunk * size
+            begin, end = max(first_row, start), min(first_row + count, start + size)
+            new = data[(begin - first_row) * rowbytes:(end - first_row) * rowbytes]
+            recorded = records.get(chunk)
+            if begin == start:
+                value = arrays.crc(new)
+            elif recorded is not None and start + recorded[0] == begin:
+                value = arrays.crc(new, recorded[1])
+            else:
+                value = arrays.crc(new, arrays.crc(arrays.read_bytes(path, rowbytes, start, begin)))
+            covered = end
+            if recorded is not None and start + recorded[0] > end:  # rewrote the front of a longer chunk
+                covered = start + recorded[0]
+                value = arrays.crc(arrays.read_bytes(path, rowbytes, end, covered), value)
+            sums.append(ChunkSum(key, chunk, covered - start, value))
+        return sums
+
+    def record_sums(self, sums: Iterable[ChunkSum]) -> None:
+        """Record checksums (call inside the transaction that commits their rows)."""
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO array_chunks (array, chunk, rows, crc) VALUES (?, ?, ?, ?)",
+            [(s.array, s.chunk, s.rows, s.crc) for s in sums])
+
+    def verify_array(self, path: Path, rowbytes: int, start: int = 0, stop: int | None = None) -> ArrayCheck:
+        """Check the chunks of an array that hold rows [start, stop) against their checksums.
+
+        ``stop`` defaults to the end of what the file holds or the records cover. Rows in the
+        range that no checksum covers are counted as unverified; recorded rows that the file
+        no longer holds, or whose bytes differ, as damaged.
+        """
+        key = self.array_key(path)
+        have = arrays.row_count(path, rowbytes)
+        size = arrays.CHUNK_ROWS
+        first_chunk = start // size
+        records = {chunk: value for chunk, value in self.chunk_sums(key, first_chunk).items()
+                   if stop is None or chunk * size < stop}
+        recorded_end = max((chunk * size + n for chunk, (n, _) in records.items()), default=0)
+        end = max(have, recorded_end) if stop is None else stop
+        check = ArrayCheck(key, have, recorded=recorded_end)
+        mapped = min(have, recorded_end)
+        mapping = arrays.map_file(path, mapped * rowbytes) if mapped > first_chunk * size else None
+        view = memoryview(mapping) if mapping is not None else None
+        try:
+            for chunk, (count, value) in records.items():
+                first = chunk * size
+                if first + count > have or arrays.crc(view[first * rowbytes:(first + count) * rowbytes]) != value:
+                    if check.damaged and check.damaged[-1][1] == first:
+                        check.damaged[-1] = (check.damaged[-1][0], first + count)
+                    else:
+                        check.damaged.append((first, first + count))
+            for chunk in range(first_chunk, (end + size - 1) // size):
+                in_chunk = min(size, end - chunk * size)
+                check.unverified += max(0, in_chunk - records.get(chunk, (0, 0))[0])
+        finally:
+            if view is not None:
+                view.release()
+            if mapping is not None:
+                mapping.close()
+        return check
+
+    def adopt_rows(self, path: Path, rowbytes: int, rows: int) -> int:
+        """Record checksums for rows below ``rows`` that have none yet, as the file holds them
+        (trusting them: an array from before checksums); returns how many rows were adopted.
+        A chunk whose recorded part no longer matches is left alone: that is damage."""
+        have = min(arrays.row_count(path, rowbytes), rows)
+        key = self.array_key(path)
+        size = arrays.CHUNK_ROWS
+        last = self._conn.execute("SELECT chunk, rows FROM array_chunks WHERE array = ? ORDER BY chunk DESC LIMIT 1",
+                                  (key,)).fetchone()
+        if have == 0 or (last is not None and last[0] * size + last[1] >= have):
+            return 0  # the usual case: everything recorded (one indexed query)
+        records = self.chunk_sums(key)
+        sums = []
+        adopted = 0
+        for chunk in range(0, (have + size - 1) // size):
+            start = chunk * size
+            in_chunk = min(size, have - start)
+            count, value = records.get(chunk, (0, 0))
+            if count >= in_chunk:
+                continue
+            if count and arrays.crc(arrays.read_bytes(path, rowbytes, start, start + count)) != value:
+                continue
+            rest = arrays.read_bytes(path, rowbytes, start + count, start + in_chunk)
+            sums.append(ChunkSum(key, chunk, in_chunk, arrays.crc(rest, value if count else 0)))
+            adopted += in_chunk - count
+        if sums:
+            with self.transaction():
+                self.record_sums(sums)
+        return adopted
 
     # ------------------------------------------------------------ transactions
 
@@ -381,7 +618,15 @@ class Store:
 
     @property
     def next_slot(self) -> int:
-        return int(self._meta("next_slot"))
+        value = self._meta("next_slot")
+        try:
+            slots = int(value)
+        except (TypeError, ValueError):
+            slots = -1
+        if not 0 <= slots <= MAX_SLOTS:
+            raise LibraryDamaged(f"the catalog's count of encoded photos ({str(value)[:40]!r}) is not one Lookalike "
+                                 "writes; restore catalog.sqlite3 from a backup if you have one")
+        return slots
 
     def _meta(self, key: str, default: str | None = None) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -396,15 +641,32 @@ class Store:
     # ------------------------------------------------------------------- roots
 
     def add_root(self, path: str) -> int:
-        self._conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (path, utc_now()))
-        return self._conn.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()[0]
+        self._conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (_fs(path), utc_now()))
+        return self._conn.execute("SELECT id FROM roots WHERE path = ?", (_fs(path),)).fetchone()[0]
 
     def roots(self) -> list[tuple[int, str]]:
-        return self._conn.execute("SELECT id, path FROM roots ORDER BY path").fetchall()
+        return [(i, _unfs(p)) for i, p in self._conn.execute("SELECT id, path FROM roots ORDER BY path")]
+
+    def root_counts(self) -> list[tuple[int, str, int, int]]:
+        """(id, path, photos indexed, files skipped) of every root."""
+        return [(i, _unfs(p), ok, skipped) for i, p, ok, skipped in self._conn.execute(
+            """SELECT roots.id, roots.path, COUNT(images.id) FILTER (WHERE images.status = 'ok'),
+                      COUNT(images.id) FILTER (WHERE images.status = 'skipped')
+               FROM roots LEFT JOIN images ON images.root_id = roots.id
+               GROUP BY roots.id ORDER BY roots.path""")]
+
+    def slots_of_roots(self, root_ids: Sequence[int]) -> np.ndarray:
+        """Live slots of the photos found under these roots."""
+        if not root_ids:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(root_ids))
+        return np.fromiter((r[0] for r in self._conn.execute(
+            f"SELECT slot FROM images WHERE slot IS NOT NULL AND root_id IN ({marks})", tuple(root_ids))),
+            dtype=np.int64)
 
     def remove_root(self, path: str) -> int:
         """Forget a root and every image under it; returns how many images were forgotten."""
-        row = self._conn.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()
+        row = self._conn.execute("SELECT id FROM roots WHERE path = ?", (_fs(path),)).fetchone()
         if row is None:
             raise UserError(f"{path} is not a root of this library")
         with self.transaction():
@@ -427,21 +689,23 @@ class Store:
         """Catalog rows of the files directly inside ``directory``, by path."""
         cursor = self._conn.execute(
             "SELECT id, path, size, mtime_ns, content_hash, status, reason, slot FROM images WHERE dir = ?",
-            (directory,),
+            (_fs(directory),),
         )
-        return {row[1]: ImageRow(*row) for row in cursor}
+        rows = (_image_row(row) for row in cursor)
+        return {row.path: row for row in rows}
 
     def image_by_path(self, path: str) -> ImageRow | None:
         row = self._conn.execute(
             "SELECT id, path, size, mtime_ns, content_hash, status, reason, slot FROM images WHERE path = ?",
-            (path,),
+            (_fs(path),),
         ).fetchone()
-        return ImageRow(*row) if row else None
+        return _image_row(row) if row else None
 
     def paths_under(self, directory: str) -> list[str]:
         """Catalogued paths strictly under ``directory`` (any depth): one range scan of the path index."""
         low, high = _path_range(directory)
-        return [r[0] for r in self._conn.execute("SELECT path FROM images WHERE path >= ? AND path < ?", (low, high))]
+        return [_unfs(r[0]) for r in self._conn.execute("SELECT path FROM images WHERE path >= ? AND path < ?",
+                                                         (low, high))]
 
     def slots_under(self, directory: str) -> np.ndarray:
         """Live slots of the photos strictly under ``directory`` (any depth)."""
@@ -461,7 +725,7 @@ class Store:
             "SELECT path FROM images WHERE content_hash = ? AND slot IS NOT NULL ORDER BY path LIMIT 1",
             (content_hash,),
         ).fetchone()
-        return row[0] if row else None
+        return _unfs(row[0]) if row else None
 
     def slots_for_hashes(self, hashes) -> dict[str, int]:
         """Live slot of each content hash that is indexed (one per hash)."""
@@ -485,13 +749,16 @@ class Store:
                 "UPDATE images SET seen_run = ? WHERE id = ?", [(run_id, i) for i in image_ids]
             )
 
-    def commit_batch(self, items: Iterable[NewImage], run_id: int, next_slot: int) -> None:
-        """Record a batch of files in one transaction (arrays must already hold their rows)."""
+    def commit_batch(self, items: Iterable[NewImage], run_id: int, next_slot: int,
+                     sums: Iterable[ChunkSum] = ()) -> None:
+        """Record a batch of files in one transaction (arrays must already hold their rows,
+        flushed; ``sums``: their checksums, from ``write_rows``)."""
         now = utc_now()
         with self.transaction():
+            self.record_sums(sums)
             for item in items:
                 old = self._conn.execute(
-                    "SELECT id, slot FROM images WHERE path = ?", (item.path,)
+                    "SELECT id, slot FROM images WHERE path = ?", (_fs(item.path),)
                 ).fetchone()
                 if old is not None and old[1] is not None and old[1] != item.slot:
                     self._conn.execute("INSERT OR IGNORE INTO dead_slots (slot) VALUES (?)", (old[1],))
@@ -509,7 +776,7 @@ class Store:
                         seen_run = excluded.seen_run, indexed_at = excluded.indexed_at
                     """,
                     (
-                        item.path, os.path.dirname(item.path), item.root_id, item.size, item.mtime_ns,
+                        _fs(item.path), _fs(os.path.dirname(item.path)), item.root_id, item.size, item.mtime_ns,
                         item.content_hash, item.width, item.height, item.taken_at, status,
                         item.reason, None if item.reason else item.slot, run_id, now,
                     ),
@@ -538,7 +805,7 @@ class Store:
         with self.transaction():
             for path in paths:
                 low, high = _path_range(path)
-                forgotten += self._forget_images("path = ? OR (path >= ? AND path < ?)", (path, low, high))
+                forgotten += self._forget_images("path = ? OR (path >= ? AND path < ?)", (_fs(path), low, high))
         return forgotten
 
     def _forget_images(self, where: str, params: tuple) -> int:
@@ -567,14 +834,14 @@ class Store:
             for slot, path in self._conn.execute(
                 f"SELECT slot, path FROM images WHERE slot IN ({marks})", chunk
             ):
-                result[slot] = path
+                result[slot] = _unfs(path)
         return result
 
     def images_in_slot_range(self, start: int, stop: int) -> list[tuple[int, str, str]]:
         """(slot, path, content hash) of the catalogued photos whose slots are in [start, stop)."""
-        return self._conn.execute(
+        return [(slot, _unfs(path), digest) for slot, path, digest in self._conn.execute(
             "SELECT slot, path, content_hash FROM images WHERE slot >= ? AND slot < ? ORDER BY slot", (start, stop)
-        ).fetchall()
+        )]
 
     def counts(self) -> dict[str, int]:
         row = self._conn.execute(
@@ -587,7 +854,7 @@ class Store:
         sql = "SELECT path, reason FROM images WHERE status = 'skipped' ORDER BY path"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return self._conn.execute(sql).fetchall()
+        return [(_unfs(path), reason) for path, reason in self._conn.execute(sql)]
 
     def skip_reasons(self) -> list[tuple[str, int]]:
         return self._conn.execute(
@@ -613,13 +880,13 @@ class Store:
                VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (hash_a, hash_b) DO UPDATE SET label = excluded.label,
                    source = excluded.source, created_at = excluded.created_at""",
-            (hash_a, hash_b, label, source, path_a, path_b, created_at or utc_now()),
+            (hash_a, hash_b, label, source, _fs_or_none(path_a), _fs_or_none(path_b), created_at or utc_now()),
         )
 
     def labels(self) -> list[tuple]:
-        return self._conn.execute(
+        return [(*row[:4], _unfs(row[4]), _unfs(row[5]), row[6]) for row in self._conn.execute(
             "SELECT hash_a, hash_b, label, source, path_a, path_b, created_at FROM labels ORDER BY id"
-        ).fetchall()
+        )]
 
     _LABEL_ROW_SQL = """
         SELECT hash_a, hash_b, label, source, path_a, path_b, created_at,
@@ -629,7 +896,7 @@ class Store:
 
     def label_rows(self) -> list[LabelRow]:
         """Every label, oldest first, with the photos' current paths (None where no longer indexed)."""
-        return [LabelRow(*row) for row in self._conn.execute(self._LABEL_ROW_SQL + " ORDER BY id")]
+        return [_label_row(row) for row in self._conn.execute(self._LABEL_ROW_SQL + " ORDER BY id")]
 
     def label(self, hash_a: str, hash_b: str) -> LabelRow | None:
         """The label of a pair (either order), if it has one."""
@@ -637,7 +904,7 @@ class Store:
             hash_a, hash_b = hash_b, hash_a
         row = self._conn.execute(self._LABEL_ROW_SQL + " WHERE hash_a = ? AND hash_b = ?",
                                  (hash_a, hash_b)).fetchone()
-        return LabelRow(*row) if row else None
+        return _label_row(row) if row else None
 
     def delete_label(self, hash_a: str, hash_b: str) -> bool:
         """Forget a pair's label (either order); False if it had none."""
@@ -659,7 +926,7 @@ class Store:
             for slot, digest, path in self._conn.execute(
                 f"SELECT slot, content_hash, path FROM images WHERE slot IN ({marks})", chunk
             ):
-                result[slot] = (digest, path)
+                result[slot] = (digest, _unfs(path))
         return result
 
     # ------------------------------------------------------------------ models
@@ -686,15 +953,48 @@ class Store:
 
     @staticmethod
     def _model_row(row) -> ModelRow:
-        return ModelRow(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], bool(row[7]))
+        model_id, name, backbone_id, bits, dim, manifest, created_at, active = row
+        if not (type(model_id) is int and model_id > 0 and isinstance(backbone_id, str)
+                and BACKBONE_ID.fullmatch(backbone_id) and type(bits) is int and 0 < bits <= MAX_BITS
+                and type(dim) is int and 0 < dim <= MAX_FEATURE_DIM):
+            raise UnsafeLibrary(f"the catalog's model version {model_id!r} is not one Lookalike writes (backbone "
+                                f"id {str(backbone_id)[:40]!r}, {bits!r} bits, {dim!r} dims); was the library tampered with?")
+        try:
+            manifest = json.loads(manifest)
+        except (TypeError, ValueError) as exc:
+            raise LibraryDamaged(f"the catalog's record of model v{model_id} is damaged ({exc})") from exc
+        if not isinstance(manifest, dict):
+            raise LibraryDamaged(f"the catalog's record of model v{model_id} is damaged (its manifest is not an object)")
+        return ModelRow(model_id, name, backbone_id, bits, dim, manifest, created_at, bool(active))
 
     def model_dir(self, model_id: int) -> Path:
+        """A version's folder; refused (UnsafeLibrary) when it, or a file in it, is a link."""
+        folder = self._model_folder(model_id)
+        for path, want in ((folder, stat.S_ISDIR), (folder / "model.onnx", stat.S_ISREG),
+                           (folder / "manifest.json", stat.S_ISREG)):
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                break
+            if not want(mode):
+                raise UnsafeLibrary(f"{path} is a link or of the wrong kind, and a library's model files never are "
+                                    "(was the library folder made by hand or tampered with?)")
+        return folder
+
+    def _model_folder(self, model_id: int) -> Path:
+        if type(model_id) is not int or model_id <= 0:
+            raise UnsafeLibrary(f"{model_id!r} is not a model version number")
         return self.root / "models" / f"{model_id:04d}"
 
     def codes_path(self, model_id: int) -> Path:
+        if type(model_id) is not int or model_id <= 0:
+            raise UnsafeLibrary(f"{model_id!r} is not a model version number")
         return self.root / "codes" / f"{model_id:04d}.u64"
 
     def features_path(self, backbone_id: str) -> Path:
+        if not isinstance(backbone_id, str) or not BACKBONE_ID.fullmatch(backbone_id):
+            raise UnsafeLibrary(f"{str(backbone_id)[:80]!r} is not a backbone id (hex digits); "
+                                "was the library or the model folder tampered with?")
         return self.root / "features" / f"{backbone_id}.f16"
 
     def thumbs_dir(self) -> Path:
@@ -704,41 +1004,54 @@ class Store:
                   activate: bool) -> ModelRow:
         """Copy a model folder in as a new version; ``codes`` (optional) covers every slot.
 
-        The model folder and code array are written first, the catalog row last, so a crash
-        in between leaves only files that the next open deletes.
+        The model folder and code array are written and synced first, the catalog row last,
+        so a crash in between leaves only files that the next open or add deletes. With
+        ``activate`` the version becomes active in the same commit, which needs ``codes``
+        (and features of its backbone) for every slot.
         """
-        manifest = json.loads((Path(source_dir) / "manifest.json").read_text())
-        # Never reuse a deleted version's number: "v3" names one model for the library's life.
-        model_id = max(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM models").fetchone()[0],
-                       int(self._meta("last_model_id", "0"))) + 1
-        target = self.model_dir(model_id)
-        if target.exists():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(target.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(source_dir, staging)
-        os.replace(staging, target)
-        codes_path = self.codes_path(model_id)
-        codes_path.parent.mkdir(parents=True, exist_ok=True)
-        if codes is not None:
-            arrays.write_atomic(codes_path, np.ascontiguousarray(codes, dtype=np.uint64))
-        else:
-            codes_path.unlink(missing_ok=True)
-            codes_path.touch()
-        self.features_path(manifest["backbone_id"]).parent.mkdir(parents=True, exist_ok=True)
-        self.features_path(manifest["backbone_id"]).touch(exist_ok=True)
-        with self.transaction():
-            self._conn.execute(
-                """INSERT INTO models (id, name, backbone_id, bits, feature_dim, manifest, created_at, active)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, 0)""",
-                (model_id, manifest["name"], manifest["backbone_id"], manifest["bits"],
-                 manifest["feature_dim"], json.dumps(manifest), utc_now()),
-            )
-            self.set_meta("last_model_id", str(model_id))
-            if activate:
-                self._activate(model_id)
-        return self.model(model_id)
+        with self.writing():
+            manifest = read_manifest(source_dir)
+            # Never reuse a deleted version's number: "v3" names one model for the library's life.
+            model_id = max(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM models").fetchone()[0],
+                           int(self._meta("last_model_id", "0"))) + 1
+            target = self._model_folder(model_id)
+            codes_path = self.codes_path(model_id)
+            features_path = self.features_path(manifest["backbone_id"])
+            staging = target.with_name(target.name + ".tmp")
+            try:
+                make_dirs(target.parent)
+                _remove(target)  # left by an add that crashed before its commit
+                _remove(staging)
+                copy_folder_synced(source_dir, staging)
+                os.replace(staging, target)
+                fsync_dir(target.parent)
+                make_dirs(codes_path.parent)
+                make_dirs(features_path.parent)
+            except OSError as exc:
+                _remove(staging)
+                raise environment_problem(exc, f"copy the model {source_dir} into the library") from exc
+            sums = []
+            if codes is not None:
+                codes = np.ascontiguousarray(codes, dtype=np.uint64)
+                arrays.write_atomic(codes_path, codes)
+                sums = self.sums_for_write(codes_path, 0, codes, fresh=True)
+            else:
+                _remove(codes_path)
+                arrays.create_empty(codes_path)
+            arrays.create_empty(features_path)
+            with self.transaction():
+                self._conn.execute("DELETE FROM array_chunks WHERE array = ?", (self.array_key(codes_path),))
+                self._conn.execute(
+                    """INSERT INTO models (id, name, backbone_id, bits, feature_dim, manifest, created_at, active)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, 0)""",
+                    (model_id, manifest["name"], manifest["backbone_id"], manifest["bits"],
+                     manifest["feature_dim"], json.dumps(manifest), utc_now()),
+                )
+                self.record_sums(sums)
+                self.set_meta("last_model_id", str(model_id))
+                if activate:
+                    self._activate(model_id)
+            return self.model(model_id)
 
     def update_model_metrics(self, model_id: int, metrics: dict) -> ModelRow:
         """Merge ``metrics`` into a version's manifest (catalog and folder), e.g. a score known only after install."""
@@ -754,11 +1067,18 @@ class Store:
     # before the current one. ARCHITECTURE.md, "Model versions", states the rules.
 
     def activate(self, model_id: int) -> None:
-        with self.transaction():
+        """Make a version active; it must already cover every slot (engine.reencode.encode_missing)."""
+        with self.writing(), self.transaction():
             self._activate(model_id)
 
     def _activate(self, model_id: int) -> None:
-        self.model(model_id)  # raises for an unknown id
+        # Under the writer lock: no batch can commit new slots between this check and the commit.
+        model = self.model(model_id)  # raises for an unknown id
+        if not self.covers(model):
+            have = min(arrays.row_count(self.codes_path(model.id), model.words * 8),
+                       arrays.row_count(self.features_path(model.backbone_id), model.feature_dim * 2))
+            raise RuntimeError(f"model v{model.id} covers {have} of {self.next_slot} photos: encode the rest "
+                               "(engine.reencode.encode_missing) before activating it")
         self._conn.execute("UPDATE models SET active = (id = ?)", (model_id,))
         history = self.activation_history()
         if not history or history[-1] != model_id:  # activating the active version changes nothing
@@ -783,12 +1103,15 @@ class Store:
         The current version's entries on top of the history are marked rolled back, so the
         next roll back goes further back instead of returning here.
         """
-        with self.transaction():
+        with self.writing(), self.transaction():
             target = self.previous_model()
             if target is None:
                 raise UserError("there is no earlier model to roll back to")
             if expected is not None and target.id != expected:
                 raise UserError("the model history changed meanwhile; try the roll back again")
+            if not self.covers(target):
+                raise RuntimeError(f"model v{target.id} does not cover every photo: encode the rest "
+                                   "(engine.reencode.encode_missing) before rolling back to it")
             (entry,) = self._conn.execute(
                 "SELECT MAX(id) FROM activations WHERE rolled_back_at IS NULL AND model_id = ?", (target.id,)
             ).fetchone()
@@ -798,22 +1121,32 @@ class Store:
         return self.model(target.id)
 
     def delete_model(self, model_id: int) -> list[Path]:
-        """Forget a version that is not active, with its history entries; returns the files and
-        folders that held only it (its model folder, its codes, and its backbone's features when
-        no remaining version shares that backbone) for the caller to remove after this commits.
-        Labels are not touched."""
-        with self.transaction():
-            model = self.model(model_id)
-            if model.active:
-                raise UserError(f"model v{model_id} is active: activate another version before deleting it")
-            self._conn.execute("DELETE FROM activations WHERE model_id = ?", (model_id,))
-            self._conn.execute("DELETE FROM models WHERE id = ?", (model_id,))
-            shared = self._conn.execute("SELECT 1 FROM models WHERE backbone_id = ? LIMIT 1",
-                                        (model.backbone_id,)).fetchone()
-        leftovers = [self.model_dir(model_id), self.codes_path(model_id)]
-        if shared is None:
-            leftovers.append(self.features_path(model.backbone_id))
-        return leftovers
+        """Delete a version that is not active: its catalog row and history entries (so no roll
+        back lands on it) in one commit, then its folder, its codes and, when no remaining
+        version shares its backbone, its features. Labels are not touched. Returns the paths
+        removed; one that cannot be removed now is left to the next open's repair."""
+        with self.writing():
+            with self.transaction():
+                model = self.model(model_id)
+                if model.active:
+                    raise UserError(f"model v{model_id} is active: activate another version before deleting it")
+                self._conn.execute("DELETE FROM activations WHERE model_id = ?", (model_id,))
+                self._conn.execute("DELETE FROM models WHERE id = ?", (model_id,))
+                shared = self._conn.execute("SELECT 1 FROM models WHERE backbone_id = ? LIMIT 1",
+                                            (model.backbone_id,)).fetchone()
+                arrays_gone = [self.codes_path(model_id)]
+                if shared is None:
+                    arrays_gone.append(self.features_path(model.backbone_id))
+                self._conn.executemany("DELETE FROM array_chunks WHERE array = ?",
+                                       [(self.array_key(path),) for path in arrays_gone])
+            removed = []
+            for path in (self._model_folder(model_id), *arrays_gone):
+                try:
+                    _remove(path)
+                    removed.append(path)
+                except OSError as exc:
+                    log.warning("could not remove %s (the next open tries again): %s", path, exc)
+            return removed
 
     # -------------------------------------------------------------------- runs
 
@@ -835,7 +1168,11 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        return {"id": row[0], "started_at": row[1], "finished_at": row[2], "status": row[3],
+        status = row[3]
+        if status == "running" and not self.writer_busy():
+            # Runs happen under the writer lock: with the lock free, its process is gone (killed).
+            status = "interrupted"
+        return {"id": row[0], "started_at": row[1], "finished_at": row[2], "status": status,
                 "stats": json.loads(row[4]) if row[4] else {}}
 
 
@@ -855,9 +1192,102 @@ class _Transaction:
         if not self._outer:
             return
         if exc_type is None:
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()  # a failed COMMIT (disk full) may leave the transaction open
+                raise
         else:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (a full disk, an I/O error): the error that got
+        # here is the one to report, not a second one from ROLLBACK.
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error, EnvironmentProblem):
+                self._conn.execute("ROLLBACK")
+
+
+# sqlite3 primary result codes that are the machine's or the file's fault, not a bug.
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 10, 11, 13, 26
+
+
+def catalog_problem(exc: sqlite3.Error, catalog: Path | str | None) -> EnvironmentProblem | None:
+    """The typed error for a SQLite error that says the catalog file or its disk is at fault."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    code = None if code is None else code & 0xFF
+    name = "the catalog" if catalog is None else f"the catalog {catalog}"
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return LibraryDamaged(f"{name} is damaged ({exc}); run 'lookalike repair --check' to see what, "
+                              "then restore catalog.sqlite3 from a backup if you have one")
+    if code == _SQLITE_FULL:
+        return DiskFull(f"cannot write {name}: the disk is full (free some space and run it again; "
+                        "nothing committed before is lost)")
+    if code == _SQLITE_IOERR:
+        return EnvironmentProblem(f"cannot read or write {name}: {exc}")
+    return None
+
+
+def _typed(exc: sqlite3.DatabaseError, catalog) -> BaseException:
+    problem = catalog_problem(exc, catalog)
+    if problem is None:
+        return exc
+    problem.__cause__ = exc
+    return problem
+
+
+class _CatalogCursor(sqlite3.Cursor):
+    """Rows are read lazily, so a damaged page can surface at a fetch as well as at execute."""
+
+    def fetchone(self):
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise _typed(exc, self.connection.catalog) from exc
+
+    def fetchall(self):
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _typed(exc, self.connection.catalog) from exc
+
+
+class _CatalogConnection(sqlite3.Connection):
+    """A connection whose errors from a damaged catalog or a full disk are typed (LibraryDamaged,
+    DiskFull): one line for the person instead of a traceback. (Iterating a cursor row by row
+    is left untyped, to keep its speed; the CLI types what gets through.)"""
+
+    catalog: Path | str | None = None
+
+    def execute(self, sql, parameters=()):
+        try:
+            return self.cursor(_CatalogCursor).execute(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            raise _typed(exc, self.catalog) from exc
+
+    def executemany(self, sql, parameters):
+        try:
+            return self.cursor(_CatalogCursor).executemany(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            raise _typed(exc, self.catalog) from exc
+
+
+def _check_layout(root: Path) -> None:
+    """Refuse a library whose own folders or catalog files are links or of the wrong kind:
+    following them would read and write outside the library."""
+    for names, want in ((LIBRARY_FOLDERS, stat.S_ISDIR), (LIBRARY_FILES, stat.S_ISREG)):
+        for name in names:
+            path = root / name
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise environment_problem(exc, f"look at {path}") from exc
+            if not want(mode):
+                kind = "symbolic link" if stat.S_ISLNK(mode) else "file of the wrong kind"
+                raise UnsafeLibrary(f"{path} is a {kind}; a Lookalike library never holds one there "
+                                    "(was the library folder made by hand or tampered with?)")
 
 
 try:
@@ -869,8 +1299,8 @@ _HAVE_FLOCK = fcntl is not None
 
 def _try_flock(path: Path):
     """An open handle holding an exclusive advisory lock on ``path``, or None when another
-    process holds it. The OS drops the lock when the holder dies."""
-    handle = open(path, "a+b")
+    process holds it. The OS drops the lock when the holder dies. Never through a link."""
+    handle = os.fdopen(arrays.open_safely(path, os.O_RDWR | os.O_CREAT, "lock"), "r+b")
     if fcntl is None:
         return handle
     try:
@@ -881,10 +1311,139 @@ def _try_flock(path: Path):
     return handle
 
 
-def _path_range(directory: str) -> tuple[str, str]:
-    """Bounds of the paths strictly under ``directory``: prefix <= path < upper (an index range scan)."""
-    prefix = directory if directory.endswith(os.sep) else directory + os.sep
-    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+def read_manifest(model_dir: str | os.PathLike) -> dict:
+    """A model folder's manifest.json, with the fields the store relies on checked: the
+    backbone id names a file, so it must be hex; sizes must be sane."""
+    path = Path(model_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise environment_problem(exc, f"read {path}") from exc
+    except ValueError as exc:
+        raise EnvironmentProblem(f"{path} is not a model manifest ({exc})") from exc
+    problems = []
+    if not isinstance(manifest, dict):
+        raise EnvironmentProblem(f"{path} is not a model manifest (not a JSON object)")
+    if not (isinstance(manifest.get("backbone_id"), str) and BACKBONE_ID.fullmatch(manifest["backbone_id"])):
+        problems.append(f"backbone_id {str(manifest.get('backbone_id'))[:80]!r} is not hex digits")
+    for name, high in (("bits", MAX_BITS), ("feature_dim", MAX_FEATURE_DIM)):
+        if not (type(manifest.get(name)) is int and 0 < manifest[name] <= high):
+            problems.append(f"{name} {manifest.get(name)!r} is not a number from 1 to {high}")
+    if not isinstance(manifest.get("name"), str):
+        problems.append("it has no name")
+    if problems:
+        raise UnsafeLibrary(f"{path} is not a model manifest Lookalike writes: {'; '.join(problems)}")
+    return manifest
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a link (never what it points at) or a folder tree, if there."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _writable(root: Path, catalog: Path) -> bool:
+    """Whether this process may write the library (False on a read-only mount or share)."""
+    return os.access(root, os.W_OK) and os.access(catalog, os.W_OK)
+
+
+def _uri_path(path: Path) -> str:
+    """A path as a SQLite URI filename: every byte percent-encoded as needed (any folder name)."""
+    from urllib.parse import quote
+
+    return quote(os.fsencode(path))
+
+
+def catalog_uri(catalog: str | os.PathLike, query: str = "") -> str:
+    """The ``file:`` URI of a catalog for sqlite3.connect(uri=True), with an optional query (mode=ro)."""
+    return f"file:{_uri_path(Path(catalog))}" + (f"?{query}" if query else "")
+
+
+def _read_only_uri(catalog: Path) -> str:
+    """How to read a WAL catalog in a folder that cannot be written.
+
+    SQLite reads a WAL database read-only (mode=ro) only when its -wal and -shm files exist
+    (it cannot create them here). After a clean close they do not (the last connection
+    checkpoints and deletes them): the main file then holds every commit, and immutable=1
+    reads it without any WAL or lock file. When a -wal is there (a writer elsewhere, or one
+    that was killed), mode=ro reads through it if its -shm is there too; otherwise nothing
+    can read those last commits here, and immutable=1 reads the catalog as of its last
+    checkpoint (arrays are read up to that catalog's next_slot, so what is shown agrees).
+    """
+    wal = catalog.with_name(catalog.name + "-wal")
+    shm = catalog.with_name(catalog.name + "-shm")
+    if wal.exists() and wal.stat().st_size > 0:
+        if shm.exists():
+            return f"file:{_uri_path(catalog)}?mode=ro"
+        log.warning("%s holds changes that can only be read where the library is writable; "
+                    "reading the catalog as of its last checkpoint", wal)
+    return f"file:{_uri_path(catalog)}?immutable=1"
+
+
+def _read_only_message(root: Path) -> str:
+    return (f"the library at {root} is read-only here: searching works, but indexing, labelling and "
+            "changing models need a library folder this user can write")
+
+
+class _ReadOnlyConnection:
+    """A read-only catalog connection whose writes fail as EnvironmentProblem, not sqlite3 errors."""
+
+    def __init__(self, conn: sqlite3.Connection, root: Path):
+        self._conn = conn
+        self._root = root
+
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise EnvironmentProblem(_read_only_message(self._root)) from exc
+            raise
+
+    def executemany(self, sql: str, params) -> sqlite3.Cursor:
+        try:
+            return self._conn.executemany(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise EnvironmentProblem(_read_only_message(self._root)) from exc
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+
+def _fs(path: str | os.PathLike) -> bytes:
+    """A path as the catalog keeps it: the file system's own bytes (any name, in byte order)."""
+    return os.fsencode(path)
+
+
+def _fs_or_none(path: str | os.PathLike | None) -> bytes | None:
+    return None if path is None else _fs(path)
+
+
+def _unfs(value: bytes | str | None) -> str | None:
+    """A path from the catalog as Python names files: str, undecodable bytes as lone surrogates."""
+    return None if value is None else os.fsdecode(value)
+
+
+def _image_row(row: tuple) -> ImageRow:
+    return ImageRow(row[0], _unfs(row[1]), *row[2:])
+
+
+def _label_row(row: tuple) -> LabelRow:
+    return LabelRow(*row[:4], _unfs(row[4]), _unfs(row[5]), row[6], _unfs(row[7]), _unfs(row[8]))
+
+
+def _path_range(directory: str) -> tuple[bytes, bytes]:
+    """Bounds of the paths strictly under ``directory``: prefix <= path < upper (an index range
+    scan; paths are bytes, compared as memcmp, so any name sorts and scans exactly)."""
+    prefix = _fs(directory)
+    sep = _fs(os.sep)
+    if not prefix.endswith(sep):
+        prefix += sep
+    return prefix, prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 def _split_sql(script: str) -> Iterator[str]:

@@ -12,6 +12,7 @@ import pytest
 
 from engine import arrays
 from engine.library import Library
+from engine.repair import check_library
 from tests import photos
 
 
@@ -41,6 +42,9 @@ def _codes_by_path(library_dir) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         # Invariants after any crash: arrays cover exactly the committed slots.
         assert arrays.row_count(lib.store.codes_path(model.id), model.words * 8) == lib.store.next_slot
         assert arrays.row_count(lib.store.features_path(model.backbone_id), model.feature_dim * 2) == lib.store.next_slot
+        # ... and their checksums cover exactly those rows, and match.
+        found = check_library(lib.store)
+        assert found.sound and found.unverified == 0, found.problems()
         return {paths[s]: (np.array(codes[s]), np.array(features[s], dtype=np.float32)) for s in live}
 
 

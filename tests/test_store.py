@@ -197,6 +197,34 @@ def test_a_version_1_store_migrates_and_keeps_labels_and_models(tmp_path):
         assert store.previous_model() is None
 
 
+def test_a_version_2_store_with_text_paths_migrates_to_byte_paths(tmp_path):
+    """Schema 3 keeps paths as the file system's bytes; text paths written before still match."""
+    from engine.store import MIGRATIONS, _split_sql
+
+    (tmp_path / "lib").mkdir()
+    conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
+    for step in MIGRATIONS[:2]:
+        for statement in _split_sql(step):
+            conn.execute(statement)
+    conn.execute("INSERT INTO roots (id, path, added_at) VALUES (1, '/photos', 't')")
+    conn.execute("INSERT INTO images (path, dir, root_id, size, mtime_ns, content_hash, status, slot, indexed_at) "
+                 "VALUES ('/photos/caf\u00e9/a.jpg', '/photos/caf\u00e9', 1, 1, 1, 'ha', 'ok', 0, 't')")
+    conn.execute("INSERT INTO labels (hash_a, hash_b, label, source, path_a, path_b, created_at) "
+                 "VALUES ('ha', 'hb', 1, 'gui', '/photos/caf\u00e9/a.jpg', NULL, 'x')")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'next_slot'")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Store.open(tmp_path / "lib") as store:
+        assert store.roots() == [(1, "/photos")]
+        assert store.image_by_path("/photos/caf\u00e9/a.jpg").slot == 0
+        assert list(store.images_in_dir("/photos/caf\u00e9")) == ["/photos/caf\u00e9/a.jpg"]
+        assert store.paths_under("/photos") == ["/photos/caf\u00e9/a.jpg"]
+        assert store.labels()[0][4:6] == ("/photos/caf\u00e9/a.jpg", None)
+    conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
+    assert conn.execute("SELECT typeof(path), path FROM images").fetchone() == ("blob", "/photos/café/a.jpg".encode())
+
+
 def test_previous_model_follows_activation_history(tmp_path):
     with Store.open(tmp_path / "lib") as store:
         first = store.add_model(_fake_model(tmp_path), activate=True)
@@ -221,15 +249,15 @@ def _open_and_count(path: str) -> int:
         return store.next_slot
 
 
-def _add_versions(store, tmp_path, backbones):
-    """One version per backbone id, each activated in turn (v1 first)."""
+def _add_versions(store, tmp_path, backbones, *, activate=True):
+    """One version per backbone id, each activated in turn (v1 first) unless not ``activate``."""
     import shutil
 
     rows = []
     for n, backbone in enumerate(backbones):
         (tmp_path / f"v{n}").mkdir(parents=True)
         folder = _fake_model(tmp_path / f"v{n}", backbone=backbone)
-        rows.append(store.add_model(folder, activate=True))
+        rows.append(store.add_model(folder, activate=activate))
         shutil.rmtree(folder)
     return rows
 
@@ -290,6 +318,11 @@ def test_deleting_a_version_removes_its_files_keeps_labels_and_the_history_consi
     with Store.open(tmp_path / "lib") as store:
         v1, v2, v3, v4 = _add_versions(store, tmp_path, ["bb01", "bb02", "bb01", "bb03"])
         _commit(store, v4, ["/a.jpg", "/b.jpg"])
+        for version in (v1, v2, v3):  # every version codes both photos, with checksums
+            arrays.write_rows(store.codes_path(version.id), 0, np.zeros((2, 1), dtype=np.uint64))
+            arrays.write_rows(store.features_path(version.backbone_id), 0, np.zeros((2, 8), dtype=np.float16))
+            store.adopt_rows(store.codes_path(version.id), 8, 2)
+        store.adopt_rows(store.features_path("bb02"), 16, 2)
         store.add_label("ha", "hb", 1, source="test")
     with Library(tmp_path / "lib", create=False) as library:
         store = library.store
@@ -301,6 +334,8 @@ def test_deleting_a_version_removes_its_files_keeps_labels_and_the_history_consi
         assert store.features_path("bb01").exists()
         library.delete_model(v2.id)  # its backbone's only version: the features go too
         assert not store.features_path("bb02").exists()
+        assert store.chunk_sums("codes/0002.u64") == {} and store.chunk_sums("features/bb02.f16") == {}
+        assert store.chunk_sums("codes/0001.u64")  # the others' checksums stay
         assert [m.id for m in store.models()] == [v1.id, v4.id]
         assert store.activation_history() == [v1.id, v4.id]
         assert store.roll_back().id == v1.id  # never onto a deleted version
@@ -309,10 +344,10 @@ def test_deleting_a_version_removes_its_files_keeps_labels_and_the_history_consi
         with pytest.raises(UserError, match="no model version"):
             library.delete_model(v3.id)
         # A deleted version's number is never given to a new one.
-        (v5,) = _add_versions(store, tmp_path / "more", ["bb01"])
+        (v5,) = _add_versions(store, tmp_path / "more", ["bb01"], activate=False)
         assert v5.id == v4.id + 1
         library.delete_model(v4.id)
-        (v6,) = _add_versions(store, tmp_path / "again", ["bb01"])
+        (v6,) = _add_versions(store, tmp_path / "again", ["bb01"], activate=False)
         assert v6.id == v5.id + 1
 
 

@@ -122,6 +122,8 @@ def labelled_photos(library: Library, seed: int) -> Labelled:
 def _begin(library: Library, config, activate: str, progress, mode: str):
     """Checks and the labelled photos every training mode starts from; emits the start event."""
     _check_policy(activate)
+    with library.store.writing():
+        pass  # the result is installed under the writer lock: refuse a busy library before the work
     emit = progress or (lambda event: None)
     data = labelled_photos(library, config.seed)
     emit(data.start_event(mode, config.method, config.bits))

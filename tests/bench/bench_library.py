@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from engine import arrays, models  # noqa: E402
+from engine import models  # noqa: E402
 from engine.codes import codes_from_logits  # noqa: E402
 from engine.library import Library  # noqa: E402
 from engine.store import NewImage  # noqa: E402
@@ -49,12 +49,13 @@ def build(path: Path, model_dir: Path, n: int, chunk: int = 50_000) -> None:
                                                                                   dtype=np.float32)
             feats /= np.linalg.norm(feats, axis=1, keepdims=True)
             codes = codes_from_logits(feats @ weight + bias)
-            arrays.write_rows(lib.store.codes_path(model.id), start, codes)
-            arrays.write_rows(lib.store.features_path(model.backbone_id), start, feats.astype(np.float16))
+            # as the indexer writes them: rows synced, then committed with their checksums
+            sums = lib.store.write_rows(lib.store.codes_path(model.id), start, codes)
+            sums += lib.store.write_rows(lib.store.features_path(model.backbone_id), start, feats.astype(np.float16))
             items = [NewImage(f"/bench/{(start + i) // 1000:04d}/IMG_{start + i:07d}.jpg", root_id, 3_000_000,
                               1_700_000_000_000_000_000, f"{start + i:032x}", 4000, 3000, None, slot=start + i)
                      for i in range(count)]
-            lib.store.commit_batch(items, run_id=1, next_slot=start + count)
+            lib.store.commit_batch(items, run_id=1, next_slot=start + count, sums=sums)
 
 
 def measure_open(path: Path, repeats: int = 5) -> tuple[float, float]:
