@@ -139,14 +139,18 @@ MIGRATIONS: list[str] = [
     UPDATE images SET path = fsencode(path), dir = fsencode(dir);
     UPDATE labels SET path_a = fsencode(path_a), path_b = fsencode(path_b);
     """,
-    # 5: roll back walks the activation history: the entries it leaves are marked, and later
-    # roll backs skip them (see ARCHITECTURE.md, "Model versions"). Entries written before
-    # this step all count as plain activations.
+    # 5: roll back walks the activation history: the entries it leaves are listed here, and
+    # later roll backs skip them (see ARCHITECTURE.md, "Model versions"). Entries written
+    # before this step all count as plain activations.
     """
-    ALTER TABLE activations ADD COLUMN rolled_back_at TEXT;
+    CREATE TABLE IF NOT EXISTS rolled_back (
+        activation_id INTEGER PRIMARY KEY REFERENCES activations(id) ON DELETE CASCADE,
+        at TEXT NOT NULL
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+_LIVE_ACTIVATION = "id NOT IN (SELECT activation_id FROM rolled_back)"  # on the history, not rolled back from
 
 
 @dataclass(frozen=True)
@@ -1063,7 +1067,7 @@ class Store:
         return self.model(model_id)
 
     # Activation history: a stack of the versions made active, oldest first. A plain activation
-    # pushes; a roll back pops (its entries get rolled_back_at) back to the version active
+    # pushes; a roll back pops (its entries go to rolled_back) back to the version active
     # before the current one. ARCHITECTURE.md, "Model versions", states the rules.
 
     def activate(self, model_id: int) -> None:
@@ -1087,7 +1091,7 @@ class Store:
     def activation_history(self) -> list[int]:
         """The versions on the activation stack, oldest first; the last is the active one."""
         return [row[0] for row in self._conn.execute(
-            "SELECT model_id FROM activations WHERE rolled_back_at IS NULL ORDER BY id")]
+            f"SELECT model_id FROM activations WHERE {_LIVE_ACTIVATION} ORDER BY id")]
 
     def previous_model(self) -> ModelRow | None:
         """The model a roll back re-activates: the one active before the current one was activated."""
@@ -1113,10 +1117,10 @@ class Store:
                 raise RuntimeError(f"model v{target.id} does not cover every photo: encode the rest "
                                    "(engine.reencode.encode_missing) before rolling back to it")
             (entry,) = self._conn.execute(
-                "SELECT MAX(id) FROM activations WHERE rolled_back_at IS NULL AND model_id = ?", (target.id,)
+                f"SELECT MAX(id) FROM activations WHERE {_LIVE_ACTIVATION} AND model_id = ?", (target.id,)
             ).fetchone()
-            self._conn.execute("UPDATE activations SET rolled_back_at = ? WHERE rolled_back_at IS NULL AND id > ?",
-                               (utc_now(), entry))
+            self._conn.execute("INSERT INTO rolled_back (activation_id, at) "
+                               f"SELECT id, ? FROM activations WHERE {_LIVE_ACTIVATION} AND id > ?", (utc_now(), entry))
             self._conn.execute("UPDATE models SET active = (id = ?)", (target.id,))
         return self.model(target.id)
 
@@ -1130,6 +1134,8 @@ class Store:
                 model = self.model(model_id)
                 if model.active:
                     raise UserError(f"model v{model_id} is active: activate another version before deleting it")
+                self._conn.execute("DELETE FROM rolled_back WHERE activation_id IN "
+                                   "(SELECT id FROM activations WHERE model_id = ?)", (model_id,))
                 self._conn.execute("DELETE FROM activations WHERE model_id = ?", (model_id,))
                 self._conn.execute("DELETE FROM models WHERE id = ?", (model_id,))
                 shared = self._conn.execute("SELECT 1 FROM models WHERE backbone_id = ? LIMIT 1",
