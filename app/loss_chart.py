@@ -51,7 +51,8 @@ class LossChart(QChartView):
     ticks. Colours follow the application palette, light or dark.
     """
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, *, redraw_ms: int | None = REDRAW_MS):
+        """``redraw_ms`` None: the owner calls ``flush`` itself (with its other progress, at once)."""
         super().__init__(parent)
         self._chart = QChart()
         self.setChart(self._chart)
@@ -77,7 +78,8 @@ class LossChart(QChartView):
         self._steps = 0
         self._redraw = QTimer(self)
         self._redraw.setSingleShot(True)
-        self._redraw.setInterval(REDRAW_MS)
+        self._redraw.setInterval(redraw_ms or REDRAW_MS)
+        self._auto_redraw = redraw_ms is not None
         self._redraw.timeout.connect(self.flush)
         self.clear()
         self._apply_palette()
@@ -105,11 +107,11 @@ class LossChart(QChartView):
             self._set_step_range(steps)
 
     def add(self, step: float, loss: float) -> None:
-        """Queue one point (drawn within REDRAW_MS); non-finite losses are skipped."""
+        """Queue one point (drawn within REDRAW_MS, or at the owner's ``flush``); non-finite losses are skipped."""
         if not math.isfinite(loss):
             return
         self._pending.append((float(step), float(loss)))
-        if not self._redraw.isActive():
+        if self._auto_redraw and not self._redraw.isActive():
             self._redraw.start()
 
     def flush(self) -> None:

@@ -499,7 +499,7 @@ class RetrainDialog(QDialog):
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.elapsed_label)
 
-        self.loss_chart = LossChart()
+        self.loss_chart = LossChart(redraw_ms=None)  # drawn by _show_epoch, with the progress bar
 
         self.results_box = QGroupBox("Held-out pair accuracy")
         self.before_value = QLabel("–")
@@ -835,8 +835,10 @@ class RetrainDialog(QDialog):
             self._epoch_timer.start()
 
     def _show_epoch(self) -> None:
-        """The progress of the latest training step (a few times a second, not once per step)."""
+        """The progress of the latest training step and the new points of the loss chart (a few
+        times a second, not once per step)."""
         self._epoch_timer.stop()
+        self.loss_chart.flush()
         event, self._latest_epoch = self._latest_epoch, None
         if event is None:
             return
@@ -889,7 +891,6 @@ class RetrainDialog(QDialog):
     def _on_run_finished(self, outcome: TrainerOutcome) -> None:
         run, self._run = self._run, None
         self._show_epoch()
-        self.loss_chart.flush()
         if run is not None:
             run.deleteLater()
         self._tick.stop()
