@@ -238,7 +238,11 @@ def drop_file(window, path: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, QDragEnterEvent(QPoint(60, 60), *args))  # QPoint: PySide6 < 6.12
+    try:
+        enter = QDragEnterEvent(QPointF(60, 60), *args)  # PySide6 >= 6.12 (where a QPoint is deprecated)
+    except TypeError:
+        enter = QDragEnterEvent(QPoint(60, 60), *args)  # before 6.12
+    QApplication.sendEvent(window, enter)
     QApplication.sendEvent(window, QDropEvent(QPointF(60, 60), *args))
 
 

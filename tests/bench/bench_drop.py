@@ -75,7 +75,11 @@ def drop(window, path: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, QDragEnterEvent(QPoint(40, 40), *args))  # QPoint: PySide6 < 6.12
+    try:
+        enter = QDragEnterEvent(QPointF(40, 40), *args)  # PySide6 >= 6.12 (where a QPoint is deprecated)
+    except TypeError:
+        enter = QDragEnterEvent(QPoint(40, 40), *args)  # before 6.12
+    QApplication.sendEvent(window, enter)
     QApplication.sendEvent(window, QDropEvent(QPointF(40, 40), *args))
 
 

@@ -17,7 +17,10 @@ from tests.gui.conftest import PHOTOS
 def _drop(window, mime: QMimeData) -> None:
     """What a file manager's drag does: enter (Qt only delivers a drop where one was accepted), drop."""
     args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    enter = QDragEnterEvent(QPoint(20, 20), *args)  # a QPoint here (PySide6 before 6.12 takes no QPointF)
+    try:
+        enter = QDragEnterEvent(QPointF(20, 20), *args)  # PySide6 >= 6.12 (where a QPoint is deprecated)
+    except TypeError:
+        enter = QDragEnterEvent(QPoint(20, 20), *args)  # before 6.12
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
     drop = QDropEvent(QPointF(20, 20), *args)
