@@ -337,11 +337,20 @@ def cmd_model_activate(args) -> int:
 def cmd_model_rollback(args) -> int:
     library = _open_library(args, create=False)
     with library:
-        previous = library.store.previous_model()
-        if previous is None:
-            raise UserError("there is no earlier model to roll back to")
-        row = _activate_with_progress(library, previous.id)
+        with _TrainProgress(enabled=sys.stderr.isatty(), total=0) as bar:
+            row = library.roll_back(progress=lambda state: bar.update(
+                {"event": "phase", "phase": "encode", "done": state.done, "total": state.total, "rate": state.rate}))
         print(f"Rolled back: model v{row.id} {row.name} is active", file=sys.stderr)
+    return 0
+
+
+def cmd_model_delete(args) -> int:
+    library = _open_library(args, create=False)
+    with library:
+        model = library.store.model(args.version)
+        removed = library.delete_model(args.version)
+    print(f"Deleted model v{model.id} {model.name} (labels are kept); removed "
+          + ", ".join(str(path) for path in removed), file=sys.stderr)
     return 0
 
 
@@ -754,8 +763,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = model_sub.add_parser("activate", parents=[library], help="make model version N active")
     p.add_argument("version", type=_whole(1), metavar="N")
     p.set_defaults(func=cmd_model_activate)
-    p = model_sub.add_parser("rollback", parents=[library], help="re-activate the model active before this one")
+    p = model_sub.add_parser("rollback", parents=[library],
+                             help="re-activate the model active before this one (again: the one before that)")
     p.set_defaults(func=cmd_model_rollback)
+    p = model_sub.add_parser("delete", parents=[library],
+                             help="delete model version N (not the active one) and its files; labels are kept")
+    p.add_argument("version", type=int, metavar="N")
+    p.set_defaults(func=cmd_model_delete)
 
     p = sub.add_parser("train", parents=[library], help="learn from your labelled pairs (a new model version)")
     p.add_argument("--method", default="dpsh",

@@ -222,7 +222,11 @@ class MainWindow(QMainWindow):
         paste_action = QAction("&Paste image or path", self, shortcut=QKeySequence.StandardKey.Paste,
                                triggered=self.paste)
         wizard_action = QAction("&Add photo folders…", self, triggered=self.open_wizard)
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
+        quit_action = QAction("&Quit", self, triggered=self.close)
+        # Ctrl+Q where the platform binds no quit key (Windows, offscreen), and from any of the
+        # app's windows (the retrain dialog, the labels list), not only this one.
+        quit_action.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Quit) or [QKeySequence("Ctrl+Q")])
+        quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         for action in (open_action, paste_action, wizard_action):
             file_menu.addAction(action)
         file_menu.addSeparator()

@@ -14,17 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCharts import QChart, QChartView, QLineSeries, QValueAxis
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QProcess, QProcessEnvironment, Qt, QThread, QTimer, Signal
-from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar,
-                               QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
-                               QWidget)
+                               QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPlainTextEdit,
+                               QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from app.indexing import format_duration
+from app.loss_chart import REDRAW_MS, LossChart
 from app.workers import call_reporting_failure
-from engine.errors import UserError
 from engine.store import ModelRow
 
 log = logging.getLogger(__name__)
@@ -40,7 +38,6 @@ MIN_PAIRS_FOR_CHECK = 10
 TERMINATE_GRACE_MS = 3000      # after terminate(), kill() if the trainer is still running
 NOTHING_LEARNED = ("No training step did better on the held-out pairs than the current model, so the new "
                    "version codes photos as before: label more pairs, then train again.")
-EMPTY_STEP_RANGE = 10          # the step axis before training: whole-number ticks
 KILL_REAP_MS = 5000            # shutdown only: how long to wait for the OS to reap a killed trainer
 STDERR_KEEP = 64 * 1024        # bytes of the trainer's stderr kept for the failure report
 STDERR_TAIL_LINES = 20
@@ -327,15 +324,37 @@ class ActivationThread(QThread):
     def _activate(self):
         from engine.library import Library
 
+        def progress(state) -> None:
+            self.progress.emit(state.done, state.total)
+
         with Library(self._path, create=False) as library:
-            model_id = self.model_id
-            if model_id is None:
-                previous = library.store.previous_model()
-                if previous is None:
-                    raise UserError("there is no earlier model to roll back to")
-                model_id = previous.id
-            return library.activate(model_id, cancel=self.cancel,
-                                    progress=lambda state: self.progress.emit(state.done, state.total))
+            if self.model_id is None:  # roll back: the target is read under the writer lock
+                return library.roll_back(cancel=self.cancel, progress=progress)
+            return library.activate(self.model_id, cancel=self.cancel, progress=progress)
+
+
+class DeletionThread(QThread):
+    """Deletes a model version that is not active (engine.library.Library.delete_model)."""
+
+    succeeded = Signal(int)  # the version deleted
+    failed = Signal(str)
+
+    def __init__(self, library_path: str | os.PathLike, model_id: int, parent: QObject | None = None):
+        super().__init__(parent)
+        self.setObjectName("lookalike-delete-model")
+        self._path = Path(library_path)
+        self.model_id = model_id
+
+    def run(self) -> None:
+        from engine.library import Library
+
+        def delete():
+            with Library(self._path, create=False) as library:
+                library.delete_model(self.model_id)
+
+        ok, _ = call_reporting_failure(self.failed, "deleting the model", delete)
+        if ok:
+            self.succeeded.emit(self.model_id)
 
 
 # ------------------------------------------------------------------ formatting
@@ -406,12 +425,16 @@ class RetrainDialog(QDialog):
         self._run: TrainerRun | None = None
         self._facts_thread: FactsThread | None = None
         self._facts_stale = False
-        self._activation: ActivationThread | None = None
+        self._activation: ActivationThread | DeletionThread | None = None  # one model change at a time
         self._bits_chosen = False
         self._start_event: dict = {}
         self._evaluated: dict | None = None
         self.new_version: int | None = None
-        self._loss_range: tuple[float, float] | None = None
+        self._latest_epoch: dict | None = None  # shown by _epoch_timer: a label per step would stall the window
+        self._epoch_timer = QTimer(self)
+        self._epoch_timer.setSingleShot(True)
+        self._epoch_timer.setInterval(REDRAW_MS)
+        self._epoch_timer.timeout.connect(self._show_epoch)
         self._close_when_stopped = False
         self._closed = False
         self._elapsed = QElapsedTimer()
@@ -488,26 +511,7 @@ class RetrainDialog(QDialog):
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.elapsed_label)
 
-        self.loss_series = QLineSeries()
-        self.loss_series.setName("loss")
-        self.chart = QChart()
-        self.chart.addSeries(self.loss_series)
-        self.chart.legend().hide()
-        self.chart.setTitle("Training loss")
-        self.step_axis = QValueAxis()
-        self.step_axis.setTitleText("step")
-        self.step_axis.setLabelFormat("%d")
-        self.step_axis.setRange(0, EMPTY_STEP_RANGE)
-        self.loss_axis = QValueAxis()
-        self.loss_axis.setTitleText("loss")
-        self.loss_axis.setRange(0, 1)
-        self.chart.addAxis(self.step_axis, Qt.AlignmentFlag.AlignBottom)
-        self.chart.addAxis(self.loss_axis, Qt.AlignmentFlag.AlignLeft)
-        self.loss_series.attachAxis(self.step_axis)
-        self.loss_series.attachAxis(self.loss_axis)
-        self.chart_view = QChartView(self.chart)
-        self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.chart_view.setMinimumHeight(200)
+        self.loss_chart = LossChart(redraw_ms=None)  # drawn by _show_epoch, with the progress bar
 
         self.results_box = QGroupBox("Held-out check: how far up a search the photo labelled similar comes")
         self.before_value = QLabel("–")
@@ -561,7 +565,7 @@ class RetrainDialog(QDialog):
         layout.addLayout(run_row)
         layout.addWidget(self.stage_label)
         layout.addLayout(progress_row)
-        layout.addWidget(self.chart_view, 1)
+        layout.addWidget(self.loss_chart, 1)
         layout.addWidget(self.results_box)
         layout.addWidget(self.error_label)
         layout.addWidget(self.error_details)
@@ -574,19 +578,27 @@ class RetrainDialog(QDialog):
         self.history.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.history.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.history.verticalHeader().hide()
-        self.history.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.history.horizontalHeader().setStretchLastSection(True)
+        header = self.history.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # The name takes what is left (elided if need be): no horizontal scroll bar at the dialog's width.
+        header.setSectionResizeMode(HISTORY_COLUMNS.index("Name"), QHeaderView.ResizeMode.Stretch)
         self.history.itemSelectionChanged.connect(self._update_controls)
         self.activate_selected_button = QPushButton("Activate selected")
         self.activate_selected_button.clicked.connect(self.activate_selected)
         self.rollback_button = QPushButton("Roll back")
         self.rollback_button.clicked.connect(self.roll_back)
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.setToolTip("Delete the selected version and its files (not the active one); "
+                                      "your labelled pairs are kept")
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.delete_confirmation: QMessageBox | None = None  # while it asks
         self.history_label = QLabel("")
         self.history_label.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.activate_selected_button)
         buttons.addWidget(self.rollback_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.delete_button)
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.addWidget(self.history, 1)
@@ -604,10 +616,23 @@ class RetrainDialog(QDialog):
         """The trainer run in flight, if any."""
         return self._run
 
+    @property
+    def loss_series(self):
+        return self.loss_chart.series
+
+    @property
+    def step_axis(self):
+        return self.loss_chart.step_axis
+
+    @property
+    def loss_axis(self):
+        return self.loss_chart.loss_axis
+
     def is_training(self) -> bool:
         return self._run is not None
 
     def is_activating(self) -> bool:
+        """A model change (activation, roll back, deletion) is running."""
         return self._activation is not None
 
     def _update_controls(self) -> None:
@@ -626,6 +651,7 @@ class RetrainDialog(QDialog):
         selected = self.selected_version()
         active_id = self.facts.active.id if self.facts is not None and self.facts.active is not None else None
         self.activate_selected_button.setEnabled(idle and selected is not None and selected != active_id)
+        self.delete_button.setEnabled(idle and selected is not None and selected != active_id)
         self.rollback_button.setEnabled(idle and self.facts is not None and self.facts.previous is not None)
         if self.facts is not None and self.facts.previous is not None:
             self.rollback_button.setToolTip(f"Re-activate v{self.facts.previous.id} {self.facts.previous.name}, "
@@ -770,10 +796,9 @@ class RetrainDialog(QDialog):
         self._update_controls()
 
     def _reset_run_view(self) -> None:
-        self.loss_series.clear()
-        self._loss_range = None
-        self.step_axis.setRange(0, EMPTY_STEP_RANGE)
-        self.loss_axis.setRange(0, 1)
+        self.loss_chart.clear()
+        self._epoch_timer.stop()
+        self._latest_epoch = None
         self._start_event = {}
         self._evaluated = None
         self.new_version = None
@@ -790,6 +815,8 @@ class RetrainDialog(QDialog):
 
     def _on_event(self, event: dict) -> None:
         kind = event.get("event")
+        if kind != "epoch":
+            self._show_epoch()  # what came before this event, before it
         try:
             if kind == "start":
                 self._start_event = event
@@ -812,26 +839,32 @@ class RetrainDialog(QDialog):
     def _on_epoch(self, event: dict) -> None:
         step, steps = int(event["step"]), int(event["steps"])
         loss = event.get("loss")  # None before the first step (full mode reports its starting point)
+        if loss is not None:
+            self.loss_chart.add(step, float(loss))
+        self.loss_chart.set_steps(steps)
+        self._latest_epoch = event
+        if not self._epoch_timer.isActive():
+            self._epoch_timer.start()
+
+    def _show_epoch(self) -> None:
+        """The progress of the latest training step and the new points of the loss chart (a few
+        times a second, not once per step)."""
+        self._epoch_timer.stop()
+        self.loss_chart.flush()
+        event, self._latest_epoch = self._latest_epoch, None
+        if event is None:
+            return
+        step, steps = int(event["step"]), int(event["steps"])
         self.progress_bar.setRange(0, max(steps, 1))
         self.progress_bar.setValue(min(step, steps))
         text = f"Training: step {step} of {steps}"
+        loss = event.get("loss")
         if loss is not None:
             text += f" · loss {float(loss):.4f}"
         accuracy = event.get("held_out_accuracy")
         if accuracy is not None and not math.isnan(float(accuracy)):
             text += f" · held-out accuracy {format_accuracy(accuracy)}"
         self.stage_label.setText(text)
-        if loss is None or not math.isfinite(float(loss)):
-            return
-        loss = float(loss)
-        self.loss_series.append(step, loss)
-        low, high = (loss, loss) if self._loss_range is None else (min(self._loss_range[0], loss),
-                                                                  max(self._loss_range[1], loss))
-        self._loss_range = (low, high)
-        pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
-        self.loss_axis.setRange(low - pad, high + pad)
-        self.step_axis.setRange(0, max(steps, step, 1))
-        self.step_axis.applyNiceNumbers()  # whole-number ticks ("%d" of 0.25 steps printed 0 0 0 0 1)
 
     def _on_phase(self, event: dict) -> None:
         phase = str(event.get("phase", ""))
@@ -855,9 +888,12 @@ class RetrainDialog(QDialog):
         self.after_value.setText(format_accuracy(after))
         pairs = self._start_event.get("gate_pairs", self._start_event.get("held_out_pairs"))
         self.verdict_label.setText(verdict_text(before, after, not_worse, pairs) + check_details(event))
-        recommended = self.activate_new_button if not_worse else self.keep_button
+        better = not_worse and after > before  # NaN (no check) compares False: keep
+        recommended, other = ((self.activate_new_button, self.keep_button) if better
+                              else (self.keep_button, self.activate_new_button))
+        other.setDefault(False)
         recommended.setDefault(True)
-        (self.keep_button if not_worse else self.activate_new_button).setDefault(False)
+        recommended.setFocus()  # Enter takes the recommendation, not the Train button clicked last
         self.results_box.show()
         # Grow to fit the results rather than squeeze the chart under them (never shrink).
         layout = self.layout()
@@ -869,6 +905,7 @@ class RetrainDialog(QDialog):
 
     def _on_run_finished(self, outcome: TrainerOutcome) -> None:
         run, self._run = self._run, None
+        self._show_epoch()
         if run is not None:
             run.deleteLater()
         self._tick.stop()
@@ -953,6 +990,43 @@ class RetrainDialog(QDialog):
         self._update_controls()
         thread.start()
 
+    def delete_selected(self) -> None:
+        """Delete the selected version after the person confirms (never the active one)."""
+        selected = self.selected_version()
+        if selected is None or self.is_activating() or self.is_training() or self._closed or self.facts is None:
+            return
+        model = next((m for m in self.facts.models if m.id == selected), None)
+        if model is None or model.active:
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "Delete model version",
+                          f"Delete model v{model.id} {model.name}?", QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("Its model file and codes are removed for good. Your labelled pairs are kept, so "
+                               "you can train a version like it again.")
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.delete_confirmation = box
+        try:
+            box.exec()
+        finally:
+            self.delete_confirmation = None
+        if box.clickedButton() is not delete or self.is_activating() or self.is_training() or self._closed:
+            return
+        thread = DeletionThread(self.library_path, model.id, self)
+        thread.succeeded.connect(self._on_deleted)
+        thread.failed.connect(lambda message: self._say(f"Could not delete: {message}", error=True))
+        thread.finished.connect(self._on_activation_thread_finished)
+        self._activation = thread
+        self._say(f"Deleting model v{model.id}…")
+        self._update_controls()
+        thread.start()
+
+    def _on_deleted(self, model_id: int) -> None:
+        self._say(f"Deleted model v{model_id}; your labelled pairs are kept.")
+        if model_id == self.new_version:
+            self.new_version = None
+            self.activate_new_button.hide()
+            self.keep_button.hide()
+
     def _on_activated(self, row: ModelRow) -> None:
         self._say(f"Model v{row.id} {row.name} is active.")
         if row.id == self.new_version:
@@ -989,7 +1063,7 @@ class RetrainDialog(QDialog):
         if self.is_training() or self.is_activating():
             self._close_when_stopped = True
             self.cancel_training()
-            if self._activation is not None:
+            if isinstance(self._activation, ActivationThread):
                 self._activation.cancel.set()  # only an encoding catch-up stops early; it resumes next time
             return
         super().reject()
@@ -1006,7 +1080,7 @@ class RetrainDialog(QDialog):
         self._tick.stop()
         if self._run is not None:
             self._run.stop_now()
-        if self._activation is not None:
+        if isinstance(self._activation, ActivationThread):
             self._activation.cancel.set()
         for thread in (self._facts_thread, self._activation):
             if thread is not None:

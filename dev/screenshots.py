@@ -8,7 +8,7 @@ mirrored, warmer, smaller), indexes it into a demo library with the default mode
 a few pairs, then drives the real windows on Qt's offscreen platform and saves
 ``QWidget.grab()`` of each as PNG: the main window empty and with the results of a
 dropped photo (light and dark), the result menu, every page of the indexing wizard, the
-pair-labeling view, the labels list and the retrain dialog. A screen whose module is not
+pair-labeling view, the labels list and the retrain dialog (light and dark). A screen whose module is not
 there (yet) is skipped with a note, and the others are still made. Takes about a minute.
 """
 
@@ -231,16 +231,19 @@ def make_window(library: Path, settings_dir: Path):
 
 
 def drop_file(window, path: Path) -> None:
-    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
     from PySide6.QtGui import QDragEnterEvent, QDropEvent
     from PySide6.QtWidgets import QApplication
 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    args = (QPointF(60, 60), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, QDragEnterEvent(*args))
-    QApplication.sendEvent(window, QDropEvent(*args))
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    try:
+        enter = QDragEnterEvent(QPointF(60, 60), *args)  # PySide6 >= 6.12 (where a QPoint is deprecated)
+    except TypeError:
+        enter = QDragEnterEvent(QPoint(60, 60), *args)  # before 6.12
+    QApplication.sendEvent(window, enter)
+    QApplication.sendEvent(window, QDropEvent(QPointF(60, 60), *args))
 
 
 def shoot_empty_and_wizard(shot: Shooter, scratch: Path, photos: dict) -> None:
@@ -360,6 +363,7 @@ def shoot_labels(shot: Shooter, library: Path, scratch: Path) -> None:
 
 def shoot_retrain(shot: Shooter, library: Path, scratch: Path) -> None:
     from app.retrain_dialog import RetrainDialog
+    from app.theme import Theme
 
     window = make_window(library, scratch)
     try:
@@ -376,6 +380,12 @@ def shoot_retrain(shot: Shooter, library: Path, scratch: Path) -> None:
             shot.wait(lambda: not dialog.is_training() and dialog.new_version is not None, timeout=180,
                       what="the trainer")
         shot.save(dialog, "retrain")
+        dark = Theme(shot.app, "dark")
+        shot.settle(0.3)
+        shot.save(dialog, "retrain-dark")
+        dark.deleteLater()
+        Theme(shot.app, "light")
+        shot.settle(0.2)
         dialog.close()
         shot.settle(0.5)
     finally:
@@ -450,9 +460,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter finalization: PySide6 tearing down the widgets of several windows at
-    # exit has aborted the process ("bool_dealloc") after every screenshot was written.
-    os._exit(code)
+    sys.exit(main())

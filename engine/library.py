@@ -160,6 +160,24 @@ class Library:
             self._encoder = None
             return self.store.model(model.id)
 
+    def roll_back(self, *, progress=None, cancel=None, workers: int | None = None) -> ModelRow:
+        """Re-activate the model active before the current one (Store.roll_back), first giving it
+        codes for photos indexed since it was last active (as ``activate`` does)."""
+        from engine.reencode import encode_missing
+
+        with self.store.writing():
+            target = self.store.previous_model()
+            if target is None:
+                raise UserError("there is no earlier model to roll back to")
+            encode_missing(self.store, target, workers=workers, progress=progress, cancel=cancel)
+            row = self.store.roll_back(expected=target.id)
+            self._encoder = None
+            return row
+
+    def delete_model(self, model_id: int) -> list[Path]:
+        """Delete a version that is not active, with its files (Store.delete_model); labels stay."""
+        return self.store.delete_model(model_id)
+
     def _codes_from_features(self, backbone_id: str, dim: int, weight, bias, start: int = 0) -> np.ndarray:
         """Codes of slots ``start`` onwards from the stored features (dead slots zeroed),
         the features checked against their checksums first."""

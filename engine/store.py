@@ -139,8 +139,18 @@ MIGRATIONS: list[str] = [
     UPDATE images SET path = fsencode(path), dir = fsencode(dir);
     UPDATE labels SET path_a = fsencode(path_a), path_b = fsencode(path_b);
     """,
+    # 5: roll back walks the activation history: the entries it leaves are listed here, and
+    # later roll backs skip them (see ARCHITECTURE.md, "Model versions"). Entries written
+    # before this step all count as plain activations.
+    """
+    CREATE TABLE IF NOT EXISTS rolled_back (
+        activation_id INTEGER PRIMARY KEY REFERENCES activations(id) ON DELETE CASCADE,
+        at TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+_LIVE_ACTIVATION = "id NOT IN (SELECT activation_id FROM rolled_back)"  # on the history, not rolled back from
 
 
 @dataclass(frozen=True)
@@ -442,6 +452,14 @@ class Store:
                         path.unlink()
                     continue
                 arrays.truncate_rows(path, rowbytes[key], next_slot)  # refuses a link
+        models_folder = self.root / "models"
+        if models_folder.is_dir():
+            known_folders = {self._model_folder(model.id).name for model in self.models()}
+            for folder in models_folder.iterdir():
+                if folder.name.isdigit() and folder.name not in known_folders:
+                    # A version deleted, or added, by a process that died before it finished.
+                    log.info("removing %s, which no model version uses", folder)
+                    _remove(folder)
         stale = [a for (a,) in self._conn.execute("SELECT DISTINCT array FROM array_chunks") if a not in rowbytes]
         if stale:
             with self.transaction():
@@ -1002,7 +1020,9 @@ class Store:
         """
         with self.writing():
             manifest = read_manifest(source_dir)
-            model_id = self._conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM models").fetchone()[0]
+            # Never reuse a deleted version's number: "v3" names one model for the library's life.
+            model_id = max(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM models").fetchone()[0],
+                           int(self._meta("last_model_id", "0"))) + 1
             target = self._model_folder(model_id)
             codes_path = self.codes_path(model_id)
             features_path = self.features_path(manifest["backbone_id"])
@@ -1037,6 +1057,7 @@ class Store:
                      manifest["feature_dim"], json.dumps(manifest), utc_now()),
                 )
                 self.record_sums(sums)
+                self.set_meta("last_model_id", str(model_id))
                 if activate:
                     self._activate(model_id)
             return self.model(model_id)
@@ -1049,6 +1070,10 @@ class Store:
         with self.transaction():
             self._conn.execute("UPDATE models SET manifest = ? WHERE id = ?", (json.dumps(manifest), model_id))
         return self.model(model_id)
+
+    # Activation history: a stack of the versions made active, oldest first. A plain activation
+    # pushes; a roll back pops (its entries go to rolled_back) back to the version active
+    # before the current one. ARCHITECTURE.md, "Model versions", states the rules.
 
     def activate(self, model_id: int) -> None:
         """Make a version active; it must already cover every slot (engine.reencode.encode_missing)."""
@@ -1064,16 +1089,75 @@ class Store:
             raise RuntimeError(f"model v{model.id} covers {have} of {self.next_slot} photos: encode the rest "
                                "(engine.reencode.encode_missing) before activating it")
         self._conn.execute("UPDATE models SET active = (id = ?)", (model_id,))
-        self._conn.execute("INSERT INTO activations (model_id, at) VALUES (?, ?)", (model_id, utc_now()))
+        history = self.activation_history()
+        if not history or history[-1] != model_id:  # activating the active version changes nothing
+            self._conn.execute("INSERT INTO activations (model_id, at) VALUES (?, ?)", (model_id, utc_now()))
+
+    def activation_history(self) -> list[int]:
+        """The versions on the activation stack, oldest first; the last is the active one."""
+        return [row[0] for row in self._conn.execute(
+            f"SELECT model_id FROM activations WHERE {_LIVE_ACTIVATION} ORDER BY id")]
 
     def previous_model(self) -> ModelRow | None:
-        """The model that was active before the current one (for rollback)."""
+        """The model a roll back re-activates: the one active before the current one was activated."""
         active = self.active_model()
-        rows = self._conn.execute("SELECT model_id FROM activations ORDER BY id DESC").fetchall()
-        for (model_id,) in rows:
+        for model_id in reversed(self.activation_history()):
             if active is None or model_id != active.id:
                 return self.model(model_id)
         return None
+
+    def roll_back(self, expected: int | None = None) -> ModelRow:
+        """Re-activate the previous model (``expected``: the id the caller prepared it as).
+
+        The current version's entries on top of the history are marked rolled back, so the
+        next roll back goes further back instead of returning here.
+        """
+        with self.writing(), self.transaction():
+            target = self.previous_model()
+            if target is None:
+                raise UserError("there is no earlier model to roll back to")
+            if expected is not None and target.id != expected:
+                raise UserError("the model history changed meanwhile; try the roll back again")
+            if not self.covers(target):
+                raise RuntimeError(f"model v{target.id} does not cover every photo: encode the rest "
+                                   "(engine.reencode.encode_missing) before rolling back to it")
+            (entry,) = self._conn.execute(
+                f"SELECT MAX(id) FROM activations WHERE {_LIVE_ACTIVATION} AND model_id = ?", (target.id,)
+            ).fetchone()
+            self._conn.execute("INSERT INTO rolled_back (activation_id, at) "
+                               f"SELECT id, ? FROM activations WHERE {_LIVE_ACTIVATION} AND id > ?", (utc_now(), entry))
+            self._conn.execute("UPDATE models SET active = (id = ?)", (target.id,))
+        return self.model(target.id)
+
+    def delete_model(self, model_id: int) -> list[Path]:
+        """Delete a version that is not active: its catalog row and history entries (so no roll
+        back lands on it) in one commit, then its folder, its codes and, when no remaining
+        version shares its backbone, its features. Labels are not touched. Returns the paths
+        removed; one that cannot be removed now is left to the next open's repair."""
+        with self.writing():
+            with self.transaction():
+                model = self.model(model_id)
+                if model.active:
+                    raise UserError(f"model v{model_id} is active: activate another version before deleting it")
+                self._conn.execute("DELETE FROM rolled_back WHERE activation_id IN "
+                                   "(SELECT id FROM activations WHERE model_id = ?)", (model_id,))
+                self._conn.execute("DELETE FROM activations WHERE model_id = ?", (model_id,))
+                self._conn.execute("DELETE FROM models WHERE id = ?", (model_id,))
+                shared = self._conn.execute("SELECT 1 FROM models WHERE backbone_id = ? LIMIT 1",
+                                            (model.backbone_id,)).fetchone()
+                arrays_gone = [self.codes_path(model_id)]
+                if shared is None:
+                    arrays_gone.append(self.features_path(model.backbone_id))
+                self._conn.executemany("DELETE FROM array_chunks WHERE array = ?",
+                                       [(self.array_key(path),) for path in arrays_gone])
+            removed = []
+            for path in (self._model_folder(model_id), *arrays_gone):
+                try:
+                    _remove(path)
+                    removed.append(path)
+                except OSError as exc:
+                    log.warning("could not remove %s (the next open tries again): %s", path, exc)
+            return removed
 
     # -------------------------------------------------------------------- runs
 

@@ -198,3 +198,33 @@ def test_labels_import_of_class_folders(cli_env, indexed):
     exported = run(env, "labels", "export").stdout.splitlines()
     assert exported[0] == "a,b,label" and len(exported) > 6
     assert run(env, "labels", "import", "--per-photo", "0", str(kinds), check=False).returncode == 2
+
+
+def _active_version(env) -> int:
+    return next(m["version"] for m in json.loads(run(env, "model", "list", "--json").stdout) if m["active"])
+
+
+def test_rollback_twice_goes_back_twice_and_delete_removes_a_version_but_no_label(cli_env, indexed):
+    start = _active_version(cli_env)
+    labels_before = run(cli_env, "labels", "export").stdout
+    run(cli_env, "model", "refit", "--kind", "lsh")
+    middle = _active_version(cli_env)
+    run(cli_env, "model", "refit", "--kind", "lsh")
+    newest = _active_version(cli_env)
+    assert len({start, middle, newest}) == 3
+    run(cli_env, "model", "rollback")
+    assert _active_version(cli_env) == middle
+    run(cli_env, "model", "rollback")
+    assert _active_version(cli_env) == start  # not back to the newest
+
+    library = cli_env["LOOKALIKE_LIBRARY"]
+    refused = run(cli_env, "model", "delete", str(start), check=False)
+    assert refused.returncode == 2 and "active" in refused.stderr and "Traceback" not in refused.stderr
+    deleted = run(cli_env, "model", "delete", str(newest))
+    assert f"v{newest}" in deleted.stderr
+    assert newest not in [m["version"] for m in json.loads(run(cli_env, "model", "list", "--json").stdout)]
+    assert not os.path.exists(os.path.join(library, "models", f"{newest:04d}"))
+    assert not os.path.exists(os.path.join(library, "codes", f"{newest:04d}.u64"))
+    assert run(cli_env, "labels", "export").stdout == labels_before
+    out = json.loads(run(cli_env, "search", "--json", str(indexed / "p02.jpg")).stdout)
+    assert out["results"][0]["path"] == str(indexed / "p02.jpg")

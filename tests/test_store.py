@@ -247,3 +247,129 @@ def test_opening_a_new_library_from_many_processes_at_once_migrates_it_once(tmp_
 def _open_and_count(path: str) -> int:
     with Store.open(path) as store:
         return store.next_slot
+
+
+def _add_versions(store, tmp_path, backbones, *, activate=True):
+    """One version per backbone id, each activated in turn (v1 first) unless not ``activate``."""
+    import shutil
+
+    rows = []
+    for n, backbone in enumerate(backbones):
+        (tmp_path / f"v{n}").mkdir(parents=True)
+        folder = _fake_model(tmp_path / f"v{n}", backbone=backbone)
+        rows.append(store.add_model(folder, activate=activate))
+        shutil.rmtree(folder)
+    return rows
+
+
+def test_roll_back_twice_walks_the_activation_history(tmp_path):
+    with Store.open(tmp_path / "lib") as store:
+        v1, v2, v3 = _add_versions(store, tmp_path, ["bb01", "bb01", "bb01"])
+        assert store.previous_model().id == v2.id
+        assert store.roll_back().id == v2.id
+        assert store.previous_model().id == v1.id  # not back to v3
+        assert store.roll_back().id == v1.id
+        assert store.active_model().id == v1.id and store.previous_model() is None
+        with pytest.raises(UserError, match="no earlier model"):
+            store.roll_back()
+        assert store.activation_history() == [v1.id]
+
+
+def test_a_plain_activation_after_a_roll_back_starts_a_new_branch(tmp_path):
+    with Store.open(tmp_path / "lib") as store:
+        v1, v2, v3 = _add_versions(store, tmp_path, ["bb01", "bb01", "bb01"])
+        store.roll_back()               # v3 -> v2; v3 is rolled back from
+        store.activate(v3.id)           # chosen again by hand: on the history anew
+        assert store.activation_history() == [v1.id, v2.id, v3.id]
+        store.roll_back()
+        (v4,) = _add_versions(store, tmp_path / "more", ["bb01"])  # trained and activated from v2
+        assert store.activation_history() == [v1.id, v2.id, v4.id]
+        assert [store.roll_back().id, store.roll_back().id] == [v2.id, v1.id]
+        store.activate(v1.id)           # already active: no new entry
+        assert store.activation_history() == [v1.id]
+
+
+def test_a_version_2_store_migrates_and_its_history_rolls_back(tmp_path):
+    from engine.store import MIGRATIONS, _split_sql
+
+    (tmp_path / "lib").mkdir()
+    conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
+    for step in MIGRATIONS[:2]:
+        for statement in _split_sql(step):
+            conn.execute(statement)
+    for model_id in (1, 2, 3):
+        conn.execute("INSERT INTO models (id, name, backbone_id, bits, feature_dim, manifest, created_at, active) "
+                     "VALUES (?, 'm', 'bb', 64, 8, '{}', 't', ?)", (model_id, int(model_id == 3)))
+    conn.executemany("INSERT INTO activations (model_id, at) VALUES (?, 't')", [(1,), (2,), (3,)])
+    conn.execute("INSERT INTO labels (hash_a, hash_b, label, source, created_at) VALUES ('a', 'b', 1, 'gui', 'x')")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Store.open(tmp_path / "lib") as store:
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.activation_history() == [1, 2, 3]
+        assert [store.roll_back().id, store.roll_back().id] == [2, 1]
+        assert store.labels()[0][:4] == ("a", "b", 1, "gui")
+
+
+def test_deleting_a_version_removes_its_files_keeps_labels_and_the_history_consistent(tmp_path):
+    from engine.library import Library
+
+    with Store.open(tmp_path / "lib") as store:
+        v1, v2, v3, v4 = _add_versions(store, tmp_path, ["bb01", "bb02", "bb01", "bb03"])
+        _commit(store, v4, ["/a.jpg", "/b.jpg"])
+        for version in (v1, v2, v3):  # every version codes both photos, with checksums
+            arrays.write_rows(store.codes_path(version.id), 0, np.zeros((2, 1), dtype=np.uint64))
+            arrays.write_rows(store.features_path(version.backbone_id), 0, np.zeros((2, 8), dtype=np.float16))
+            store.adopt_rows(store.codes_path(version.id), 8, 2)
+        store.adopt_rows(store.features_path("bb02"), 16, 2)
+        store.add_label("ha", "hb", 1, source="test")
+    with Library(tmp_path / "lib", create=False) as library:
+        store = library.store
+        with pytest.raises(UserError, match="active"):
+            library.delete_model(v4.id)
+        removed = library.delete_model(v3.id)  # shares its backbone with v1: the features stay
+        assert set(removed) == {store.model_dir(v3.id), store.codes_path(v3.id)}
+        assert not store.model_dir(v3.id).exists() and not store.codes_path(v3.id).exists()
+        assert store.features_path("bb01").exists()
+        library.delete_model(v2.id)  # its backbone's only version: the features go too
+        assert not store.features_path("bb02").exists()
+        assert store.chunk_sums("codes/0002.u64") == {} and store.chunk_sums("features/bb02.f16") == {}
+        assert store.chunk_sums("codes/0001.u64")  # the others' checksums stay
+        assert [m.id for m in store.models()] == [v1.id, v4.id]
+        assert store.activation_history() == [v1.id, v4.id]
+        assert store.roll_back().id == v1.id  # never onto a deleted version
+        assert store.label("ha", "hb").label == 1 and store.label_count() == 1
+        assert store.model_dir(v4.id).exists() and store.codes_path(v4.id).exists()
+        with pytest.raises(UserError, match="no model version"):
+            library.delete_model(v3.id)
+        # A deleted version's number is never given to a new one.
+        (v5,) = _add_versions(store, tmp_path / "more", ["bb01"], activate=False)
+        assert v5.id == v4.id + 1
+        library.delete_model(v4.id)
+        (v6,) = _add_versions(store, tmp_path / "again", ["bb01"], activate=False)
+        assert v6.id == v5.id + 1
+
+
+def test_deleting_a_version_waits_for_no_one_holding_the_writer_lock(tmp_path):
+    from engine.library import Library
+
+    with Store.open(tmp_path / "lib") as store:
+        v1, v2 = _add_versions(store, tmp_path, ["bb01", "bb01"])
+    with Store.open(tmp_path / "lib") as indexer, Library(tmp_path / "lib", create=False) as library:
+        assert indexer.try_writer_lock()  # another writer, e.g. an index run
+        with pytest.raises(UserError, match="another Lookalike process"):
+            library.delete_model(v1.id)
+        assert library.store.model_dir(v1.id).exists()
+    with Library(tmp_path / "lib", create=False) as library:
+        library.delete_model(v1.id)
+
+
+def test_a_version_folder_left_by_a_crash_is_removed_on_open(tmp_path):
+    with Store.open(tmp_path / "lib") as store:
+        (v1,) = _add_versions(store, tmp_path, ["bb01"])
+        stray = store.model_dir(v1.id + 1)
+        stray.mkdir()
+        (stray / "model.onnx").write_bytes(b"half written")
+    with Store.open(tmp_path / "lib") as store:
+        assert not stray.exists() and store.model_dir(v1.id).exists()

@@ -68,16 +68,19 @@ def query_photos(folder: Path = QUERIES) -> list[Path]:
 
 def drop(window, path: Path) -> None:
     """A file manager's drag: enter, then drop, sent to the window."""
-    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
     from PySide6.QtGui import QDragEnterEvent, QDropEvent
     from PySide6.QtWidgets import QApplication
 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    args = (QPointF(40, 40), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, QDragEnterEvent(*args))
-    QApplication.sendEvent(window, QDropEvent(*args))
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    try:
+        enter = QDragEnterEvent(QPointF(40, 40), *args)  # PySide6 >= 6.12 (where a QPoint is deprecated)
+    except TypeError:
+        enter = QDragEnterEvent(QPoint(40, 40), *args)  # before 6.12
+    QApplication.sendEvent(window, enter)
+    QApplication.sendEvent(window, QDropEvent(QPointF(40, 40), *args))
 
 
 def time_drop(window, path: Path, timeout_s: float = 60.0) -> float:

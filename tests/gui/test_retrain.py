@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 import shutil
 import sys
 import textwrap
@@ -335,3 +336,181 @@ def test_roll_back_and_activate_from_the_versions_tab_refresh_the_window(qtbot, 
     assert window.retrain_dialog is not dialog and window.retrain_dialog.tabs.currentIndex() == 0
     qtbot.waitUntil(lambda: window.retrain_dialog.facts is not None, timeout=15_000)
     assert not window.retrain_dialog.train_button.isEnabled()  # no labels in this library
+
+
+@pytest.mark.slow
+def test_retrain_then_quit_exits_0(library, photo_set, tmp_path):
+    """The real app in its own process: search, retrain, activate, roll back, Ctrl+Q; it must exit 0.
+
+    With PySide6 6.12.0 on CPython 3.11 every training step's progress signal took a reference
+    from True, and the interpreter aborted while shutting down (bool_dealloc, exit 134).
+    """
+    label_pairs(library, photo_set)
+    env = dict(os.environ, LOOKALIKE_LIBRARY=str(library), XDG_CONFIG_HOME=str(tmp_path / "config"),
+               QT_QPA_PLATFORM="offscreen", LOOKALIKE_THEME="light", PYTHONFAULTHANDLER="1")
+    process = subprocess.run([sys.executable, "-m", "tests.gui.retrain_then_quit", str(photo_set["originals"][3]),
+                              "--steps", "3000"], env=env, capture_output=True, text=True, timeout=600,
+                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert process.returncode == 0, process.stdout + process.stderr[-3000:]
+    assert "step: quit" in process.stdout, process.stdout
+    assert models_of(library) == ([1, 2], 1)  # trained v2, activated it, rolled back to v1
+
+
+def _scripted_trainer(tmp_path, *, before: float, after: float, not_worse: bool, losses=(62.9, 0.9, 0.5, 0.4)):
+    """A stand-in trainer (the dialog's launcher) that reports a few steps, a check and a version."""
+    script = tmp_path / f"trainer_{before}_{after}_{not_worse}.py"
+    epochs = "".join('{"event": "epoch", "epoch": %d, "step": %d, "steps": %d, "loss": %r}\n'
+                     % (n, n, len(losses), loss) for n, loss in enumerate(losses, start=1))
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.stdout.write('{{"event": "start", "pairs": 40, "train_pairs": 32, "held_out_pairs": 8, "photos": 16}}\\n')
+        sys.stdout.write({epochs!r})
+        sys.stdout.write('{{"event": "evaluated", "held_out_accuracy_before": {before}, '
+                         '"held_out_accuracy_after": {after}, "not_worse": {str(not_worse).lower()}}}\\n')
+        sys.stdout.write('{{"event": "done", "version": 9, "name": "scripted", "activated": false, '
+                         '"held_out_accuracy_before": {before}, "held_out_accuracy_after": {after}}}\\n')
+    """))
+    return [sys.executable, str(script)]
+
+
+@pytest.mark.parametrize("before, after, not_worse, recommended", [
+    (0.80, 0.90, True, "activate_new_button"),
+    (0.80, 0.80, True, "keep_button"),   # as good, no better: keep
+    (0.80, 0.70, False, "keep_button"),
+])
+def test_the_default_button_follows_the_verdict(qtbot, open_dialog, library, photo_set, tmp_path, before, after,
+                                                not_worse, recommended):
+    label_pairs(library, photo_set)
+    dialog = open_dialog(library, launcher=_scripted_trainer(tmp_path, before=before, after=after,
+                                                             not_worse=not_worse))
+    dialog.start_training()
+    qtbot.waitUntil(lambda: not dialog.is_training(), timeout=30_000)
+    assert dialog.error_label.isHidden(), dialog.error_label.text()
+    other = "keep_button" if recommended == "activate_new_button" else "activate_new_button"
+    assert getattr(dialog, recommended).isDefault() and not getattr(dialog, other).isDefault()
+
+
+def test_the_loss_chart_has_whole_steps_a_log_scale_and_the_dark_palette(qtbot, open_dialog, library, photo_set,
+                                                                         tmp_path, qapp):
+    from PySide6.QtCharts import QLogValueAxis
+    from PySide6.QtGui import QPalette
+
+    from app.theme import palette
+
+    label_pairs(library, photo_set)
+    original = QPalette(qapp.palette())
+    qapp.setPalette(palette("dark"))
+    try:
+        dialog = open_dialog(library, launcher=_scripted_trainer(tmp_path, before=0.8, after=0.9, not_worse=True))
+        dialog.start_training()
+        qtbot.waitUntil(lambda: not dialog.is_training(), timeout=30_000)
+        assert dialog.loss_series.count() == 4
+        ticks = dialog.step_axis.tickInterval()
+        assert ticks == int(ticks) >= 1 and dialog.step_axis.max() % ticks == 0
+        assert isinstance(dialog.loss_axis, QLogValueAxis)  # 62.9 then 0.4: a linear axis flattens the tail
+        chart = dialog.loss_chart.chart()
+        assert chart.backgroundBrush().color() == palette("dark").color(QPalette.ColorRole.Base)
+        assert chart.backgroundBrush().color().lightness() < 80
+    finally:
+        qapp.setPalette(original)
+
+
+def _three_versions(library, default_model_dir) -> None:
+    """v1 (the library's), then v2 and v3, each activated in turn."""
+    with Library(library, create=False) as lib:
+        lib.install_model(default_model_dir)
+        lib.install_model(default_model_dir)
+
+
+def test_roll_back_twice_goes_back_twice(qtbot, make_window, library, photo_set, default_model_dir):
+    _three_versions(library, default_model_dir)
+    window = make_window(library)
+    window.versions_action.trigger()
+    dialog = window.retrain_dialog
+    qtbot.waitUntil(lambda: dialog.facts is not None and dialog.history.rowCount() == 3, timeout=15_000)
+    for expected in (2, 1):
+        assert f"v{expected}" in dialog.rollback_button.toolTip()
+        with qtbot.waitSignal(dialog.model_changed, timeout=60_000):
+            qtbot.mouseClick(dialog.rollback_button, Qt.MouseButton.LeftButton)
+        assert models_of(library) == ([1, 2, 3], expected)
+        qtbot.waitUntil(lambda: not dialog.is_activating() and dialog._facts_thread is None, timeout=15_000)
+        qtbot.waitUntil(lambda: f"model v{expected}" in window.library_status.text(), timeout=15_000)
+    assert not dialog.rollback_button.isEnabled()  # v1 was the first: nothing earlier
+
+
+def _answer_delete(qtbot, dialog, answer: str) -> None:
+    """Press ``answer`` ("Delete" or "Cancel") in the confirmation once it shows."""
+    from PySide6.QtCore import QTimer
+
+    def press():
+        box = dialog.delete_confirmation
+        if box is None or not box.isVisible():
+            QTimer.singleShot(20, press)
+            return
+        button = next(b for b in box.buttons() if b.text().replace("&", "") == answer)
+        button.click()
+
+    QTimer.singleShot(0, press)
+
+
+def test_delete_a_version_from_the_versions_tab(qtbot, open_dialog, library, photo_set, default_model_dir):
+    _three_versions(library, default_model_dir)
+    label_pairs(library, photo_set)
+    with Library(library, create=False) as lib:
+        labels_before = lib.store.labels()
+    dialog = open_dialog(library)
+    dialog.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: dialog.history.rowCount() == 3, timeout=15_000)
+    dialog.select_version(3)
+    assert not dialog.delete_button.isEnabled()  # the active one
+    dialog.select_version(2)
+    assert dialog.delete_button.isEnabled()
+
+    _answer_delete(qtbot, dialog, "Cancel")
+    qtbot.mouseClick(dialog.delete_button, Qt.MouseButton.LeftButton)
+    assert models_of(library) == ([1, 2, 3], 3) and not dialog.is_activating()
+
+    _answer_delete(qtbot, dialog, "Delete")
+    qtbot.mouseClick(dialog.delete_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.is_activating() and dialog.history.rowCount() == 2, timeout=15_000)
+    assert models_of(library) == ([1, 3], 3)
+    assert not (library / "models" / "0002").exists() and not (library / "codes" / "0002.u64").exists()
+    assert "Deleted model v2" in dialog.history_label.text()
+    with Library(library, create=False) as lib:
+        assert lib.store.labels() == labels_before
+    qtbot.waitUntil(lambda: dialog._facts_thread is None, timeout=15_000)
+    assert "v1" in dialog.rollback_button.toolTip()  # the history skips the deleted version
+
+
+def test_the_results_on_show_take_the_new_models_codes_after_a_roll_back(qtbot, make_window, library, photo_set):
+    """Item 6 of issue 9: after a model change the window searches its query again, so what it
+    shows (order and code distances) is the active model's, not the previous one's."""
+    query = str(photo_set["originals"][5])
+    with Library(library, create=False) as lib:
+        lib.refit_head("lsh", seed=7)  # v2: other random hyperplanes, other codes; v1 was active before
+    window = make_window(library)
+    qtbot.waitUntil(lambda: "model v2" in window.library_status.text(), timeout=15_000)
+    window.search(query)
+    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=30_000)
+
+    def shown():
+        return [(window.model.item(r).path, window.model.item(r).hamming) for r in range(window.model.rowCount())]
+
+    def expected():
+        from engine.search import SearchParams
+
+        with Library(library, create=False) as lib:
+            return [(hit.path, hit.hamming) for hit in lib.search_file(query, SearchParams(k=window.k_spin.value()))]
+
+    before = shown()
+    assert before == expected()
+    window.versions_action.trigger()
+    dialog = window.retrain_dialog
+    qtbot.waitUntil(lambda: dialog.facts is not None and dialog.rollback_button.isEnabled(), timeout=15_000)
+    with qtbot.waitSignal(dialog.model_changed, timeout=60_000):
+        qtbot.mouseClick(dialog.rollback_button, Qt.MouseButton.LeftButton)
+    assert models_of(library)[1] == 1
+    now = expected()
+    assert now != before  # v1's codes give other distances
+    qtbot.waitUntil(lambda: shown() == now, timeout=30_000)
+    qtbot.waitUntil(lambda: not dialog.is_activating(), timeout=15_000)

@@ -27,7 +27,8 @@ def themes(qapp):
 
     yield make
     for theme in made:
-        shiboken6.delete(theme)  # also disconnects it from colorSchemeChanged
+        if shiboken6.isValid(theme):  # a test may have deleted it already (a second delete crashes PySide6 6.11)
+            shiboken6.delete(theme)  # also disconnects it from colorSchemeChanged
     qapp.setStyle(style)
     qapp.setPalette(original)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage
 from PySide6.QtWidgets import QApplication
 
@@ -16,12 +16,14 @@ from tests.gui.conftest import PHOTOS
 
 def _drop(window, mime: QMimeData) -> None:
     """What a file manager's drag does: enter (Qt only delivers a drop where one was accepted), drop."""
-    args = (QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier)
-    enter = QDragEnterEvent(*args)
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    try:
+        enter = QDragEnterEvent(QPointF(20, 20), *args)  # PySide6 >= 6.12 (where a QPoint is deprecated)
+    except TypeError:
+        enter = QDragEnterEvent(QPoint(20, 20), *args)  # before 6.12
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
-    drop = QDropEvent(*args)
+    drop = QDropEvent(QPointF(20, 20), *args)
     assert QApplication.sendEvent(window, drop) and drop.isAccepted()
 
 
