@@ -128,9 +128,10 @@ def _index_summary(report) -> str:
 
 
 def cmd_search(args) -> int:
+    from engine.library import Query
     from engine.search import SearchParams
 
-    params_kwargs = {"k": args.k, "rerank": not args.no_rerank}
+    params_kwargs = {"k": args.k, "rerank": args.rerank}
     if args.pool is not None:
         params_kwargs["pool"] = args.pool
     if args.radius is not None:
@@ -140,27 +141,44 @@ def cmd_search(args) -> int:
     status = 0
     with library:
         library.active_model()
-        for image in args.images:
-            if not os.path.exists(image):
-                print(f"lookalike: {image}: no such file", file=sys.stderr)
+        # The examples refine every query: read them once, and fail before any output if one cannot be.
+        like = tuple(_example(library, path, "--like") for path in args.like or ())
+        unlike = tuple(_example(library, path, "--unlike") for path in args.unlike or ())
+        queries: list[tuple[object, list[str]]] = [(image, [image]) for image in args.images]
+        if args.together:
+            queries = [(list(args.images), list(args.images))]
+        for label, images in queries:
+            missing = [image for image in images if not os.path.exists(image)]
+            if missing:
+                print(f"lookalike: {missing[0]}: no such file", file=sys.stderr)
                 status = EXIT_USER
                 continue
             try:
-                hits = library.search_file(image, params)
+                photos = tuple(library.example_from_file(image) for image in images)
+                hits = library.search_query(Query(photos, like, unlike), params)
             except UserError as exc:
                 print(f"lookalike: {exc}", file=sys.stderr)
                 status = EXIT_USER
                 continue
             if args.json:
-                print(json.dumps({"query": image, **_bytes_field("query", image), "results": [
-                    {"path": h.path, **_bytes_field("path", h.path), "hamming": h.hamming,
-                     "score": round(h.score, 6)} for h in hits]}))
+                line = {"query": label, **(_bytes_field("query", label) if isinstance(label, str) else {}),
+                        "results": [{"path": h.path, **_bytes_field("path", h.path), "hamming": h.hamming,
+                                     "score": round(h.score, 6)} for h in hits]}
+                if like or unlike:
+                    line.update({"like": list(args.like or ()), "unlike": list(args.unlike or ())})
+                print(json.dumps(line))
             else:
-                print(f"{image}:")
+                print(f"{' + '.join(images)}:")
                 for rank, hit in enumerate(hits, 1):
                     print(f"{rank:4d}  {hit.score:6.3f}  {hit.hamming:3d}  {hit.path}")
             sys.stdout.flush()
     return status
+
+
+def _example(library, path: str, flag: str):
+    if not os.path.exists(path):
+        raise UserError(f"{flag} {path}: no such file")
+    return library.example_from_file(path)
 
 
 def cmd_status(args) -> int:
@@ -467,13 +485,33 @@ def cmd_train(args) -> int:
     verdict = ("activated" if report["activated"] else
                f"not activated (activate it with 'lookalike model activate {report['version']}')" if args.no_activate
                else "kept the previous model active (use --force to activate)")
-    print(f"Model v{report['version']} {report['name']}: held-out pair accuracy "
-          f"{report['held_out_accuracy_before']:.3f} -> {report['held_out_accuracy_after']:.3f}; {verdict}",
-          file=sys.stderr)
+    print(f"Model v{report['version']} {report['name']}: {_check_summary(report)}; {verdict}", file=sys.stderr)
     if report.get("best_step") == 0 or report.get("best_epoch") == 0:
         print("lookalike: no training step did better on the held-out pairs than the model it started from, "
               "so the new version codes photos as before; label more pairs and train again", file=sys.stderr)
     return 0
+
+
+def _check_summary(report: dict) -> str:
+    """The held-out check in words: where the held-out partner ranks before -> after, then the other figures."""
+    import math
+
+    def pct(value) -> str:
+        return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+    def num(value) -> str:
+        return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+    before, after = report.get("percentile_before"), report.get("percentile_after")
+    if before is None or after is None or math.isnan(after):
+        return ("too few labelled pairs to hold some back, so the new version is unchecked "
+                "('lookalike model rollback' returns to the previous one)")
+    return (f"searching with {report.get('gate_searches', 0)} held-out photos, the photo labelled similar ranks "
+            f"ahead of {pct(before)} -> {pct(after)} of the library on average (in the top 10: "
+            f"{pct(report.get('top10_before'))} -> {pct(report.get('top10_after'))}; mAP "
+            f"{num(report.get('map_before'))} -> {num(report.get('map_after'))}; held-out pair accuracy "
+            f"{num(report['held_out_accuracy_before'])} -> {num(report['held_out_accuracy_after'])}); "
+            f"results re-ranked by {report.get('rerank', 'features')}")
 
 
 def cmd_eval(args) -> int:
@@ -666,12 +704,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", parents=[library], help="find photos that look like IMAGE")
+    p = sub.add_parser("search", parents=[library], help="find photos that look like IMAGE",
+                       description="Find the photos that look like each IMAGE (one result list per IMAGE, "
+                                   "or one for all of them with --together).")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("-k", type=_whole(1), default=20, help="number of results (default 20)")
+    p.add_argument("--like", action="append", metavar="PHOTO",
+                   help="a photo like what you are looking for: moves every query toward it (repeatable)")
+    p.add_argument("--unlike", action="append", metavar="PHOTO",
+                   help="a photo unlike what you are looking for: moves every query away from it, and "
+                        "it (and its copies) never appears in the results (repeatable)")
+    p.add_argument("--together", action="store_true",
+                   help="search for photos like all the IMAGEs at once: one result list")
     p.add_argument("--pool", type=_whole(1), default=None, help="Hamming candidates to re-rank")
     p.add_argument("--radius", type=_whole(0), default=None, help="re-rank every code within this Hamming radius")
-    p.add_argument("--no-rerank", action="store_true", help="rank by Hamming distance only")
+    p.add_argument("--rerank", default="auto", choices=["auto", "features", "code", "none"],
+                   help="how the candidates are ordered: auto (default) as the active model version says, "
+                        "features (cosine on the network's features), code (in the trained hash layer's "
+                        "space), none (Hamming distance only)")
+    p.add_argument("--no-rerank", dest="rerank", action="store_const", const="none",
+                   help="the same as --rerank none")
     p.add_argument("--json", action="store_true", help="one JSON object per query per line")
     p.set_defaults(func=cmd_search)
 

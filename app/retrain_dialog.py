@@ -387,6 +387,18 @@ def verdict_text(before: float, after: float, not_worse: bool, held_out_pairs: i
     return f"The new model is worse than the current one{pairs}; keeping the current model is recommended."
 
 
+def check_details(event: dict) -> str:
+    """What the figures are, in words, under the verdict (empty for an older trainer's event)."""
+    if "percentile_before" not in event or math.isnan(float(event["percentile_after"])):
+        return ""
+    return (f" The figures: searching with one photo of each held-out similar pair ({event.get('gate_searches', 0)} "
+            f"searches over the whole library), the share of the library ranked below the other photo. In the "
+            f"top 10: {format_accuracy(event['top10_before'])} → {format_accuracy(event['top10_after'])}; mAP over "
+            f"the held-out groups {float(event['map_before']):.3f} → {float(event['map_after']):.3f}; held-out "
+            f"pair accuracy {format_accuracy(event['held_out_accuracy_before'])} → "
+            f"{format_accuracy(event['held_out_accuracy_after'])}.")
+
+
 # ------------------------------------------------------------------ the dialog
 
 
@@ -501,7 +513,7 @@ class RetrainDialog(QDialog):
 
         self.loss_chart = LossChart(redraw_ms=None)  # drawn by _show_epoch, with the progress bar
 
-        self.results_box = QGroupBox("Held-out pair accuracy")
+        self.results_box = QGroupBox("Held-out check: how far up a search the photo labelled similar comes")
         self.before_value = QLabel("–")
         self.after_value = QLabel("–")
         for value in (self.before_value, self.after_value):
@@ -867,12 +879,15 @@ class RetrainDialog(QDialog):
             self.stage_label.setText(f"{label}…")
 
     def _show_evaluation(self, event: dict) -> None:
-        before = float(event["held_out_accuracy_before"])
-        after = float(event["held_out_accuracy_after"])
+        # The big figures: where a search ranks the held-out partner, in the ranking the person
+        # gets (pair accuracy for an older trainer that did not send it).
+        before = float(event.get("percentile_before", event["held_out_accuracy_before"]))
+        after = float(event.get("percentile_after", event["held_out_accuracy_after"]))
         not_worse = bool(event.get("not_worse", event.get("accepted", False)))
         self.before_value.setText(format_accuracy(before))
         self.after_value.setText(format_accuracy(after))
-        self.verdict_label.setText(verdict_text(before, after, not_worse, self._start_event.get("held_out_pairs")))
+        pairs = self._start_event.get("gate_pairs", self._start_event.get("held_out_pairs"))
+        self.verdict_label.setText(verdict_text(before, after, not_worse, pairs) + check_details(event))
         better = not_worse and after > before  # NaN (no check) compares False: keep
         recommended, other = ((self.activate_new_button, self.keep_button) if better
                               else (self.keep_button, self.activate_new_button))

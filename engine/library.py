@@ -12,13 +12,56 @@ import numpy as np
 from engine import arrays, models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
-from engine.errors import DecodeError, LibraryDamaged, UserError
+from engine.errors import DecodeError, EnvironmentProblem, LibraryDamaged, UserError
 from engine.paths import default_library_path
 from engine.store import ModelRow, Store, read_manifest
 
 log = logging.getLogger(__name__)
 
 FIT_SAMPLE = 100_000
+
+
+@dataclass(frozen=True)
+class Example:
+    """One photo in a query, as the active model sees it: code words (W,) and feature (D,).
+
+    ``slots``: the library's slots holding this photo's content (empty when it is not indexed);
+    results never include them when the photo is a dissimilar example. ``name`` is its path,
+    or "slot N", for messages.
+    """
+
+    words: np.ndarray
+    feature: np.ndarray
+    slots: tuple[int, ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to search for: one or more photos (several: photos like all of them), refined by
+    examples marked similar (``like``) and dissimilar (``unlike``), which results exclude.
+
+    The window keeps one per result list and adds marks with :meth:`refined`.
+    """
+
+    photos: tuple[Example, ...]
+    like: tuple[Example, ...] = ()
+    unlike: tuple[Example, ...] = ()
+
+    def refined(self, like=(), unlike=()) -> "Query":
+        """This query with more examples; an indexed photo marked again keeps only its new mark."""
+        like, unlike = tuple(like), tuple(unlike)
+        marked = like + unlike
+        return Query(self.photos, tuple(e for e in self.like if not _same_photo(e, marked)) + like,
+                     tuple(e for e in self.unlike if not _same_photo(e, marked)) + unlike)
+
+    @property
+    def is_refined(self) -> bool:
+        return len(self.photos) > 1 or bool(self.like) or bool(self.unlike)
+
+
+def _same_photo(example: Example, others) -> bool:
+    return bool(example.slots) and any(set(example.slots) & set(o.slots) for o in others)
 
 
 @dataclass(frozen=True)
@@ -39,6 +82,7 @@ class Library:
         self.store = Store.open(self.path, create=create, readonly=readonly)
         self._encoder: Encoder | None = None
         self._encoder_key: tuple | None = None
+        self._heads: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # model id -> (W, b)
 
     def close(self) -> None:
         self.store.close()
@@ -91,12 +135,14 @@ class Library:
         info = ModelInfo.load(model_dir)
         codes = None
         backbone_id = read_manifest(model_dir)["backbone_id"]
+        weight, bias = models.read_head(model_dir)
         features_path = self.store.features_path(backbone_id)
         if self.store.next_slot and arrays.row_count(features_path, info.feature_dim * 2) >= self.store.next_slot:
             # Same backbone as the features we hold: code the library without decoding.
-            weight, bias = models.read_head(model_dir)
             codes = self._codes_from_features(backbone_id, info.feature_dim, weight, bias)
-        return self.store.add_model(model_dir, codes, activate=False)
+        row = self.store.add_model(model_dir, codes, activate=False)
+        models.write_head_arrays(self.store.model_dir(row.id), weight, bias)
+        return row
 
     def activate(self, model_id: int, *, progress=None, cancel=None, workers: int | None = None) -> ModelRow:
         """Make a version active, first giving it codes (and features) for every photo.
@@ -173,11 +219,12 @@ class Library:
             base = active.manifest.get("base_name", active.name.rsplit("-", 1)[0])
             models.write_with_head(
                 self.store.model_dir(active.id), target, weight, bias,
-                {"name": f"{base}-{kind}", "base_name": base,
+                {"name": f"{base}-{kind}", "base_name": base, "rerank": "features",
                  "head": {"kind": kind, "fitted_on": int(live.size), "seed": seed}},
             )
             codes = self._codes_from_features(active.backbone_id, active.feature_dim, weight, bias)
             row = self.store.add_model(target, codes, activate=True)
+            models.write_head_arrays(self.store.model_dir(row.id), weight, bias)
         self._encoder = None
         return row
 
@@ -233,34 +280,111 @@ class Library:
         logits, features = self.encoder().encode(decoded.pixels)
         return codes_from_logits(logits)[0], features[0]
 
-    def search_vector(self, words: np.ndarray, feature: np.ndarray, params=None, *,
-                      folder: str | os.PathLike | None = None) -> list[Hit]:
-        """Best first; ``folder`` keeps only photos under that folder (the mask is applied
-        before the coarse search, so k results still come back when the folder has them)."""
-        from engine.search import SearchParams, search
+    # ------------------------------------------------------------------ queries
+
+    def example_from_file(self, image_path: str | os.PathLike) -> Example:
+        """A photo given by path: an indexed photo (found by content, so a copy or a moved file
+        counts) uses its stored code and feature; any other is decoded and encoded."""
+        from engine.imageio import content_hash, decode_image, read_file
+
+        try:
+            data = read_file(image_path)
+        except DecodeError as exc:
+            raise UserError(f"{image_path}: {exc.reason}") from exc
+        slots = [s for s in self.store.slots_with_hash(content_hash(data)) if s < self.store.next_slot]
+        if slots:
+            return Example(np.array(self.codes()[slots[0]]), np.asarray(self.features()[slots[0]], np.float32),
+                           tuple(slots), os.fspath(image_path))
+        info = self.model_info()
+        try:
+            decoded = decode_image(data, size=info.input_size, resize=info.resize, thumb_size=0)
+        except DecodeError as exc:
+            raise UserError(f"{image_path}: {exc.reason}") from exc
+        logits, features = self.encoder().encode(decoded.pixels)
+        return Example(codes_from_logits(logits)[0], features[0], (), os.fspath(image_path))
+
+    def example_from_slot(self, slot: int) -> Example:
+        """An indexed photo by slot (a result tile): stored code and feature, no decoding."""
+        slot = int(slot)
+        if not 0 <= slot < self.store.next_slot:
+            raise UserError(f"slot {slot} is not in this library")
+        found = self.store.images_for_slots([slot]).get(slot)
+        slots = tuple(self.store.slots_with_hash(found[0])) if found and found[0] else (slot,)
+        return Example(np.array(self.codes()[slot]), np.asarray(self.features()[slot], np.float32),
+                       slots if slot in slots else (slot, *slots), found[1] if found else f"slot {slot}")
+
+    def head(self, model: ModelRow | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A version's linear hash head (W [D, K], b [K]), read once per Library: from the .npy
+        files written at install, else (versions installed before them) from model.onnx."""
+        model = model or self.active_model()
+        head = self._heads.get(model.id)
+        if head is None:
+            directory = self.store.model_dir(model.id)
+            head = models.load_head_arrays(directory, model.feature_dim, model.bits)
+            if head is None:
+                head = models.read_head(directory)
+                if head[0].shape != (model.feature_dim, model.bits) or head[1].shape != (model.bits,):
+                    raise EnvironmentProblem(f"model v{model.id}'s head is {head[0].shape}, not "
+                                             f"({model.feature_dim}, {model.bits}) as its manifest says")
+            self._heads[model.id] = head
+        return head
+
+    def rerank_space(self, choice: str | bool = "auto", model: ModelRow | None = None):
+        """The fine stage for a SearchParams.rerank choice: "auto" (True) is what the version's
+        manifest says ("features" when it says nothing); None for "none" (False)."""
+        from engine.search import CodeSpace, FeatureSpace, SearchParams
+
+        model = model or self.active_model()
+        choice = SearchParams(rerank=choice).rerank_choice()
+        if choice == "auto":
+            choice = models.rerank_space(model.manifest)
+        if choice == "none":
+            return None
+        if choice == "code":
+            return CodeSpace(*self.head(model))
+        return FeatureSpace()
+
+    def search_query(self, query: Query, params=None, *, folder: str | os.PathLike | None = None) -> list[Hit]:
+        """Best first: how the CLI, the window and the benchmarks search (the trainer's held-out
+        check runs the same engine.search functions on a candidate version's arrays).
+
+        Coarse: the union of the Hamming pools of the query photos and the similar examples
+        (each candidate keeps its smallest distance), dissimilar examples excluded. Fine: the
+        pool ranked in the re-rank space (params.rerank; "auto" is the version's own) by the
+        query moved toward the similar and away from the dissimilar examples (Rocchio). With
+        "none", a refined query ranks by Hamming distance to its refined code (the sign of the
+        same vector in the head's space). ``folder`` keeps only photos under that folder (the
+        mask is applied before the coarse search, so k results still come back when it has them).
+        """
+        from engine.search import SearchParams, search_probe
 
         params = params or SearchParams()
+        if not query.photos:
+            raise UserError("a search needs at least one query photo")
         if self.store.next_slot == 0:
             raise UserError(f"the library at {self.path} is empty (run 'lookalike index PATH' first)")
-        live = self.store.live_mask()
-        unreachable = self._unreachable_slots()
-        live[unreachable[unreachable < live.size]] = False
+        model = self.active_model()
+        self.model_info(model)  # a version this engine cannot read is refused, arrays or not
+        space = self.rerank_space(params.rerank_choice(), model)
+        live = self.searchable_mask()
         if folder is not None:
             live &= self._folder_mask(folder, live.size)
         codes, features = self.codes(), self.features()
         if min(len(codes), len(features)) < live.size:
             # Only after damage (activation needs complete arrays): answering from part of the
             # library would be a silent wrong answer.
-            raise LibraryDamaged(f"model v{self.active_model().id} has codes for {min(len(codes), len(features))} "
+            raise LibraryDamaged(f"model v{model.id} has codes for {min(len(codes), len(features))} "
                                  f"of {live.size} photos (its arrays were damaged); run 'lookalike repair'")
+        probe = self._probe(query, space, model)
         # A result is a file the person can open: files gone since the last index run are
         # dropped (k stats) and the search runs again without them, so k still come back.
         for _ in range(3):
-            result = search(codes, features, words, feature, params, live=live)
+            result = search_probe(codes, features, probe, params, live=live, space=space)
             if result.score.size and not (np.isfinite(result.score).all() and np.abs(result.score).max() <= 1.01):
-                # Stored features are unit vectors: a cosine beyond 1 is a damaged row, not a match.
-                raise LibraryDamaged(f"the stored features of model v{self.active_model().id} are damaged (a "
-                                     "cosine beyond 1); run 'lookalike repair'")
+                # Stored features are unit vectors and code scores lie in [-1, 1]: beyond is a
+                # damaged row, not a match.
+                raise LibraryDamaged(f"the stored features of model v{model.id} are damaged (a "
+                                     "score beyond 1); run 'lookalike repair'")
             paths = self.store.paths_for_slots(result.slots)
             hits = [Hit(paths[int(slot)], int(ham), float(score), int(slot))
                     for slot, ham, score in zip(result.slots, result.hamming, result.score) if int(slot) in paths]
@@ -270,6 +394,43 @@ class Library:
             log.info("%d results are no longer on disk; leaving them out", len(gone))
             live[gone] = False
         return [hit for hit in hits if hit.slot not in set(gone)]
+
+    def _probe(self, query: Query, space, model: ModelRow):
+        """The query as engine.search sees it: seeds for the coarse stage, the vector for the fine one."""
+        from engine.search import CodeSpace, Probe, refined_vector
+
+        def stack(examples) -> np.ndarray | None:
+            return np.stack([np.asarray(e.feature, np.float32) for e in examples]) if examples else None
+
+        photos, like, unlike = stack(query.photos), stack(query.like), stack(query.unlike)
+        feature = photos[0] if len(photos) == 1 else photos.mean(axis=0)
+        feature = feature / max(float(np.linalg.norm(feature)), 1e-12) if query.is_refined else feature
+        seeds = [np.asarray(e.words, np.uint64) for e in (*query.photos, *query.like)]
+        if space is None:
+            vector = feature
+            if query.is_refined:  # Hamming only: the refined query's own code is the one seed
+                head = CodeSpace(*self.head(model))
+                embed = [None if x is None else head.embed(x) for x in (photos, like, unlike)]
+                seeds = [codes_from_logits(refined_vector(*embed)[None, :])[0]]
+        elif query.is_refined:
+            embed = [None if x is None else space.embed(x) for x in (photos, like, unlike)]
+            vector = space.finish(refined_vector(*embed))
+        else:
+            vector = space.embed(photos[0])
+        exclude = np.array(sorted({s for e in query.unlike for s in e.slots}), dtype=np.int64)
+        return Probe(seeds=np.stack(seeds), vector=vector, feature=feature, exclude=exclude)
+
+    def search_vector(self, words: np.ndarray, feature: np.ndarray, params=None, *,
+                      folder: str | os.PathLike | None = None) -> list[Hit]:
+        """One query photo's code words and feature; see :meth:`search_query`."""
+        return self.search_query(Query((Example(np.asarray(words), np.asarray(feature)),)), params, folder=folder)
+
+    def searchable_mask(self) -> np.ndarray:
+        """Boolean mask over slots: the photos a search may return (live, under a reachable root)."""
+        live = self.store.live_mask()
+        unreachable = self._unreachable_slots()
+        live[unreachable[unreachable < live.size]] = False
+        return live
 
     def _unreachable_slots(self) -> np.ndarray:
         """Slots of the photos under roots that are not there now (an unplugged drive, a moved folder)."""
@@ -319,8 +480,7 @@ class Library:
         return mask
 
     def search_file(self, image_path: str | os.PathLike, params=None) -> list[Hit]:
-        words, feature = self.encode_file(image_path)
-        return self.search_vector(words, feature, params)
+        return self.search_query(Query((self.example_from_file(image_path),)), params)
 
     # ------------------------------------------------------------------ status
 

@@ -1,9 +1,12 @@
-"""Model version folders: read and replace the linear hash head inside model.onnx (no torch)."""
+"""Model version folders: read and replace the linear hash head inside model.onnx (no torch),
+keep a copy of the head beside it for searches, and say what a version's fine stage ranks by."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -13,8 +16,26 @@ import numpy as np
 from engine.atomic import write_bytes
 from engine.errors import EnvironmentProblem
 
+log = logging.getLogger(__name__)
+
 HEAD_WEIGHT = "head_weight"
 HEAD_BIAS = "head_bias"
+# The head's arrays beside model.onnx, written at install: a search in the head's space reads
+# them with np.load (no onnx import, no protobuf parse of a 17 MB file per query).
+HEAD_FILES = {HEAD_WEIGHT: "head_weight.npy", HEAD_BIAS: "head_bias.npy"}
+# What a version's fine stage ranks the Hamming pool by (manifest "rerank"); a manifest
+# without it (every version written before this field) means "features".
+DEFAULT_RERANK = "features"
+RERANK_SPACES = ("features", "code")
+
+
+def rerank_space(manifest: dict) -> str:
+    """The manifest's "rerank": "features" or "code"; missing or unknown values mean "features"."""
+    value = manifest.get("rerank", DEFAULT_RERANK)
+    if value not in RERANK_SPACES:
+        log.warning("model %s names an unknown re-rank space %r; ranking by features", manifest.get("name"), value)
+        return DEFAULT_RERANK
+    return value
 
 
 def _load(model_dir: Path):
@@ -41,6 +62,45 @@ def read_head(model_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     except KeyError as exc:
         raise EnvironmentProblem(f"{model_dir}/model.onnx has no linear hash head ({exc} missing)") from exc
     return weight, bias
+
+
+def write_head_arrays(model_dir: str | os.PathLike, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Save the head as plain .npy files beside model.onnx (atomically: readers never see half)."""
+    for name, array in ((HEAD_WEIGHT, weight), (HEAD_BIAS, bias)):
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+        write_bytes(Path(model_dir) / HEAD_FILES[name], buffer.getvalue())
+
+
+def load_head_arrays(model_dir: str | os.PathLike, feature_dim: int, bits: int
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(W [D, K], b [K]) from the .npy files, or None when they are missing or not what the
+    manifest says (a library folder is untrusted input: no pickles, shapes and values checked)."""
+    import stat
+
+    arrays = []
+    for name, shape in ((HEAD_WEIGHT, (feature_dim, bits)), (HEAD_BIAS, (bits,))):
+        path = Path(model_dir) / HEAD_FILES[name]
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):  # a link could point anywhere
+                log.warning("ignoring %s: not a plain file", path)
+                return None
+            # mapped, so a huge file is refused by its header before anything is read
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, EOFError) as exc:
+            log.warning("ignoring %s: %s", path, exc)
+            return None
+        if array.dtype != np.float32 or array.shape != shape:
+            log.warning("ignoring %s: %s %s, expected float32 %s", path, array.dtype, array.shape, shape)
+            return None
+        array = np.array(array)
+        if not np.isfinite(array).all():
+            log.warning("ignoring %s: values that are not finite", path)
+            return None
+        arrays.append(array)
+    return arrays[0], arrays[1]
 
 
 def head_logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, chunk: int = 65536) -> np.ndarray:

@@ -1,8 +1,12 @@
-"""Query by image: exact Hamming top-k (or radius) over packed codes, then cosine re-rank.
+"""Query by image: exact Hamming top-k (or radius) over packed codes, then a fine re-rank.
 
 Coarse: the Hamming distance from the query code to every live code, keeping a pool of the
-closest (or every code within a radius). Fine: cosine on the float16 features of the pool
-only. Both stages are exact for what they compute; ties go to the lower slot.
+closest (or every code within a radius). Fine: the pool only, in the space a model version
+names (FeatureSpace: cosine on the float16 features; CodeSpace: the hash head's own space,
+tanh(q W + b) against the stored bits). Both stages are exact for what they compute; ties
+go to the lower slot. A Probe carries a refined query (several photos, similar and
+dissimilar examples): several seeds for the coarse stage, one vector for the fine one
+(search_probe); search() is the one-photo case.
 
 Coarse kernel (numba, one thread, one read of the codes, no distance array): the codes are
 scanned in blocks of 64 rows; a vectorised loop (vpopcntq where the CPU has it) turns a block
@@ -65,8 +69,16 @@ import numpy as np
 from engine.errors import EnvironmentProblem
 
 MIN_POOL = 2000  # the default pool below 2.56e6 codes (see the module docstring)
+# Feature cosine from which a candidate counts as a copy of the query (resized, recompressed,
+# 4% cropped, rotated: 0.92-1.0 with the default model; distinct photos rarely pass 0.90, where
+# DESIGN.md measured copy-grouping precision 0.985): ranked first whatever the fine stage.
+COPY_COSINE = 0.90
 
 _BLOCK = 64  # rows per vectorised hit test; small so a hit costs little to walk
+
+
+RERANK_CHOICES = ("auto", "features", "code", "none")
+SPACES = ("features", "code")  # what a model version's manifest may name as its fine stage
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,20 @@ class SearchParams:
     pool: int | None = None  # coarse candidates kept by Hamming distance; None: default_pool(N)
     radius: int | None = None  # if set, the pool is every code within this Hamming radius
     max_pool: int = 100_000  # cap on the pool (matters with a radius)
-    rerank: bool = True  # False: rank by Hamming only (ties by slot)
+    # The fine stage: "auto" (or True) ranks the pool in the space the active model version's
+    # manifest names, "features" by cosine on the stored features, "code" in the hash head's
+    # own space (see CodeSpace), "none" (or False) by Hamming distance only (ties by slot).
+    rerank: bool | str = True
+
+    def rerank_choice(self) -> str:
+        """``rerank`` as one of RERANK_CHOICES (True is "auto", False is "none")."""
+        if self.rerank is True:
+            return "auto"
+        if self.rerank is False:
+            return "none"
+        if self.rerank not in RERANK_CHOICES:
+            raise ValueError(f"rerank is one of {RERANK_CHOICES} (or True/False), not {self.rerank!r}")
+        return self.rerank
 
 
 @dataclass(frozen=True)
@@ -619,37 +644,219 @@ def rerank(features, query_feature, slots) -> np.ndarray:
     kern = _active_kernels() if features.dtype == np.float16 else None
     if kern and features.flags.c_contiguous:
         kern.rerank(_readonly(features.view(np.uint16)), _readonly(rows), _readonly(q), scores)
+    elif features.dtype == np.float32 and not isinstance(features, np.memmap) and 4 * len(rows) >= len(features):
+        scores[...] = (features @ q)[rows]  # most rows of an in-memory array: no gather
     else:
-        scores[...] = features[rows].astype(np.float32) @ q
+        scores[...] = features[rows].astype(np.float32, copy=False) @ q
     out = np.empty_like(scores)
     out[order] = scores
     return out
 
 
-def search(codes, features, query_words, query_feature, params=SearchParams(), live=None) -> SearchResult:
-    """Coarse Hamming pool, then (if ``params.rerank``) re-rank by cosine; best first."""
+# -- the fine stage ------------------------------------------------------------------------
+# A space turns features into the vectors a query is compared in (embed) and scores a pool of
+# slots against a query vector (scores). Relevance feedback and several query photos combine
+# embedded vectors (refined_vector); the coarse stage is the same Hamming scan for all.
+
+
+def _unit(vector) -> np.ndarray:
+    v = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+class FeatureSpace:
+    """Cosine on the stored features (the backbone's L2-normalised output): what the zero-label
+    default ranks by, because a near-duplicate is closest there (DESIGN.md)."""
+
+    name = "features"
+
+    def embed(self, features) -> np.ndarray:
+        """float32 rows [n, D] for features [n, D] (or [D]): unit already (the model contract)."""
+        return np.asarray(features, dtype=np.float32)
+
+    def finish(self, vector: np.ndarray) -> np.ndarray:
+        """A combined query vector made unit, so that its scores are cosines."""
+        return _unit(vector)
+
+    def scores(self, codes, features, slots, vector) -> np.ndarray:
+        """Dot product of each slot's (unit) feature with ``vector``: cosine for a unit vector."""
+        return rerank(features, vector, slots)
+
+
+class CodeSpace:
+    """A linear hash head's own space, scored asymmetrically: the query side is the head's
+    continuous code tanh(f W + b), the database side the stored sign bits s in {-1, +1}, and
+    the score is sum_k t_k s_k / sum_k |t_k|, in [-1, 1] (1 when every bit agrees; bits the
+    query is unsure of count less). It reads only the pool's codes, never its features.
+
+    Chosen over the cosine of tanh(f W + b) on both sides, which needs every pool row's
+    feature (a 2,000 x 1,280 float16 gather and a matrix product per query) and ranked the
+    same (person's case after head-mode DPSH, 2,000 queries: 0.845 both; docs/TRAINING.md).
+    """
+
+    name = "code"
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+        weight = np.ascontiguousarray(weight, dtype=np.float32)
+        bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        if weight.ndim != 2 or bias.shape != (weight.shape[1],):
+            raise ValueError(f"a head is W [D, K] and b [K], not {weight.shape} and {bias.shape}")
+        self.weight, self.bias = weight, bias
+
+    @property
+    def bits(self) -> int:
+        return self.weight.shape[1]
+
+    def embed(self, features) -> np.ndarray:
+        """tanh(f W + b): float32 [n, K] for features [n, D] (or [K] for [D])."""
+        return np.tanh(np.asarray(features, dtype=np.float32) @ self.weight + self.bias)
+
+    def finish(self, vector: np.ndarray) -> np.ndarray:
+        """A combined query vector as is (scores divide by its L1 norm)."""
+        return np.ascontiguousarray(vector, dtype=np.float32)
+
+    def scores(self, codes, features, slots, vector) -> np.ndarray:
+        """Asymmetric score of each slot's stored code against the continuous ``vector``, float32."""
+        v = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        if v.shape[0] != self.bits:
+            raise ValueError(f"a {self.bits}-bit head cannot score a query of {v.shape[0]} values")
+        slots = np.asarray(slots, dtype=np.int64).reshape(-1)
+        if len(slots) == 0:
+            return np.zeros(0, np.float32)
+        words = np.ascontiguousarray(np.asarray(codes)[slots], dtype="<u8")
+        bits = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little")[:, :self.bits]
+        # s . v = 2 (bits . v) - sum(v): one product of the 0/1 bits, no sign array
+        dot = 2.0 * (bits.astype(np.float32) @ v) - float(v.sum())
+        return (dot / max(float(np.abs(v).sum()), 1e-12)).astype(np.float32)
+
+
+def refined_vector(photos: np.ndarray, like: np.ndarray | None = None,
+                   unlike: np.ndarray | None = None) -> np.ndarray:
+    """Rocchio's query point movement in a space: mean(photos) + mean(like) - mean(unlike).
+
+    All three are embedded vectors [n, E] (the query photos, then examples marked similar and
+    dissimilar). Weights 1, 1, 1: on the person's case (zero-label model, 3 + 3 examples from
+    the top 20) they lifted mAP@100 by +0.087, standard SMART weights (1, 0.75, 0.15) by +0.046,
+    (1, 1.5, 1.5) by +0.091 (docs/TRAINING.md, "Instant feedback"). Several query photos are
+    one query through their mean ("like all of these": +0.095 over one photo, where the
+    minimum of their cosines gave +0.027).
+    """
+    photos = np.atleast_2d(np.asarray(photos, dtype=np.float32))
+    if photos.shape[0] == 0:
+        raise ValueError("a query needs at least one photo")
+    vector = photos.mean(axis=0)
+    for examples, sign in ((like, 1.0), (unlike, -1.0)):
+        if examples is not None and len(examples):
+            vector = vector + sign * np.atleast_2d(np.asarray(examples, dtype=np.float32)).mean(axis=0)
+    return vector.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A query as the two stages see it (one photo, several, refined by examples or not).
+
+    ``seeds`` uint64 [S, W]: the coarse stage unites the Hamming pools of these codes (the
+    query photos' and the similar examples'), each candidate keeping its smallest distance.
+    ``vector``: the query in the fine stage's space. ``feature`` [D], unit: what ``score``
+    shows when ranking by Hamming only (cosine to it). ``exclude``: slots never returned.
+    """
+
+    seeds: np.ndarray
+    vector: np.ndarray
+    feature: np.ndarray
+    exclude: np.ndarray | tuple = ()
+
+
+def _space_for(params: SearchParams, space):
+    """The fine stage params.rerank asks for: ``space`` stands for "auto" (the version's own)."""
+    choice = params.rerank_choice()
+    if choice == "none":
+        return None
+    if choice == "features" or (choice == "auto" and space is None):
+        return FeatureSpace()
+    if choice == "code" and not isinstance(space, CodeSpace):
+        raise ValueError("re-ranking by code needs the head: pass space=CodeSpace(W, b)")
+    return space
+
+
+def _merge_pools(pools: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Union of (slots, distances) pools, each slot once with its smallest distance, by slot."""
+    if len(pools) == 1:
+        return pools[0]
+    slots = np.concatenate([p[0] for p in pools])
+    ham = np.concatenate([p[1] for p in pools])
+    order = np.lexsort((ham, slots))
+    slots, ham = slots[order], ham[order]
+    first = np.ones(len(slots), dtype=bool)
+    first[1:] = slots[1:] != slots[:-1]
+    return slots[first], ham[first]
+
+
+def search_probe(codes, features, probe: Probe, params=SearchParams(), live=None, *, space) -> SearchResult:
+    """The one search: coarse Hamming pools of ``probe.seeds`` (live slots not excluded), then
+    the fine stage in ``space`` (None: Hamming order); best first.
+
+    Ties: score desc, Hamming asc, slot asc. Without a space the order is (Hamming, slot) and
+    ``score`` is the cosine of each result's feature to ``probe.feature``.
+    """
+    codes = np.asarray(codes)
     k = max(0, int(params.k))
-    if not params.rerank:
+    n = codes.shape[0] if codes.ndim == 2 else 0
+    live = _check_live(live, n)
+    exclude = np.asarray(probe.exclude, dtype=np.int64).reshape(-1)
+    exclude = exclude[(exclude >= 0) & (exclude < n)]
+    if len(exclude):
+        live = np.ones(n, dtype=bool) if live is None else live.copy()
+        live[exclude] = False
+    seeds = np.atleast_2d(np.asarray(probe.seeds, dtype=np.uint64))
+    if space is None:
         want = k
     elif params.radius is not None:
         want = max(k, int(params.max_pool))
     else:
-        pool = default_pool(len(codes)) if params.pool is None else int(params.pool)
+        pool = default_pool(n) if params.pool is None else int(params.pool)
         want = max(k, min(pool, int(params.max_pool)))
-    if params.radius is not None:
-        slots, ham = hamming_within(codes, query_words, params.radius, live, limit=want)
-    else:
-        slots, ham = hamming_topk(codes, query_words, want, live)
-    score = rerank(features, query_feature, slots)
-    if params.rerank:
-        if 0 < k < len(score):
-            # only the k best need ordering: keep those at or above the k-th best score
-            # (ties included), as lexsort of a whole pool costs more than the re-rank
-            kth = np.partition(score, len(score) - k)[len(score) - k]
-            keep = np.flatnonzero(score >= kth)
-            slots, ham, score = slots[keep], ham[keep], score[keep]
-        order = np.lexsort((slots, ham, -score))[:k]  # score desc, hamming asc, slot asc
-        slots, ham, score = slots[order], ham[order], score[order]
-    else:
-        slots, ham, score = slots[:k], ham[:k], score[:k]
-    return SearchResult(slots=slots, hamming=ham, score=score)
+    pools = []
+    for seed in seeds:
+        if params.radius is not None:
+            pools.append(hamming_within(codes, seed, params.radius, live, limit=want))
+        else:
+            pools.append(hamming_topk(codes, seed, want, live))
+    slots, ham = _merge_pools(pools)
+    if space is None:
+        order = np.lexsort((slots, ham))[:k]
+        slots, ham = slots[order], ham[order]
+        score = rerank(features, probe.feature, slots)
+        return SearchResult(slots=slots, hamming=ham, score=score)
+    score = space.scores(codes, features, slots, probe.vector)
+    key, tie = score, np.zeros_like(score)
+    if space.name == "code":
+        # A learned code gives many photos the same score (a trained head saturates), and an
+        # edited copy of the query can lose a bit or two: copies (feature cosine >= COPY_COSINE)
+        # come first, by cosine, then the rest by score, ties by cosine.
+        tie = rerank(features, probe.feature, slots)
+        key = np.where(tie >= COPY_COSINE, np.float32(2) + tie, score)
+    if 0 < k < len(key):
+        # only the k best need ordering: keep those at or above the k-th best key
+        # (ties included), as lexsort of a whole pool costs more than the re-rank
+        kth = np.partition(key, len(key) - k)[len(key) - k]
+        keep = np.flatnonzero(key >= kth)
+        slots, ham, score, key, tie = slots[keep], ham[keep], score[keep], key[keep], tie[keep]
+    order = np.lexsort((slots, ham, -tie, -key))[:k]  # key desc, then cosine desc, hamming asc, slot asc
+    return SearchResult(slots=slots[order], hamming=ham[order], score=score[order])
+
+
+def search(codes, features, query_words, query_feature, params=SearchParams(), live=None, *,
+           space=None) -> SearchResult:
+    """One query photo: coarse Hamming pool, then the fine stage; best first.
+
+    ``space`` is the fine stage when ``params.rerank`` is "auto" (or True) or names it
+    (FeatureSpace when not given; "code" needs a CodeSpace); "none" (or False) ranks by Hamming.
+    """
+    space = _space_for(params, space)
+    feature = np.ascontiguousarray(query_feature, dtype=np.float32).reshape(-1)
+    vector = feature if space is None else space.embed(feature)
+    probe = Probe(seeds=np.ascontiguousarray(query_words, dtype=np.uint64).reshape(1, -1),
+                  vector=vector, feature=feature)
+    return search_probe(codes, features, probe, params, live, space=space)

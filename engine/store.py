@@ -745,6 +745,11 @@ class Store:
                 result[digest] = slot
         return result
 
+    def slots_with_hash(self, content_hash: str) -> list[int]:
+        """Every live slot holding this content (a photo and its byte-identical copies), lowest first."""
+        return [row[0] for row in self._conn.execute(
+            "SELECT slot FROM images WHERE content_hash = ? AND slot IS NOT NULL ORDER BY slot", (content_hash,))]
+
     def mark_seen(self, image_ids: Sequence[int], run_id: int) -> None:
         if not image_ids:
             return

@@ -320,3 +320,116 @@ except EnvironmentProblem:
 sys.exit(1)
 """
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# -- the fine stage's spaces, refined queries ---------------------------------------------
+
+
+def _head_database(rng, n=3000, dim=32, bits=24):
+    """Unit features, a linear head and the codes it gives them (as an installed version has)."""
+    feats = unit_features(rng, n, dim).astype(np.float32)
+    weight = rng.standard_normal((dim, bits)).astype(np.float32)
+    bias = (0.1 * rng.standard_normal(bits)).astype(np.float32)
+    codes = pack_bits(feats @ weight + bias > 0)
+    return codes, feats.astype(np.float16), weight, bias
+
+
+def test_code_space_scores_are_the_asymmetric_agreement():
+    weight = np.eye(3, dtype=np.float32)
+    space = S.CodeSpace(weight, np.zeros(3, np.float32))
+    codes = pack_bits(np.array([[1, 1, 1], [1, 0, 0], [0, 0, 0]], dtype=bool))
+    query = np.array([0.5, -0.25, 0.25], np.float32)
+    # signs (+,+,+): 0.5 - 0.25 + 0.25 = 0.5; (+,-,-): 0.5 + 0.25 - 0.25 = 0.5; (-,-,-): -0.5; / |q|_1 = 1
+    np.testing.assert_allclose(space.scores(codes, None, [0, 1, 2], query), [0.5, 0.5, -0.5], atol=1e-6)
+    np.testing.assert_allclose(space.embed(np.array([[0.3, -2.0, 0.0]])), np.tanh([[0.3, -2.0, 0.0]]), atol=1e-6)
+    with pytest.raises(ValueError):
+        space.scores(codes, None, [0], np.zeros(4, np.float32))
+
+
+@pytest.mark.parametrize("rerank", ["code", "auto"])
+def test_search_in_the_code_space_ranks_by_the_head_not_by_the_features(backend, rerank):
+    rng = np.random.default_rng(21)
+    codes, feats, weight, bias = _head_database(rng)
+    space = S.CodeSpace(weight, bias)
+    q = 7
+    query = feats[q].astype(np.float32)
+    got = S.search(codes, feats, codes[q], query, S.SearchParams(k=40, rerank=rerank), space=space)
+    # brute force over every row (the default pool covers 3,000): copies first, then the agreement
+    t = np.tanh(query @ weight + bias)
+    signs = np.where(np.unpackbits(codes.view(np.uint8), axis=1, bitorder="little")[:, :24] > 0, 1.0, -1.0)
+    agreement = (signs @ t) / np.abs(t).sum()
+    cosine = feats.astype(np.float32) @ query
+    key = np.where(cosine >= S.COPY_COSINE, 2 + cosine, agreement)
+    hamming = ref_distances(codes, codes[q])
+    want = np.lexsort((np.arange(len(key)), hamming, -cosine, -key))[:40]
+    assert np.array_equal(got.slots, want)
+    np.testing.assert_allclose(got.score, agreement[want], atol=1e-5)
+    by_features = S.search(codes, feats, codes[q], query, S.SearchParams(k=40, rerank="features"), space=space)
+    assert not np.array_equal(by_features.slots, got.slots)
+    assert np.array_equal(by_features.slots, S.search(codes, feats, codes[q], query, S.SearchParams(k=40)).slots)
+    with pytest.raises(ValueError, match="needs the head"):
+        S.search(codes, feats, codes[q], query, S.SearchParams(rerank="code"))
+
+
+def test_a_copy_of_the_query_comes_first_in_the_code_space_even_with_other_bits():
+    rng = np.random.default_rng(22)
+    codes, feats, weight, bias = _head_database(rng, n=500)
+    query = feats[3].astype(np.float32)
+    copy = (query + 0.05 * rng.standard_normal(query.shape)).astype(np.float32)
+    copy /= np.linalg.norm(copy)
+    copy_code = codes[3].copy()
+    copy_code[0] ^= np.uint64(0xFF)  # eight of 24 bits flipped: most photos agree with the query more
+    codes = np.vstack([codes, copy_code[None]])
+    feats = np.vstack([feats, copy.astype(np.float16)[None]])
+    space = S.CodeSpace(weight, bias)
+    others = np.delete(np.arange(len(codes)), [3, 500])
+    assert (space.scores(codes, feats, others, space.embed(query)) > space.scores(codes, feats, [500], space.embed(query))).any()
+    live = np.ones(len(codes), bool)
+    live[3] = False  # the query photo itself is not in the library: its copy is
+    got = S.search(codes, feats, codes[3], query, S.SearchParams(k=5, rerank="code"), live, space=space)
+    assert got.slots[0] == 500
+
+
+def test_rerank_choices():
+    assert S.SearchParams().rerank_choice() == "auto"
+    assert S.SearchParams(rerank=False).rerank_choice() == "none"
+    assert S.SearchParams(rerank="code").rerank_choice() == "code"
+    with pytest.raises(ValueError):
+        S.SearchParams(rerank="cosine").rerank_choice()
+
+
+def test_refined_vector_is_rocchio():
+    photos = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+    like = np.array([[0, 0, 1], [0, 0, 3]], np.float32)
+    unlike = np.array([[1, 1, 1]], np.float32)
+    np.testing.assert_allclose(S.refined_vector(photos, like, unlike), [-0.5, -0.5, 1.0])
+    np.testing.assert_allclose(S.refined_vector(photos[:1]), [1, 0, 0])
+    with pytest.raises(ValueError):
+        S.refined_vector(np.zeros((0, 3), np.float32))
+
+
+def test_a_probe_unites_the_pools_of_its_seeds_and_never_returns_excluded_slots(backend):
+    rng = np.random.default_rng(23)
+    codes, feats = _database(rng, n=5000)
+    q, p = 10, 20
+    vector = (feats[q].astype(np.float32) + feats[p].astype(np.float32))
+    vector /= np.linalg.norm(vector)
+    params = S.SearchParams(k=30, pool=40)
+    space = S.FeatureSpace()
+    alone = S.search_probe(codes, feats, S.Probe(codes[[q]], vector, feats[q].astype(np.float32)), params, space=space)
+    union = S.search_probe(codes, feats, S.Probe(codes[[q, p]], vector, feats[q].astype(np.float32)), params,
+                           space=space)
+    pool_q = set(S.hamming_topk(codes, codes[q], 40)[0].tolist())
+    pool_p = set(S.hamming_topk(codes, codes[p], 40)[0].tolist())
+    assert set(alone.slots.tolist()) <= pool_q
+    assert set(union.slots.tolist()) <= pool_q | pool_p and set(union.slots.tolist()) & (pool_p - pool_q)
+    # each candidate keeps its smallest distance to a seed; the order is the refined vector's
+    distances = np.minimum(ref_distances(codes, codes[q]), ref_distances(codes, codes[p]))
+    assert np.array_equal(union.hamming, distances[union.slots])
+    assert (np.diff(union.score) <= 0).all()
+    excluded = union.slots[:5]
+    probe = S.Probe(codes[[q, p]], vector, feats[q].astype(np.float32), exclude=excluded)
+    for rerank in (True, False):
+        got = S.search_probe(codes, feats, probe, S.SearchParams(k=30, pool=40, rerank=rerank),
+                             space=S.FeatureSpace() if rerank else None)
+        assert not set(got.slots.tolist()) & set(excluded.tolist()) and len(got) == 30

@@ -1,5 +1,6 @@
 """Learning from a person's labels, end to end: import pairs, train, unseen queries rank better, roll back."""
 
+import itertools
 import json
 import os
 import shutil
@@ -84,12 +85,93 @@ def test_dpsh_from_labelled_pairs_beats_the_zero_label_default_on_unseen_queries
     assert any(e["event"] == "epoch" for e in events)
     done = events[-1]
     assert done["activated"] and done["held_out_accuracy_after"] >= done["held_out_accuracy_before"]
+    assert done["percentile_after"] >= done["percentile_before"] and done["rerank"] == "code"
+    assert {"top10_before", "top10_after", "map_before", "map_after", "gate_searches"} <= set(done)
     after = _unseen_query_map(lib_dir, classes)
     assert after >= before + 0.08, (before, after)
+
+    # What `search` shows follows the head's space now, not the backbone's features.
+    with Library(lib_dir, create=False) as lib:
+        assert lib.active_model().manifest["rerank"] == "code"
+    queries = sorted(p for p in classes if "/query/" in p)[::6]
+    auto = _cli(lib_dir, "search", "--json", "-k", "30", *queries).stdout
+    assert auto == _cli(lib_dir, "search", "--json", "-k", "30", "--rerank", "code", *queries).stdout
+    assert auto != _cli(lib_dir, "search", "--json", "-k", "30", "--rerank", "features", *queries).stdout
 
     # Rolling back restores the zero-label codes exactly.
     assert _cli(lib_dir, "model", "rollback").returncode == 0
     assert _unseen_query_map(lib_dir, classes) == pytest.approx(before)
+
+
+def test_the_gate_uses_the_search_figures_of_pairs_nothing_else_saw(digits_library, tmp_path, monkeypatch):
+    """Selection and gate get disjoint pairs; activation follows the gate's search figures, not pair accuracy."""
+    import trainer.library_train as lt
+    from app.cli import _check_summary
+    from engine.labels import import_csv
+
+    lib_src, root, _ = digits_library
+    shutil.copytree(lib_src, tmp_path / "library")
+    with Library(tmp_path / "library", create=False) as lib:
+        import_csv(lib.store, root / "pairs.csv")
+        data = lt.labelled_photos(lib, 0)
+    pairs = [{(int(a), int(b)) for a, b in zip(p.i, p.j)} for p in (data.train, data.select, data.gate)]
+    assert all(len(x & y) == 0 for x, y in itertools.combinations(pairs, 2)) and pairs[1] and pairs[2]
+
+    seen = {"select": [], "gate": []}
+    real_selection, real_gate = lt.selection_percentile, lt.gate_figures
+
+    def selection(check, *args):
+        seen["select"].append(check)
+        return real_selection(check, *args)
+
+    def gate(library, data, check, *args):
+        seen["gate"].append(check)
+        figures = real_gate(library, data, check, *args)
+        # the candidate (second call) is called better by pair accuracy, worse by where partners rank
+        if len(seen["gate"]) == 2:
+            figures.update(percentile=0.0, pair_accuracy=1.0)
+        return figures
+
+    monkeypatch.setattr(lt, "selection_percentile", selection)
+    monkeypatch.setattr(lt, "gate_figures", gate)
+    events = []
+    with Library(tmp_path / "library", create=False) as lib:
+        active = lib.active_model().id
+        report = lt.train_library(lib, HeadConfig(method="dpsh", bits=64, steps=60), progress=events.append)
+        assert lib.active_model().id == active != report["version"]  # not activated
+    gate_queries = {int(q) for q in data.check(data.gate).queries}
+    select_queries = {int(q) for q in data.check(data.select).queries}
+    assert all({int(q) for q in check.queries} == select_queries for check in seen["select"])
+    assert len(seen["select"]) == 31 and len(seen["gate"]) == 2
+    assert all({int(q) for q in check.queries} == gate_queries for check in seen["gate"])
+    assert not report["activated"] and report["percentile_after"] == 0.0
+    assert report["held_out_accuracy_after"] == 1.0 > report["held_out_accuracy_before"]
+    evaluated = next(e for e in events if e["event"] == "evaluated")
+    assert not evaluated["not_worse"] and not evaluated["accepted"]
+    assert "ranks ahead of" in _check_summary(report) and "in the top 10" in _check_summary(report)
+
+
+def test_ten_pairs_all_train_and_the_new_version_is_said_to_be_unchecked(digits_library, tmp_path):
+    lib_src, root, classes = digits_library
+    shutil.copytree(lib_src, tmp_path / "library")
+    with Library(tmp_path / "library", create=False) as lib:  # other tests of this module labelled it
+        for row in lib.store.label_rows():
+            lib.store.delete_label(row.hash_a, row.hash_b)
+    labelled = sorted(p for p in classes if "/labelled/" in p)
+    by_digit = {d: [p for p in labelled if classes[p] == d] for d in range(5)}
+    lines = ["a,b,label"] + [f"{by_digit[d][0]},{by_digit[d][1]},similar" for d in range(5)]
+    lines += [f"{by_digit[d][0]},{by_digit[(d + 1) % 5][0]},dissimilar" for d in range(5)]
+    (tmp_path / "ten.csv").write_text("\n".join(lines) + "\n")
+    assert _cli(tmp_path / "library", "labels", "import", str(tmp_path / "ten.csv")).returncode == 0
+    proc = _cli(tmp_path / "library", "train", "--steps", "20", "--progress", "json")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    start, done = events[0], events[-1]
+    assert (start["train_pairs"], start["selection_pairs"], start["gate_pairs"]) == (10, 0, 0)
+    assert done["activated"] and np.isnan(done["percentile_after"]) and np.isnan(done["top10_after"])
+    from app.cli import _check_summary
+
+    assert "unchecked" in _check_summary(done)
 
 
 def test_training_without_enough_labels_is_a_clear_user_error(tmp_path, default_model_dir):
@@ -189,6 +271,10 @@ def test_full_mode_fine_tunes_exports_and_encodes_the_library_again(digits_libra
         assert model.manifest["input_size"] == 64 and model.manifest["head"]["mode"] == "full"
         assert model.manifest["metrics"]["parity"]["bit_agreement"] >= 0.99
         assert "held_out_pair_accuracy" in model.manifest["metrics"]
+        # the space its selection pairs favoured, and the figures of both
+        assert model.manifest["rerank"] == done["rerank"] in ("features", "code")
+        assert set(model.manifest["metrics"]["selection_percentile_by_space"]) == {"features", "code"}
+        assert 0 <= done["percentile_after"] <= 1 and 0 <= done["top10_after"] <= 1
         n = lib.store.next_slot
         features = np.asarray(lib.features(), dtype=np.float32)
         assert features.shape == (n, 1280) and np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-2)

@@ -20,9 +20,10 @@ Why this recipe (measurements in docs/TRAINING.md, "Full mode"):
   (``tuned_blocks`` >= its blocks, the trunk then being the normalised input) and wants a
   ten times larger learning rate, which ``lr=None`` picks (SCRATCH_LR, measured by
   tests/bench/bench_nin_fashion.py).
-- Held-out pairs are scored after every epoch with the codes search would use; the best
-  epoch is kept and training stops when it has not improved for ``patience`` epochs, when
-  the epochs run out, or when the time budget is spent.
+- The network is scored after every epoch as it would be deployed (features and head; the
+  caller searches with them: trainer.library_train); the best epoch is kept and training
+  stops when it has not improved for ``patience`` epochs, when the epochs run out, or when
+  the time budget is spent.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.codes import codes_from_logits
 from engine.errors import EnvironmentProblem
 from trainer.backbones import get_backbone
 from trainer.fit import HeadConfig, balanced_batches, initial_head
@@ -153,13 +153,15 @@ def _outputs(model: _Trainable, trunk: torch.Tensor, batch: int = 256) -> tuple[
 
 
 def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
-             score: Callable[[np.ndarray], float] | None = None,
+             score: Callable[[np.ndarray, np.ndarray, np.ndarray], float | tuple[float, dict]] | None = None,
              progress: Progress | None = None) -> tuple[HashingNet, dict]:
     """Fine-tune on ``pixels`` uint8 [N, S, S, 3] (S = input_size, as deployed) with group ids.
 
-    ``score(codes)`` rates packed codes of all N photos (held-out pair accuracy); the best
-    epoch by it is returned (the last one when there is no score). Returns (net on the CPU in
-    eval mode, info).
+    ``score(features, weight, bias)`` rates the network as deployed after an epoch: the unit
+    features [N, D] of all N photos and the head (code logits = features @ weight + bias). It
+    returns a figure, or (figure, details); the best epoch by the figure is returned (the last
+    one when there is no score), its details in info["best_details"]. Returns (net on the CPU
+    in eval mode, info).
     """
     if config.method in CLASSICAL:
         raise ValueError(f"{config.method} is a classical head without training; use head mode")
@@ -208,10 +210,13 @@ def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
 
-        def current_codes() -> np.ndarray:
-            return codes_from_logits(_outputs(model, trunk)[0])
+        def rate() -> tuple[float, dict | None]:
+            features = _outputs(model, trunk)[1]
+            head = model.net.head_weight * model.mask if model.masked else model.net.head_weight
+            result = score(features, head.detach().cpu().numpy(), model.net.head_bias.detach().cpu().numpy())
+            return result if isinstance(result, tuple) else (float(result), None)
 
-        best_score = score(current_codes()) if score else float("nan")
+        best_score, best_details = rate() if score else (float("nan"), None)
         best_state, best_epoch = copy.deepcopy(net.state_dict()), 0
         emit({"event": "epoch", "epoch": 0, "step": 0, "steps": total_steps, "loss": None,
               "held_out_accuracy": best_score, "elapsed": time.monotonic() - started})
@@ -256,10 +261,11 @@ def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
             if mask is not None:  # bake NINH's mask in, so the deployed head is what was trained
                 with torch.no_grad():
                     net.head_weight.mul_(mask.to(device))
-            current = score(current_codes()) if score else float("nan")
+            current, details = rate() if score else (float("nan"), None)
             improved = score is None or not (current <= best_score)  # NaN best: any score improves
             if improved:
                 best_score, best_state, best_epoch, stale = current, copy.deepcopy(net.state_dict()), epoch, 0
+                best_details = details
             else:
                 stale += 1
             emit({"event": "epoch", "epoch": epoch, "step": step, "steps": total_steps, "loss": last_loss,
@@ -276,7 +282,8 @@ def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
         for p in net.parameters():
             p.requires_grad_(True)
         return net, {"seconds": time.monotonic() - started, "epochs": epoch, "best_epoch": best_epoch,
-                     "steps": step, "loss": last_loss, "held_out_accuracy": best_score, "stopped": stopped,
+                     "steps": step, "loss": last_loss, "held_out_accuracy": best_score,
+                     "best_details": best_details, "stopped": stopped,
                      "device": device.type, "tuned_blocks": net.backbone.num_blocks - split}
     finally:
         torch.set_num_threads(threads)

@@ -170,7 +170,9 @@ def main() -> None:
     library = LIBRARIES / f"lib-{args.size}"
     if not (library / "catalog.sqlite3").exists():
         print(f"building a synthetic library of {args.size:,} photos in {library} ...", flush=True)
-        build(library, build_default_model(64), args.size)
+        # the photos as empty files: search leaves out results no longer on disk, and photos under
+        # a root that is not there (bench_library's made-up /bench)
+        build(library, build_default_model(64), args.size, photos=LIBRARIES / f"photos-{args.size}")
     queries = query_photos()
 
     app = QApplication.instance() or QApplication([])

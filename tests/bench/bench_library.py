@@ -34,13 +34,17 @@ from engine.library import Library  # noqa: E402
 from engine.store import NewImage  # noqa: E402
 
 
-def build(path: Path, model_dir: Path, n: int, chunk: int = 50_000) -> None:
+def build(path: Path, model_dir: Path, n: int, chunk: int = 50_000, *, photos: Path | None = None) -> None:
+    """``photos``: a folder to hold an empty file for each photo, so that search, which drops
+    results that are no longer on disk and photos under roots that are gone, returns them
+    (without it the root is the made-up /bench)."""
     rng = np.random.default_rng(0)
     weight, bias = models.read_head(model_dir)
     with Library(path) as lib:
         lib.install_model(model_dir)
         model = lib.active_model()
-        root_id = lib.store.add_root("/bench")
+        root = str(photos) if photos is not None else "/bench"
+        root_id = lib.store.add_root(root)
         for start in range(0, n, chunk):
             count = min(chunk, n - start)
             # Clustered features, so codes and neighbours look like real ones.
@@ -52,9 +56,13 @@ def build(path: Path, model_dir: Path, n: int, chunk: int = 50_000) -> None:
             # as the indexer writes them: rows synced, then committed with their checksums
             sums = lib.store.write_rows(lib.store.codes_path(model.id), start, codes)
             sums += lib.store.write_rows(lib.store.features_path(model.backbone_id), start, feats.astype(np.float16))
-            items = [NewImage(f"/bench/{(start + i) // 1000:04d}/IMG_{start + i:07d}.jpg", root_id, 3_000_000,
+            items = [NewImage(f"{root}/{(start + i) // 1000:04d}/IMG_{start + i:07d}.jpg", root_id, 3_000_000,
                               1_700_000_000_000_000_000, f"{start + i:032x}", 4000, 3000, None, slot=start + i)
                      for i in range(count)]
+            if photos is not None:
+                for item in items:
+                    os.makedirs(os.path.dirname(item.path), exist_ok=True)
+                    open(item.path, "wb").close()
             lib.store.commit_batch(items, run_id=1, next_slot=start + count, sums=sums)
 
 

@@ -123,6 +123,10 @@ def test_train_shows_the_loss_curve_and_the_check_then_activates(qtbot, open_dia
     assert dialog.results_box.isVisible()
     assert dialog.before_value.text().endswith("%") and dialog.after_value.text().endswith("%")
     assert "pairs it did not train on" in dialog.verdict_label.text()
+    # the big figures are where the search ranks the held-out partner; the others are named under the verdict
+    evaluated = dialog._evaluated
+    assert dialog.after_value.text() == retrain_dialog.format_accuracy(evaluated["percentile_after"])
+    assert "In the top 10" in dialog.verdict_label.text() and "pair accuracy" in dialog.verdict_label.text()
 
     # Written, not active: the person decides.
     new = dialog.new_version
