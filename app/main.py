@@ -29,8 +29,24 @@ def create_window(argv: list[str] | None = None, query: str | None = None):
     return app, window
 
 
+EXIT_ENVIRONMENT = 3  # as the CLI's: the machine is not right
+
+
 def main(argv: list[str] | None = None, query: str | None = None) -> int:
-    app, window = create_window(argv, query)
+    from app.desktop_check import install_line, missing_for_window, missing_from_import_error
+
+    missing = missing_for_window()
+    if missing:
+        print(f"lookalike: {install_line(missing)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    try:
+        app, window = create_window(argv, query)
+    except ImportError as exc:  # Qt's own libraries need a few of the system's (EGL, fontconfig)
+        missing = missing_from_import_error(str(exc))
+        if not missing:
+            raise
+        print(f"lookalike: {install_line(missing)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     code = app.exec()
     window.shutdown()  # already done by closeEvent unless the loop ended another way
     return int(code)
