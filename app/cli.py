@@ -9,61 +9,20 @@ import logging
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 from pathlib import Path
 
 from engine import __version__
+from engine.default_model import build_default_model, default_model_cache
 from engine.errors import Cancelled, EnvironmentProblem, LookalikeError, UserError
+from trainer.catalog import BACKBONE_HELP, DEFAULT_METHOD, DEFAULT_MODE, FULL_MODE_BACKBONES, LEARNED, MODES
 
 log = logging.getLogger("lookalike")
 
 EXIT_USER = 2
 EXIT_ENVIRONMENT = 3
 EXIT_CANCELLED = 130
-DEFAULT_TRAIN_MODE = "head"  # see docs/TRAINING.md, "Choosing the mode"
-# trainer.backbones' registry names, listed here so parsing arguments never imports torch.
-FULL_MODE_BACKBONES = ["efficientnet-lite0", "nin-latent"]
-BACKBONE_HELP = "full mode: the network to fine-tune (nin-latent: seed 001's small network, trained from scratch)"
-
-
-def default_model_cache() -> Path:
-    """Where the default model is built once per machine and copied into each library."""
-    env = os.environ.get("LOOKALIKE_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("lookalike", appauthor=False))
-
-
-def build_default_model(bits: int = 64, *, quiet: bool = False) -> Path:
-    """The default model folder for ``bits``, built (in a torch subprocess) if missing."""
-    target = default_model_cache() / "models" / f"efficientnet-lite0-lsh-{bits}"
-    if (target / "manifest.json").is_file() and (target / "model.onnx").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(target.name + f".{os.getpid()}.tmp")
-    if not quiet:
-        print(f"Building the default model ({bits}-bit codes) in {target} ...", file=sys.stderr)
-    # A subprocess keeps torch out of this process: the CLI stays quick and light.
-    proc = subprocess.run(
-        [sys.executable, "-m", "trainer.default_model", str(staging), "--bits", str(bits)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise EnvironmentProblem(f"building the default model failed: {tail[0]}")
-    import shutil
-
-    if target.exists():  # another process finished first
-        shutil.rmtree(staging, ignore_errors=True)
-    else:
-        os.replace(staging, target)
-    return target
-
-
 def _open_library(args, *, create: bool):
     from engine.library import Library
 
@@ -772,14 +731,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_model_delete)
 
     p = sub.add_parser("train", parents=[library], help="learn from your labelled pairs (a new model version)")
-    p.add_argument("--method", default="dpsh",
-                   choices=["dpsh", "dlbhc", "ninh", "drsch", "dsrh", "dh", "sdh", "cnnh", "exponentiated"],
-                   help="deep-hashing method (default dpsh)")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=LEARNED,
+                   help=f"deep-hashing method (default {DEFAULT_METHOD})")
     p.add_argument("--bits", type=_BITS, default=None, help="code length, 8 to 1024 (default: the active model's)")
-    p.add_argument("--mode", default=DEFAULT_TRAIN_MODE, choices=["head", "full"],
+    p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES,
                    help="head: train the hash layer on the stored features (seconds, no decoding); "
                         "full: fine-tune the network too, then encode the library again (minutes) "
-                        f"(default {DEFAULT_TRAIN_MODE})")
+                        f"(default {DEFAULT_MODE})")
     p.add_argument("--steps", type=_whole(1), default=None, help="head mode: optimizer steps (default: the method's, 3000 for dpsh, else 1500)")
     p.add_argument("--epochs", type=_whole(1), default=None, help="full mode: at most this many epochs (default 15; early stopping usually ends sooner)")
     p.add_argument("--size", type=_SIZE, default=None, help="full mode: network input size in pixels (default 112)")

@@ -40,7 +40,7 @@ def saved_provider(settings: QSettings) -> str:
 
 
 def default_model_provider(bits: int = 64) -> Path:
-    from app.cli import build_default_model
+    from engine.default_model import build_default_model
 
     # A torch subprocess the first time; a cached folder after that.
     return build_default_model(bits, quiet=True)

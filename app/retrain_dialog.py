@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import logging
@@ -24,6 +23,7 @@ from app.indexing import format_duration
 from app.loss_chart import REDRAW_MS, LossChart
 from app.workers import call_reporting_failure
 from engine.store import ModelRow
+from trainer.catalog import LEARNED, MODES
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,8 @@ HISTORY_COLUMNS = ("Version", "Name", "Bits", "Head", "Mode", "Held-out accuracy
 
 
 def trainer_choices() -> tuple[list[str], list[str]]:
-    """The methods and modes `lookalike train` accepts, read off the CLI's own parser."""
-    from app.cli import build_parser
-
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    options = {action.dest: action for action in commands.choices["train"]._actions}
-    return list(options["method"].choices), list(options["mode"].choices)
+    """The methods and modes `lookalike train` accepts (the catalog its parser reads too)."""
+    return list(LEARNED), list(MODES)
 
 
 def default_launcher() -> list[str]:

@@ -140,7 +140,7 @@ def make_demo_photos(root: Path) -> dict:
 
 def build_library(path: Path, photos: dict) -> None:
     """Index the demo photos with the default model and label a few pairs."""
-    from app.cli import build_default_model
+    from engine.default_model import build_default_model
     from engine.index import Indexer
     from engine.labels import import_csv
     from engine.library import Library
@@ -219,7 +219,7 @@ class Shooter:
 def make_window(library: Path, settings_dir: Path):
     from PySide6.QtCore import QSettings
 
-    from app.cli import build_default_model
+    from engine.default_model import build_default_model
     from app.main_window import MainWindow
 
     settings = QSettings(str(settings_dir / f"{library.name}.ini"), QSettings.Format.IniFormat)

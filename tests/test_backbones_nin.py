@@ -126,7 +126,7 @@ def test_a_from_scratch_network_warms_up_on_the_classifier_alone(monkeypatch, ba
 
 def test_the_cli_offers_every_registered_backbone():
     """The CLI lists the names itself (parsing must not import torch); they must not drift."""
-    from app.cli import FULL_MODE_BACKBONES
+    from trainer.catalog import FULL_MODE_BACKBONES
     from trainer.backbones import available_backbones
 
     assert sorted(FULL_MODE_BACKBONES) == available_backbones()

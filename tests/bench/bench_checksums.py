@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     size = int(float(args.size))
 
-    from app.cli import build_default_model
+    from engine.default_model import build_default_model
     from tests.bench.bench_library import build
 
     path = args.dir / f"lib-{size}"

@@ -163,7 +163,7 @@ def main() -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app.cli import build_default_model
+    from engine.default_model import build_default_model
     from app.main_window import MainWindow
     from tests.bench.bench_library import build
 

@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from app.cli import build_default_model, default_model_cache  # noqa: E402
+from engine.default_model import build_default_model, default_model_cache  # noqa: E402
 from engine.codes import codes_from_logits  # noqa: E402
 from engine.hashing import ITQ  # noqa: E402
 from trainer.data import load_digits_images  # noqa: E402

@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
 
-    from app.cli import build_default_model
+    from engine.default_model import build_default_model
 
     model_dir = args.model or build_default_model(64)
     paths = ensure_photos(args.dir, args.count)

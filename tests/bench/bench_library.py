@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench-libraries")
     args = parser.parse_args()
 
-    from app.cli import build_default_model
+    from engine.default_model import build_default_model
     from engine.search import SearchParams
     from tests.bench.bench_index import ensure_photos
 

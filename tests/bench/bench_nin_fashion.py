@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from app.cli import build_default_model, default_model_cache  # noqa: E402
+from engine.default_model import build_default_model, default_model_cache  # noqa: E402
 from trainer import data  # noqa: E402
 
 

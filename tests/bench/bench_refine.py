@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench-libraries")
     args = parser.parse_args()
 
-    from app.cli import build_default_model
+    from engine.default_model import build_default_model
 
     path = args.dir / f"lib-{args.size}"
     if not (path / "catalog.sqlite3").exists():

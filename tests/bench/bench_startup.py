@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--importtime", action="store_true")
     args = parser.parse_args()
 
-    from app.cli import build_default_model
+    from engine.default_model import build_default_model
     from tests.bench.bench_library import build
 
     library = LIBRARIES / f"lib-{args.size}"
