@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self._marks: dict[str, int] = {}  # results marked similar/dissimilar, in marking order
         self._refining = False  # the search in flight refines the results on show
         self._query_images: dict[int, QImage] = {}  # several query photos' previews, by position
+        self.shown_request = 0  # the search request whose results are on show
         self._status: dict = {}
         self._closed = False
 
@@ -324,6 +325,10 @@ class MainWindow(QMainWindow):
         self.search_thread.search(WindowQuery.of(self._query, self._marks), self.k_spin.value(),
                                   self.search_options())
 
+    def results_are_current(self) -> bool:
+        """The results on show answer the last search asked for (no search in flight)."""
+        return self.shown_request == self.search_thread.current_request
+
     def _rerun(self) -> None:
         """The same query and marks again (settings, library or model changed)."""
         if self._query is not None and not self._closed:
@@ -394,6 +399,7 @@ class MainWindow(QMainWindow):
         selected = self.selected_paths() if self._refining else []
         current = self.view.currentIndex().row()
         self.model.set_results(items)
+        self.shown_request = request_id
         self.stack.setCurrentWidget(self.view)
         if self._refining and items:
             # A refinement keeps the person where they were: the same photos selected when
