@@ -130,6 +130,9 @@ class MainWindow(QMainWindow):
         self._refining = False  # the search in flight refines the results on show
         self._query_images: dict[int, QImage] = {}  # several query photos' previews, by position
         self.shown_request = 0  # the search request whose results are on show
+        # Label writes and removals of marks, sent to the label worker once the refined results
+        # are on show: the refinement gets the CPU first (2 cores are shared with everything)
+        self._pending_labels: list = []
         self._status: dict = {}
         self._closed = False
 
@@ -310,6 +313,7 @@ class MainWindow(QMainWindow):
             if not query:
                 return
             query = tuple(query) if len(query) > 1 else query[0]
+        self._send_labels()  # the previous query's marks are stored all the same
         self._query = query
         self._marks = {}
         self.model.set_marks({})
@@ -400,6 +404,7 @@ class MainWindow(QMainWindow):
         current = self.view.currentIndex().row()
         self.model.set_results(items)
         self.shown_request = request_id
+        self._send_labels()
         self.stack.setCurrentWidget(self.view)
         if self._refining and items:
             # A refinement keeps the person where they were: the same photos selected when
@@ -423,6 +428,7 @@ class MainWindow(QMainWindow):
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id == self.search_thread.current_request:
             self.statusBar().showMessage(message)
+            self._send_labels()
 
     def _on_k_changed(self, value: int) -> None:
         self._rerun()
@@ -591,8 +597,8 @@ class MainWindow(QMainWindow):
         if not new:
             return
         self.model.set_marks(self._marks)
-        for path in new:
-            self.labeling.mark(self._query, path, label)
+        query = self._query
+        self._pending_labels += [lambda path=path: self.labeling.mark(query, path, label) for path in new]
         self._run_search(refining=True)
 
     def unmark_results(self, paths: list[str]) -> None:
@@ -602,9 +608,15 @@ class MainWindow(QMainWindow):
         if not gone:
             return
         self.model.set_marks(self._marks)
-        for path in gone:
-            self.labeling.unmark(self._query, path)
+        query = self._query
+        self._pending_labels += [lambda path=path: self.labeling.unmark(query, path) for path in gone]
         self._run_search(refining=True)
+
+    def _send_labels(self) -> None:
+        """Hand the marks' label writes to the label worker, in the order they were made."""
+        pending, self._pending_labels = self._pending_labels, []
+        for send in pending:
+            send()
 
     def clear_refinement(self) -> None:
         """Back to the plain query's results; the labels the marks stored stay."""
@@ -1006,6 +1018,7 @@ class MainWindow(QMainWindow):
         if self._retrain_dialog is not None:
             self._retrain_dialog.shutdown()
         self.search_thread.shutdown()
+        self._send_labels()  # marks whose results never came are still labels
         self.labeling.shutdown()
         self.model.shutdown()
         self.preview_loader.shutdown()
