@@ -217,6 +217,13 @@ def test_several_dropped_photos_search_together_as_the_cli(make_window, qtbot, l
     qtbot.waitUntil(lambda: all(_labels(path).get(_key(path, q, liked)) == (SIMILAR, FEEDBACK_SOURCE)
                                 for q in together), timeout=10_000)
 
+    # and with the search controls changed, as the CLI's options say (Hamming order only)
+    window.rerank_check.setChecked(False)
+    hamming = _wait_results(window, qtbot)
+    assert hamming == _cli_paths(capsys, path, "-k", "10", "--rerank", "none", "--like", liked, "--together",
+                                 *together)
+    assert window.marks() == {liked: SIMILAR}  # a setting changed: the marks stay
+
 
 def test_open_with_several_files_and_a_paste_of_several_paths_search_together(make_window, qtbot, library,
                                                                               monkeypatch, tmp_path):
