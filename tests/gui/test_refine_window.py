@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -248,3 +249,30 @@ def test_open_with_several_files_and_a_paste_of_several_paths_search_together(ma
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(notes)), QUrl.fromLocalFile(kinds[0][0])])
     assert queries_from_mime(mime) == [kinds[0][0]]  # one photo: an ordinary search
+
+
+def test_several_selected_tiles_are_marked_at_once_and_the_bar_unmarks_one(make_window, qtbot, library):
+    path, kinds = library
+    window = make_window(path)
+    window.k_spin.setValue(PHOTOS)
+    query = kinds[2][0]
+    window.search(query)
+    plain = _wait_results(window, qtbot)
+    first, second = plain[5], plain[9]
+    _select(window, qtbot, first)
+    window.view.selectionModel().select(window.model.index(window.model.row_of(second)),
+                                        window.view.selectionModel().SelectionFlag.Select)
+    qtbot.keyClick(window.view, Qt.Key.Key_D)
+    assert window.marks() == {first: DISSIMILAR, second: DISSIMILAR}
+    refined = _wait_results(window, qtbot)
+    assert first not in refined and second not in refined
+    assert window.refine_label.text() == "Refined by 2 dissimilar"
+
+    # gone from the grid, a dissimilar mark is taken back from the bar's Unmark menu
+    window.unmark_menu.aboutToShow.emit()
+    entries = {action.text(): action for action in window.unmark_menu.actions()}
+    assert set(entries) == {f"{os.path.basename(p)} (dissimilar)" for p in (first, second)}
+    entries[f"{os.path.basename(second)} (dissimilar)"].trigger()
+    again = _wait_results(window, qtbot)
+    assert second in again and first not in again
+    assert window.marks() == {first: DISSIMILAR}
