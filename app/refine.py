@@ -58,7 +58,7 @@ class QueryExamples:
         self._state: tuple | None = None
 
     def search(self, library, query: WindowQuery, params, *, folder=None,
-               image_path: Callable[[QImage], str] = None) -> list:
+               image_path: Callable[[QImage], str] | None = None) -> list:
         """``library.search_query`` of the query: hits, best first (what `lookalike search`
         gives for the same photos, --like and --unlike, and --together for several)."""
         from engine.library import Query
