@@ -45,7 +45,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QPushButton,
     QSizePolicy,
@@ -60,7 +59,7 @@ from app.workers import ImageLoader
 from engine.errors import LookalikeError, UserError
 from engine.paths import display_path
 from engine.store import LabelRow
-from engine.suggest import RECENT_SEARCH, Boundary, PairSuggestion
+from engine.suggest import RECENT_SEARCH, Boundary, PairSuggestion, canonical
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +124,8 @@ class LabelWorker(QObject):
         self._library = None
         # (hash_a, hash_b) -> previous values of that pair, newest last, for undo
         self._undo: dict[tuple[str, str], list[LabelRow | None]] = {}
+        # pair -> its label before a result was first marked (None: it had none), for unmarking
+        self._before_mark: dict[tuple[str, str], LabelRow | None] = {}
 
     def _open(self):
         """The library, opened on first need (it may be created after the window opens)."""
@@ -239,6 +240,8 @@ class LabelWorker(QObject):
             query_hash, indexed = photo_hash(store, query_path)
             if query_hash == result.content_hash:
                 raise UserError("that result is the query photo itself")
+            self._before_mark.setdefault(canonical(query_hash, result.content_hash),
+                                         store.label(query_hash, result.content_hash))
             store.add_label(query_hash, result.content_hash, label, source=FEEDBACK_SOURCE,
                             path_a=os.path.abspath(query_path), path_b=result_path)
             verdict = "similar" if label == SIMILAR else "dissimilar"
@@ -250,6 +253,35 @@ class LabelWorker(QObject):
             self.changed.emit(store.label_count())
 
         self._guard("saving the feedback", work)
+
+    @Slot(object, object)
+    def unfeedback(self, query_path: str, result_path: str) -> None:
+        """Take back the label a mark wrote (the pair's earlier label, if any, comes back);
+        a label written since by other means (the pair view, an import) stays."""
+        def work() -> None:
+            from engine.labels import photo_hash
+
+            store = self._open().store
+            result = store.image_by_path(result_path)
+            if result is None or result.content_hash is None:
+                return
+            query_hash, _ = photo_hash(store, query_path)
+            key = canonical(query_hash, result.content_hash)
+            if key not in self._before_mark:
+                return  # no mark of this session wrote it
+            previous = self._before_mark.pop(key)
+            current = store.label(*key)
+            if current is None or current.source != FEEDBACK_SOURCE:
+                return
+            if previous is None:
+                store.delete_label(*key)
+            else:
+                store.add_label(previous.hash_a, previous.hash_b, previous.label, source=previous.source,
+                                path_a=previous.path_a, path_b=previous.path_b, created_at=previous.created_at)
+            self.feedbackDone.emit(f"Unmarked {display_path(os.path.basename(result_path))}: its label is removed")
+            self.changed.emit(store.label_count())
+
+        self._guard("removing the feedback", work)
 
     # ------------------------------------------------------------------ reads
 
@@ -300,6 +332,7 @@ class LabelService(QObject):
     undoRequested = Signal(object)
     deleteRequested = Signal(list)
     feedbackRequested = Signal(object, object, int)  # query path, result path (objects: any name), label
+    unfeedbackRequested = Signal(object, object)  # query path, result path: take a mark's label back
     listRequested = Signal(int)
     exportRequested = Signal(str)
     closeRequested = Signal()
@@ -314,6 +347,7 @@ class LabelService(QObject):
         for signal, slot in ((self.suggestRequested, self.worker.suggest), (self.writeRequested, self.worker.write),
                              (self.undoRequested, self.worker.undo), (self.deleteRequested, self.worker.delete),
                              (self.feedbackRequested, self.worker.feedback),
+                             (self.unfeedbackRequested, self.worker.unfeedback),
                              (self.listRequested, self.worker.list_labels),
                              (self.exportRequested, self.worker.export), (self.closeRequested, self.worker.close)):
             signal.connect(slot)
@@ -925,32 +959,34 @@ class LabelingController(QObject):
 
     # ------------------------------------------------------------------ feedback
 
-    def add_feedback_actions(self, menu: QMenu, result_path: str) -> None:
-        """"Mark similar/dissimilar to the query" on a result's menu."""
-        menu.addSeparator()
-        similar = menu.addAction(icon("similar"), "Mark similar to the query",
-                                 lambda: self.feedback(result_path, SIMILAR))
-        dissimilar = menu.addAction(icon("dissimilar"), "Mark dissimilar to the query",
-                                    lambda: self.feedback(result_path, DISSIMILAR))
-        query = self.shown_query
-        why = None
-        if isinstance(query, QImage):
-            why = ("The query is a pasted image, not a file: save it into one of your photo folders and "
-                   "search from the file to label against it.")
-        elif not isinstance(query, str):
-            why = "There is no query to compare with."
-        elif os.path.abspath(query) == os.path.abspath(result_path):
-            why = "This result is the query photo itself."
-        if why:
-            for act in (similar, dissimilar):
-                act.setEnabled(False)
-                act.setToolTip(why)
-            menu.setToolTipsVisible(True)
+    def feedback_note(self, query, result_path: str) -> tuple[bool, str | None]:
+        """Whether a result of ``query`` (a photo, or a tuple of them) can be marked, and why
+        not, or why the mark will not be stored as a label (pasted pixels are no file)."""
+        photos = query if isinstance(query, tuple) else (query,)
+        if query is None or not photos:
+            return False, "There is no query to compare with."
+        if any(isinstance(p, str) and os.path.abspath(p) == os.path.abspath(result_path) for p in photos):
+            return False, "This result is the query photo itself."
+        if not any(isinstance(p, str) for p in photos):
+            return True, ("The query is a pasted image, not a file: marking refines these results but stores no "
+                          "label. Save it into one of your photo folders and search from the file to label "
+                          "against it.")
+        return True, None
 
-    def feedback(self, result_path: str, label: int) -> None:
-        query = self.shown_query
-        if isinstance(query, str):
-            self.service.feedbackRequested.emit(query, result_path, label)
+    def mark(self, query, result_path: str, label: int) -> None:
+        """Store a mark as a label (source "feedback") between each query photo that is a file
+        and the result; several photos searched together give a label each."""
+        photos = query if isinstance(query, tuple) else (query,)
+        for photo in photos:
+            if isinstance(photo, str):
+                self.service.feedbackRequested.emit(photo, result_path, label)
+
+    def unmark(self, query, result_path: str) -> None:
+        """Take back the labels :meth:`mark` wrote for this result (only those)."""
+        photos = query if isinstance(query, tuple) else (query,)
+        for photo in photos:
+            if isinstance(photo, str):
+                self.service.unfeedbackRequested.emit(photo, result_path)
 
     def _on_feedback_done(self, message: str) -> None:
         self.window.statusBar().showMessage(message, 8000)
@@ -958,6 +994,8 @@ class LabelingController(QObject):
     def _on_failed(self, what: str, message: str) -> None:
         if what == "saving the feedback":
             self.window.statusBar().showMessage(f"Not labelled: {message}", 8000)
+        elif what == "removing the feedback":
+            self.window.statusBar().showMessage(f"The label stays: {message}", 8000)
 
     # ------------------------------------------------------------------ views
 

@@ -1,4 +1,4 @@
-"""The main window: drop or paste a photo, see its lookalikes in a thumbnail grid."""
+"""The main window: drop or paste photos, see their lookalikes in a thumbnail grid, mark results to refine them."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QSettings, QSize, Qt, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QListView, QMainWindow, QMenu,
-                               QPushButton, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPainter, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayout, QLabel, QListView,
+                               QMainWindow, QMenu, QPushButton, QSpinBox, QSplitter, QStackedWidget, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from app.icons import icon
-from app.results import ResultsModel
+from app.refine import DISSIMILAR, SIMILAR, WindowQuery, refinement_text
+from app.results import MARK_NAMES, MarkDelegate, ResultsModel
 from app.workers import FunctionThread, ImageLoader, SearchThread
 from engine.paths import display_path, file_url
 
@@ -26,25 +28,39 @@ def image_suffixes() -> frozenset[str]:
     return IMAGE_SUFFIXES
 
 
-def query_from_mime(mime: QMimeData) -> str | QImage | None:
-    """What a drop or a paste means as a query: a local image file, or image pixels."""
+def _is_image_file(path: str) -> bool:
+    return bool(path) and os.path.isfile(path) and Path(path).suffix.lower() in image_suffixes()
+
+
+def queries_from_mime(mime: QMimeData) -> list[str | QImage]:
+    """What a drop or a paste means as a query: its local image files (several are searched
+    together), else image pixels, else image paths given as text (one a line); [] if none."""
+    paths: list[str] = []
     if mime.hasUrls():
         for url in mime.urls():
-            if url.isLocalFile():
-                path = path_of_url(url)
-                if os.path.isfile(path) and Path(path).suffix.lower() in image_suffixes():
-                    return path
+            path = path_of_url(url) if url.isLocalFile() else ""
+            if _is_image_file(path) and path not in paths:
+                paths.append(path)
+    if paths:
+        return paths
     if mime.hasImage():
         data = mime.imageData()
         image = data.toImage() if isinstance(data, QPixmap) else data
         if isinstance(image, QImage) and not image.isNull():
-            return image
+            return [image]
     if mime.hasText():
-        text = mime.text().strip().splitlines()[0].strip() if mime.text().strip() else ""
-        path = path_of_url(QUrl(text)) if text.startswith("file://") else os.path.expanduser(text)
-        if path and os.path.isfile(path) and Path(path).suffix.lower() in image_suffixes():
-            return path
-    return None
+        for line in mime.text().strip().splitlines():
+            text = line.strip()
+            path = path_of_url(QUrl(text)) if text.startswith("file://") else os.path.expanduser(text)
+            if _is_image_file(path) and path not in paths:
+                paths.append(path)
+    return paths
+
+
+def query_from_mime(mime: QMimeData) -> str | QImage | None:
+    """The first query a drop or a paste holds (see :func:`queries_from_mime`)."""
+    queries = queries_from_mime(mime)
+    return queries[0] if queries else None
 
 
 def path_of_url(url: QUrl) -> str:
@@ -108,7 +124,15 @@ class MainWindow(QMainWindow):
         self.library_path = Path(library_path)
         self._wizard_options = dict(wizard_options or {})
         self._wizard = None
-        self._query: str | QImage | None = None
+        # The photos searched for: one (a path or pasted pixels), or a tuple of several
+        self._query: str | QImage | tuple | None = None
+        self._marks: dict[str, int] = {}  # results marked similar/dissimilar, in marking order
+        self._refining = False  # the search in flight refines the results on show
+        self._query_images: dict[int, QImage] = {}  # several query photos' previews, by position
+        self.shown_request = 0  # the search request whose results are on show
+        # Label writes and removals of marks, sent to the label worker once the refined results
+        # are on show: the refinement gets the CPU first (2 cores are shared with everything)
+        self._pending_labels: list = []
         self._status: dict = {}
         self._closed = False
 
@@ -183,6 +207,9 @@ class MainWindow(QMainWindow):
         self.view.setGridSize(QSize(180, 200))
         self.view.setWordWrap(True)
         self.view.setModel(self.model)
+        self.view.setItemDelegate(MarkDelegate(self.view))
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self._build_mark_actions()
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._show_result_menu)
         self.view.activated.connect(lambda index: self.open_result(self.model.item(index.row()).path))
@@ -204,9 +231,16 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.empty_page)
 
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.setSpacing(2)
+        right_layout.addWidget(self._build_refine_bar())
+        right_layout.addWidget(self.stack, 1)
+
         splitter = QSplitter()
         splitter.addWidget(left)
-        splitter.addWidget(self.stack)
+        splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         self.setCentralWidget(splitter)
 
@@ -271,60 +305,148 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ queries
 
-    def search(self, query: str | QImage) -> None:
-        """Search for a file path or image pixels; the previous query's results are dropped."""
+    def search(self, query: str | QImage | list | tuple) -> None:
+        """Search for a file path, image pixels, or several photos together (a list: photos like
+        all of them, as `lookalike search --together`); the previous query's results and marks
+        are dropped (their labels stay)."""
+        if isinstance(query, (list, tuple)):
+            if not query:
+                return
+            query = tuple(query) if len(query) > 1 else query[0]
+        self._send_labels()  # the previous query's marks are stored all the same
         self._query = query
-        if isinstance(query, QImage):
-            self.preview_loader.reset()
+        self._marks = {}
+        self.model.set_marks({})
+        self._show_query(query)
+        self._run_search(refining=False)
+
+    def _run_search(self, *, refining: bool) -> None:
+        """Search for the query on show with its marks; ``refining``: the results on show stay
+        in view (selection, place) until the new ones replace them."""
+        self._refining = refining
+        self._update_refine_bar()
+        self.statusBar().showMessage("Refining…" if refining else "Searching…")
+        self.search_thread.search(WindowQuery.of(self._query, self._marks), self.k_spin.value(),
+                                  self.search_options())
+
+    def results_are_current(self) -> bool:
+        """The results on show answer the last search asked for (no search in flight)."""
+        return self.shown_request == self.search_thread.current_request
+
+    def _rerun(self) -> None:
+        """The same query and marks again (settings, library or model changed)."""
+        if self._query is not None and not self._closed:
+            self._run_search(refining=bool(self._marks))
+
+    def _show_query(self, query) -> None:
+        self.preview_loader.reset()
+        self._query_images = {}
+        if isinstance(query, tuple):
+            self.query_label.setText("Loading…")
+            for position, photo in enumerate(query[:self.QUERY_STRIP]):
+                if isinstance(photo, QImage):
+                    self._on_preview(self.preview_loader.generation, ("query", position), photo)
+                else:
+                    self.preview_loader.request(("query", position), photo)
+            names = ", ".join("pasted image" if isinstance(p, QImage) else display_path(os.path.basename(p))
+                              for p in query)
+            self.query_caption.setText(f"{len(query)} photos, searched together: {names}")
+        elif isinstance(query, QImage):
             self._on_preview(self.preview_loader.generation, "query",
                              query.scaled(PREVIEW, Qt.AspectRatioMode.KeepAspectRatio,
                                           Qt.TransformationMode.SmoothTransformation))
             self.query_caption.setText("Pasted image")
         else:
-            self.preview_loader.reset()
             self.query_label.setText("Loading…")
             self.preview_loader.request("query", query)
             self.query_caption.setText(display_path(query))
-        self.statusBar().showMessage("Searching…")
-        self.search_thread.search(query, self.k_spin.value(), self.search_options())
+
+    QUERY_STRIP = 9  # query photos shown in the query pane (in a grid); the caption counts them all
 
     def _on_preview(self, generation: int, key: object, image: QImage) -> None:
         if generation != self.preview_loader.generation:
             return
-        if image.isNull():
+        if isinstance(key, tuple):  # one of several query photos
+            if not image.isNull():
+                self._query_images[key[1]] = image
+            self._show_query_strip()
+        elif image.isNull():
             self.query_label.setText("(cannot show this image)")
         else:
             self.query_label.setPixmap(QPixmap.fromImage(image))
 
+    def _show_query_strip(self) -> None:
+        """Several query photos as a grid of small pictures in the query pane."""
+        if not isinstance(self._query, tuple) or not self._query_images:
+            return
+        shown = min(len(self._query), self.QUERY_STRIP)
+        columns = 1
+        while columns * columns < shown:
+            columns += 1
+        rows = -(-shown // columns)
+        cell = PREVIEW.width() // columns
+        strip = QPixmap(cell * columns, cell * rows)
+        strip.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(strip)
+        for position, image in self._query_images.items():
+            small = image.scaled(QSize(cell - 4, cell - 4), Qt.AspectRatioMode.KeepAspectRatio,
+                                 Qt.TransformationMode.SmoothTransformation)
+            x = (position % columns) * cell + (cell - small.width()) // 2
+            y = (position // columns) * cell + (cell - small.height()) // 2
+            painter.drawImage(x, y, small)
+        painter.end()
+        self.query_label.setPixmap(strip)
+
     def _on_results(self, request_id: int, query_path: str, items: list) -> None:
         if request_id != self.search_thread.current_request:
             return
+        selected = self.selected_paths() if self._refining else []
+        current = self.view.currentIndex().row()
         self.model.set_results(items)
-        self.view.scrollToTop()
+        self.shown_request = request_id
+        self._send_labels()
         self.stack.setCurrentWidget(self.view)
-        self.statusBar().showMessage(f"{len(items)} lookalikes", 5000)
+        if self._refining and items:
+            # A refinement keeps the person where they were: the same photos selected when
+            # they are still there, else the tile now at the place they were marking.
+            rows = [r for r in (self.model.row_of(p) for p in selected) if r >= 0]
+            if not rows and current >= 0:
+                rows = [min(current, len(items) - 1)]
+            for row in rows:
+                self.view.selectionModel().select(self.model.index(row),
+                                                  self.view.selectionModel().SelectionFlag.Select)
+            if rows:
+                self.view.selectionModel().setCurrentIndex(self.model.index(rows[0]),
+                                                           self.view.selectionModel().SelectionFlag.NoUpdate)
+                self.view.scrollTo(self.model.index(rows[0]))
+        else:
+            self.view.scrollToTop()
+        refined = refinement_text(self._marks)
+        self.statusBar().showMessage(f"{len(items)} lookalikes" + (f" ({refined[0].lower()}{refined[1:]})"
+                                                                   if refined else ""), 5000)
 
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id == self.search_thread.current_request:
             self.statusBar().showMessage(message)
+            self._send_labels()
 
     def _on_k_changed(self, value: int) -> None:
-        if self._query is not None:
-            self.search(self._query)
+        self._rerun()
 
     def accept_mime(self, mime: QMimeData) -> bool:
-        query = query_from_mime(mime)
-        if query is None:
+        queries = queries_from_mime(mime)
+        if not queries:
             self.statusBar().showMessage("That is not an image file or image data", 5000)
             return False
-        self.search(query)
+        self.search(queries)
         return True
 
     def open_file(self) -> None:
         patterns = " ".join(f"*{s}" for s in sorted(image_suffixes()))
-        path, _ = QFileDialog.getOpenFileName(self, "Find lookalikes of", "", f"Images ({patterns})")
-        if path:
-            self.search(path)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Find lookalikes of (choose several to search for all "
+                                                "of them together)", "", f"Images ({patterns})")
+        if paths:
+            self.search(paths)
 
     def paste(self) -> None:
         self.accept_mime(QGuiApplication.clipboard().mimeData())
@@ -352,6 +474,7 @@ class MainWindow(QMainWindow):
             return
         menu = self.result_menu(index)
         menu.exec(self.view.viewport().mapToGlobal(pos))
+        menu.deleteLater()
 
     def result_menu(self, index: QModelIndex) -> QMenu:
         path = self.model.item(index.row()).path  # the real name: PathRole is display text
@@ -361,7 +484,25 @@ class MainWindow(QMainWindow):
         menu.addAction(icon("copy"), "Copy path", lambda: copy_path_to_clipboard(path))
         menu.addSeparator()
         menu.addAction(icon("search"), "Find lookalikes of this", lambda: self.search(path))
-        self.labeling.add_feedback_actions(menu, path)
+        menu.addSeparator()
+        allowed, why = self.labeling.feedback_note(self._query, path)
+        marked = self._marks.get(path)
+        for text, name, label, action in (("Mark similar to the query", "similar", SIMILAR, self.mark_similar_action),
+                                          ("Mark dissimilar to the query", "dissimilar", DISSIMILAR,
+                                           self.mark_dissimilar_action)):
+            act = menu.addAction(icon(name), text, lambda label=label: self.mark_results([path], label))
+            act.setShortcut(action.shortcut())  # shown as a hint; the view's action holds the key
+            act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # never competing with it
+            act.setCheckable(True)
+            act.setChecked(marked == label)
+            act.setEnabled(allowed)
+            if why:
+                act.setToolTip(why)
+        if marked:
+            act = menu.addAction("Unmark", lambda: self.unmark_results([path]))
+            act.setShortcut(self.unmark_action.shortcut())
+            act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        menu.setToolTipsVisible(bool(why))
         return menu
 
     def open_result(self, path: str | None) -> None:
@@ -371,6 +512,119 @@ class MainWindow(QMainWindow):
     def reveal_result(self, path: str | None) -> None:
         if path:
             QDesktopServices.openUrl(url_of_path(os.path.dirname(path)))
+
+    # ------------------------------------------------------------------ marking (refines at once)
+
+    def _build_mark_actions(self) -> None:
+        """S / D mark the selected tiles similar / dissimilar, U (or Shift+S, Shift+D) unmarks
+        them; only while the results grid has the keyboard."""
+        def view_action(text: str, keys: list[str], slot) -> QAction:
+            act = QAction(text, self.view)
+            act.setShortcuts([QKeySequence(k) for k in keys])
+            act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            act.triggered.connect(slot)
+            self.view.addAction(act)
+            return act
+
+        self.mark_similar_action = view_action("Mark similar to the query", ["S"],
+                                               lambda: self.mark_results(self.selected_paths(), SIMILAR))
+        self.mark_dissimilar_action = view_action("Mark dissimilar to the query", ["D"],
+                                                  lambda: self.mark_results(self.selected_paths(), DISSIMILAR))
+        self.unmark_action = view_action("Unmark", ["U", "Shift+S", "Shift+D"],
+                                         lambda: self.unmark_results(self.selected_paths()))
+
+    def _build_refine_bar(self) -> QWidget:
+        """"Refined by 2 similar, 1 dissimilar" above the results, with Unmark ▾ and Clear."""
+        bar = QFrame()
+        bar.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QHBoxLayout(bar)
+        layout.setContentsMargins(8, 2, 4, 2)
+        self.refine_label = QLabel()
+        self.refine_label.setToolTip("Results marked similar pull the query toward them; those marked "
+                                     "dissimilar push it away and leave the results. The marks are also "
+                                     "kept as labels for training.")
+        self.unmark_button = QToolButton()
+        self.unmark_button.setText("Unmark")
+        self.unmark_button.setToolTip("Take back one mark (and the label it stored)")
+        self.unmark_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.unmark_menu = QMenu(self.unmark_button)
+        self.unmark_menu.aboutToShow.connect(self._fill_unmark_menu)
+        self.unmark_button.setMenu(self.unmark_menu)
+        self.clear_refinement_button = QPushButton("Clear")
+        self.clear_refinement_button.setToolTip("Back to the plain query (the labels the marks stored stay)")
+        self.clear_refinement_button.clicked.connect(self.clear_refinement)
+        layout.addWidget(self.refine_label, 1)
+        layout.addWidget(self.unmark_button)
+        layout.addWidget(self.clear_refinement_button)
+        bar.setVisible(False)
+        self.refine_bar = bar
+        return bar
+
+    def _fill_unmark_menu(self) -> None:
+        self.unmark_menu.clear()
+        for path, mark in self._marks.items():
+            self.unmark_menu.addAction(f"{display_path(os.path.basename(path))} ({MARK_NAMES[mark]})",
+                                       lambda path=path: self.unmark_results([path]))
+
+    def _update_refine_bar(self) -> None:
+        text = refinement_text(self._marks)
+        self.refine_label.setText(text)
+        self.refine_bar.setVisible(bool(text))
+
+    def marks(self) -> dict[str, int]:
+        """The results marked in this query: path -> SIMILAR / DISSIMILAR, in marking order."""
+        return dict(self._marks)
+
+    def selected_paths(self) -> list[str]:
+        rows = sorted(index.row() for index in self.view.selectionModel().selectedIndexes())
+        if not rows and self.view.currentIndex().isValid():
+            rows = [self.view.currentIndex().row()]
+        return [self.model.item(row).path for row in rows if row < self.model.rowCount()]
+
+    def mark_results(self, paths: list[str], label: int) -> None:
+        """Mark results similar or dissimilar to the query: they show the mark, the results are
+        searched again at once with them as examples (no training), and each mark is stored as
+        a label for training. Dissimilar ones leave the results."""
+        new = []
+        for path in paths:
+            allowed, why = self.labeling.feedback_note(self._query, path)
+            if not allowed:
+                self.statusBar().showMessage(why, 5000)
+            elif self._marks.get(path) != label:
+                self._marks.pop(path, None)  # marked again: its new mark only, last in order
+                self._marks[path] = label
+                new.append(path)
+        if not new:
+            return
+        self.model.set_marks(self._marks)
+        query = self._query
+        self._pending_labels += [lambda path=path: self.labeling.mark(query, path, label) for path in new]
+        self._run_search(refining=True)
+
+    def unmark_results(self, paths: list[str]) -> None:
+        """Take marks back: the tile loses its mark, the label the mark stored is removed, and
+        the results are refined by the marks left."""
+        gone = [path for path in paths if self._marks.pop(path, None) is not None]
+        if not gone:
+            return
+        self.model.set_marks(self._marks)
+        query = self._query
+        self._pending_labels += [lambda path=path: self.labeling.unmark(query, path) for path in gone]
+        self._run_search(refining=True)
+
+    def _send_labels(self) -> None:
+        """Hand the marks' label writes to the label worker, in the order they were made."""
+        pending, self._pending_labels = self._pending_labels, []
+        for send in pending:
+            send()
+
+    def clear_refinement(self) -> None:
+        """Back to the plain query's results; the labels the marks stored stay."""
+        if not self._marks:
+            return
+        self._marks = {}
+        self.model.set_marks({})
+        self._run_search(refining=False)
 
     # ------------------------------------------------------------------ wizard
 
@@ -436,8 +690,7 @@ class MainWindow(QMainWindow):
         # The search worker reads the active model on every search, so only the status and
         # the results on show (ranked by the old model) need refreshing.
         self.refresh_status()
-        if self._query is not None and not self._closed:
-            self.search(self._query)
+        self._rerun()
 
     # ------------------------------------------------------------------ labelling (app/labeling.py)
 
@@ -537,8 +790,7 @@ class MainWindow(QMainWindow):
             head = "Indexing cancelled" if report.cancelled else "Indexing done"
             self.statusBar().showMessage(f"{head}: {report.added:,} photos indexed, {report.skipped:,} skipped, "
                                          f"{report.removed:,} removed", 15_000)
-        if self._query is not None and not self._closed:
-            self.search(self._query)  # the results on show may have changed
+        self._rerun()  # the results on show may have changed
 
     def _on_update_started(self, count: int) -> None:
         if not self.indexing.is_indexing():
@@ -694,8 +946,7 @@ class MainWindow(QMainWindow):
         settings.setValue(self.SEARCH_RADIUS, self.radius_spin.value())
         settings.setValue(self.SEARCH_RERANK, self.rerank_check.isChecked())
         settings.setValue(self.SEARCH_FOLDER, _path_setting(self.search_folder()))
-        if self._query is not None and not self._closed:
-            self.search(self._query)
+        self._rerun()
 
     # ------------------------------------------------------------------ view
 
@@ -767,6 +1018,7 @@ class MainWindow(QMainWindow):
         if self._retrain_dialog is not None:
             self._retrain_dialog.shutdown()
         self.search_thread.shutdown()
+        self._send_labels()  # marks whose results never came are still labels
         self.labeling.shutdown()
         self.model.shutdown()
         self.preview_loader.shutdown()

@@ -1,11 +1,12 @@
-"""The results grid's model: search hits with thumbnails loaded lazily off the GUI thread."""
+"""The results grid's model and tiles: search hits, thumbnails loaded lazily off the GUI thread, marks."""
 
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
 from app.workers import ImageLoader, ResultItem
 from engine.paths import display_path
@@ -13,6 +14,11 @@ from engine.paths import display_path
 PathRole = Qt.ItemDataRole.UserRole + 1  # the path as text to show; the file itself: ResultsModel.item(row).path
 ScoreRole = Qt.ItemDataRole.UserRole + 2
 HammingRole = Qt.ItemDataRole.UserRole + 3
+MarkRole = Qt.ItemDataRole.UserRole + 4  # 1 marked similar, -1 dissimilar, 0 not marked
+
+# Saturated mid-tones with a white glyph: they stand out on the light and the dark palette alike.
+MARK_COLOURS = {1: QColor("#1f9d55"), -1: QColor("#d93b3b")}
+MARK_NAMES = {1: "similar", -1: "dissimilar"}
 
 
 class ResultsModel(QAbstractListModel):
@@ -23,6 +29,7 @@ class ResultsModel(QAbstractListModel):
         self._items: list[ResultItem] = []
         self._icons: dict[int, QIcon] = {}
         self._requested: set[int] = set()
+        self._marks: dict[str, int] = {}  # path -> 1 / -1; kept across result lists
         self.loader = ImageLoader(icon_size, threads=2, parent=self)
         self.loader.loaded.connect(self._on_loaded)
         pixmap = QPixmap(icon_size)
@@ -38,6 +45,23 @@ class ResultsModel(QAbstractListModel):
         self._icons.clear()
         self._requested.clear()
         self.endResetModel()
+
+    def set_marks(self, marks: dict[str, int]) -> None:
+        """The marked photos (path -> 1 similar, -1 dissimilar); their tiles repaint."""
+        changed = set(marks.items()) ^ set(self._marks.items())
+        self._marks = dict(marks)
+        paths = {path for path, _ in changed}
+        for row, item in enumerate(self._items):
+            if item.path in paths:
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [MarkRole, Qt.ItemDataRole.ToolTipRole])
+
+    def mark(self, row: int) -> int:
+        return self._marks.get(self._items[row].path, 0)
+
+    def row_of(self, path: str) -> int:
+        """The row showing ``path``, or -1."""
+        return next((row for row, item in enumerate(self._items) if item.path == path), -1)
 
     def item(self, row: int) -> ResultItem:
         return self._items[row]
@@ -67,14 +91,18 @@ class ResultsModel(QAbstractListModel):
                 return self.placeholder
             return icon
         if role == Qt.ItemDataRole.ToolTipRole:
+            mark = self._marks.get(item.path)
+            marked = f"\nMarked {MARK_NAMES[mark]} (U unmarks)" if mark else ""
             return (f"{display_path(os.path.basename(item.path))}\nscore {item.score:.3f} · Hamming distance "
-                    f"{item.hamming}\n{display_path(item.path)}")
+                    f"{item.hamming}\n{display_path(item.path)}{marked}")
         if role == PathRole:
             return display_path(item.path)
         if role == ScoreRole:
             return item.score
         if role == HammingRole:
             return item.hamming
+        if role == MarkRole:
+            return self._marks.get(item.path, 0)
         return None
 
     def _on_loaded(self, generation: int, row: object, image: QImage) -> None:
@@ -88,3 +116,39 @@ class ResultsModel(QAbstractListModel):
 
     def shutdown(self) -> None:
         self.loader.shutdown()
+
+
+class MarkDelegate(QStyledItemDelegate):
+    """Draws a tile as usual, and a marked one with a coloured frame and a corner badge
+    (a tick for similar, a cross for dissimilar): the mark reads without colour too."""
+
+    FRAME = 3  # pixels
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().paint(painter, option, index)
+        mark = index.data(MarkRole)
+        colour = MARK_COLOURS.get(mark)
+        if colour is None:
+            return
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRectF(option.rect).adjusted(1.5, 1.5, -1.5, -1.5)
+        painter.setPen(QPen(colour, self.FRAME))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(rect, 4, 4)
+        side = max(14.0, min(22.0, option.rect.width() / 7))
+        badge = QRectF(rect.left() + 4, rect.top() + 4, side, side)
+        painter.setPen(QPen(QColor("white"), 1.5))
+        painter.setBrush(colour)
+        painter.drawEllipse(badge)
+        glyph = QPen(QColor("white"), max(2.0, side / 8))
+        glyph.setCapStyle(Qt.PenCapStyle.RoundCap)
+        painter.setPen(glyph)
+        x, y, s = badge.left(), badge.top(), side
+        if mark == 1:
+            painter.drawPolyline([QPointF(x + 0.28 * s, y + 0.52 * s), QPointF(x + 0.44 * s, y + 0.68 * s),
+                                  QPointF(x + 0.72 * s, y + 0.34 * s)])
+        else:
+            painter.drawLine(QPointF(x + 0.33 * s, y + 0.33 * s), QPointF(x + 0.67 * s, y + 0.67 * s))
+            painter.drawLine(QPointF(x + 0.67 * s, y + 0.33 * s), QPointF(x + 0.33 * s, y + 0.67 * s))
+        painter.restore()

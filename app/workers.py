@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QImageReader
 
+from app.refine import QueryExamples, WindowQuery
 from engine.errors import LookalikeError, UserError
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class SearchWorker(QObject):
         self._library = None
         self._latest = 0
         self._tmp: tempfile.TemporaryDirectory | None = None
+        self._examples = QueryExamples()  # the photos' codes and features, read once
 
     def supersede(self, request_id: int) -> None:
         # Called from the GUI thread: an int assignment is atomic, and a stale read only
@@ -99,21 +101,25 @@ class SearchWorker(QObject):
 
     @Slot(int, object, int, object)
     def search(self, request_id: int, query: object, k: int, options: object = None) -> None:
-        """``options``: a dict of SearchParams fields (pool, radius, rerank) plus ``folder``."""
+        """``query``: a photo's path, pasted pixels, or a WindowQuery (several photos, marked
+        results); searched as `lookalike search` does. ``options``: a dict of SearchParams
+        fields (pool, radius, rerank) plus ``folder``."""
         from engine.index import thumbnail_path
         from engine.search import SearchParams
 
         if request_id != self._latest:
             return  # a newer query came in meanwhile
+        # one photo (a path or pasted pixels), or an app.refine.WindowQuery: several, and marks
+        request = query if isinstance(query, WindowQuery) else WindowQuery.of(query)
         try:
-            path = self._query_path(query)
+            path = request.first_path or ""
             library = self._open()
             if library is None:
                 raise UserError("there is no library yet: add photo folders first")
             options = dict(options or {})
             folder = options.pop("folder", None)
-            words, feature = library.encode_file(path)
-            hits = library.search_vector(words, feature, SearchParams(k=k, **options), folder=folder)
+            hits = self._examples.search(library, request, SearchParams(k=k, **options), folder=folder,
+                                         image_path=self._query_path)
             store = library.store
             items = []
             for hit in hits:

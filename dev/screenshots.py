@@ -7,7 +7,7 @@ Builds a demo photo folder from the photos bundled with scikit-image and scikit-
 mirrored, warmer, smaller), indexes it into a demo library with the default model, labels
 a few pairs, then drives the real windows on Qt's offscreen platform and saves
 ``QWidget.grab()`` of each as PNG: the main window empty and with the results of a
-dropped photo (light and dark), the result menu, every page of the indexing wizard, the
+dropped photo (light and dark), the result menu, the results refined by marks, every page of the indexing wizard, the
 pair-labeling view, the labels list and the retrain dialog (light and dark). A screen whose module is not
 there (yet) is skipped with a note, and the others are still made. Takes about a minute.
 """
@@ -311,6 +311,20 @@ def shoot_results(shot: Shooter, library: Path, scratch: Path, photos: dict) -> 
         dark.deleteLater()
         Theme(shot.app, "light")
         shot.settle(0.2)
+
+        # Marks refine the results at once: one similar, one dissimilar (which leaves the list)
+        if hasattr(window, "mark_results"):
+            paths = [window.model.item(row).path for row in range(window.model.rowCount())]
+            similar = next((p for p in paths if "IMG_" in p), paths[3])  # a coffee under a camera name
+            dissimilar = next((p for p in paths if "motorcycle" in p), paths[2])
+            for path, label in ((similar, 1), (dissimilar, -1)):
+                window.mark_results([path], label)
+                shot.wait(window.results_are_current, what="the refined results")
+            window.grab()
+            visible = min(window.model.rowCount(), 15)
+            shot.wait(lambda: all(window.model.thumbnail_loaded(r) for r in range(visible)), timeout=20,
+                      what="the thumbnails")
+            shot.save(window, "main-refined")
     finally:
         window.close()
 

@@ -247,6 +247,8 @@ def test_feedback_from_a_results_menu_writes_feedback_labels(make_window, qtbot,
     qtbot.waitUntil(lambda: _labels(library) == {key_similar: (SIMILAR, FEEDBACK_SOURCE),
                                                  key_dissimilar: (DISSIMILAR, FEEDBACK_SOURCE)}, timeout=10_000)
     qtbot.waitUntil(lambda: "dissimilar to the query" in window.statusBar().currentMessage(), timeout=10_000)
+    # (the marks refined the results on show: the dissimilar one left them)
+    qtbot.waitUntil(lambda: model.row_of(dissimilar) == -1, timeout=20_000)
 
     # A query from outside the library is labelled by its content, for when it gets indexed
     outside = photo_set["edits"]["resized"]
@@ -259,14 +261,18 @@ def test_feedback_from_a_results_menu_writes_feedback_labels(make_window, qtbot,
     key_outside = tuple(sorted((content_hash(outside.read_bytes()), _hash_of(library, photo_set["originals"][3]))))
     assert _labels(library)[key_outside] == (SIMILAR, FEEDBACK_SOURCE)
 
-    # Pasted pixels are no file to label: the actions say why they are off
+    # Pasted pixels are no file to label: marking refines the results, the actions say no label is stored
     mime = QMimeData()
     mime.setImageData(QImage(str(photo_set["originals"][5])))
     assert window.accept_mime(mime)
     qtbot.waitUntil(lambda: isinstance(window.labeling.shown_query, QImage), timeout=20_000)
     assert model.item(0).path == str(photo_set["originals"][5])
     pasted = actions(1)
-    assert not pasted["Mark similar to the query"].isEnabled()
-    assert not pasted["Mark dissimilar to the query"].isEnabled()
+    assert pasted["Mark dissimilar to the query"].isEnabled()
     assert "pasted image" in pasted["Mark dissimilar to the query"].toolTip()
+    assert "stores no label" in pasted["Mark dissimilar to the query"].toolTip()
+    gone = model.item(1).path
+    pasted["Mark dissimilar to the query"].trigger()
+    qtbot.waitUntil(lambda: model.rowCount() == 5 and model.row_of(gone) == -1, timeout=20_000)
+    assert window.refine_label.text() == "Refined by 1 dissimilar"
     assert len(_labels(library)) == 3
