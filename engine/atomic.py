@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -80,8 +81,6 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> N
 
 def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
     """Write ``data`` as indented JSON, atomically (manifests, reports)."""
-    import json
-
     write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import platformdirs
+
 from engine.errors import EnvironmentProblem
 
 
@@ -16,8 +18,6 @@ def default_model_cache() -> Path:
     env = os.environ.get("LOOKALIKE_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("lookalike", appauthor=False))
 
 

@@ -18,7 +18,6 @@ import fnmatch
 import json
 import logging
 import os
-import re
 import signal
 import sqlite3
 import stat
@@ -30,9 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import arrays
+from engine import arrays, imageio  # imageio.decode_image looked up per call: tests count decodes
+from engine.atomic import write_bytes
 from engine.codes import codes_from_logits, words_for_bits
+from engine.errors import DecodeError, DiskFull, EnvironmentProblem, LibraryDamaged, UserError
+from engine.imageio import IMAGE_SUFFIXES, is_transient
+from engine.layout import thumbnail_path  # noqa: F401  (re-exported: app/ still imports it from here)
 from engine.library import Library
+from engine.reencode import encode_missing
 from engine.store import ImageRow, NewImage, Store, catalog_uri
 from engine.workers import Crashed, DecoderPool, crash_if_marked
 
@@ -58,16 +62,12 @@ SMALL_UPDATE = 16  # an update with fewer files to decode decodes them in the ca
 
 def suffix_families() -> dict[str, tuple[str, ...]]:
     """The file type families this build can decode, each with its suffixes."""
-    from engine.imageio import IMAGE_SUFFIXES
-
     families = {name: tuple(s for s in suffixes if s in IMAGE_SUFFIXES) for name, suffixes in SUFFIX_FAMILIES.items()}
     return {name: suffixes for name, suffixes in families.items() if suffixes}
 
 
 def indexed_suffixes(store: Store) -> frozenset[str]:
     """The suffixes this library indexes: the person's choice, else every decodable one."""
-    from engine.imageio import IMAGE_SUFFIXES
-
     raw = store.get_meta(SUFFIXES_META)
     if raw is None:
         return IMAGE_SUFFIXES
@@ -90,8 +90,6 @@ def set_indexed_suffixes(store: Store, suffixes: Iterable[str] | None) -> None:
         return
     chosen = sorted({s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes})
     if not chosen:
-        from engine.errors import UserError
-
         raise UserError("choose at least one file type to index")
     with store.transaction():
         store.set_meta(SUFFIXES_META, json.dumps(chosen))
@@ -191,8 +189,6 @@ def walk_images(root: str, *, exclusions: Sequence[str] = (), include_hidden: bo
     ``root``; a library root when walking one of its sub-folders) matching an exclusion
     pattern (fnmatch). ``suffixes`` limits the file types (default: every decodable one).
     """
-    from engine.imageio import IMAGE_SUFFIXES
-
     wanted = IMAGE_SUFFIXES if suffixes is None else frozenset(suffixes)
     patterns = tuple(exclusions) + DEFAULT_EXCLUSIONS
     seen_dirs: set[tuple[int, int]] = set()
@@ -246,30 +242,12 @@ def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_d
     # Ctrl-C goes to the whole process group; the main process decides what to do about it.
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import engine.imageio  # noqa: F401  (import cost paid while the walk runs, not on the first photo)
-
     conn = sqlite3.connect(catalog_uri(catalog, "mode=ro"), uri=True, timeout=30.0)
     _worker_state.update(conn=conn, size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
 
 
-_HASH = re.compile(r"[0-9a-f]{32}")  # engine.imageio.content_hash: 32 hex digits
-
-
-def thumbnail_path(thumbs_dir: str | os.PathLike, content_hash: str) -> Path:
-    """Where a photo's thumbnail is cached; the hash comes from the catalog, so it is checked
-    to be one (a crafted library must not name a file elsewhere)."""
-    if not isinstance(content_hash, str) or not _HASH.fullmatch(content_hash):
-        from engine.errors import UnsafeLibrary
-
-        raise UnsafeLibrary(f"{str(content_hash)[:80]!r} is not a content hash; was the library tampered with?")
-    return Path(thumbs_dir) / content_hash[:2] / f"{content_hash}.jpg"
-
-
 def _process_file(path: str) -> tuple:
     """Worker: ('skip', reason, hash) | ('known', hash, slot) | ('new', hash, pixels, w, h, taken_at)."""
-    from engine.errors import DecodeError
-    from engine.imageio import content_hash, decode_image, read_file
-
     crash_if_marked(path)  # tests only; see engine.workers.TEST_CRASH_ENV
     try:
         return _read_and_decode(path)
@@ -278,22 +256,19 @@ def _process_file(path: str) -> tuple:
 
 
 def _read_and_decode(path: str) -> tuple:
-    from engine.errors import DecodeError
-    from engine.imageio import content_hash, decode_image, read_file
-
     state = _worker_state
     try:
-        data = read_file(path)
+        data = imageio.read_file(path)
     except DecodeError as exc:
         return ("skip", exc.reason, None)
-    digest = content_hash(data)
+    digest = imageio.content_hash(data)
     row = state["conn"].execute(
         "SELECT slot FROM images WHERE content_hash = ? AND slot IS NOT NULL LIMIT 1", (digest,)
     ).fetchone()
     if row is not None:
         return ("known", digest, row[0])
     try:
-        decoded = decode_image(data, size=state["size"], resize=state["resize"], thumb_size=state["thumb_size"])
+        decoded = imageio.decode_image(data, size=state["size"], resize=state["resize"], thumb_size=state["thumb_size"])
     except DecodeError as exc:
         return ("skip", exc.reason, digest)
     if decoded.thumbnail:
@@ -302,9 +277,6 @@ def _read_and_decode(path: str) -> tuple:
 
 
 def _write_thumbnail(target: Path, data: bytes) -> None:
-    from engine.atomic import write_bytes
-    from engine.errors import DiskFull, EnvironmentProblem
-
     try:
         if target.is_file() and target.stat().st_size > 0:  # empty: torn by an OS crash, write again
             return
@@ -427,8 +399,6 @@ class Indexer:
         for path in paths:
             absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
             if not os.path.isdir(absolute):
-                from engine.errors import UserError
-
                 raise UserError(f"{path} is not a folder")
             self.store.add_root(absolute)
         roots = self.store.roots()
@@ -436,8 +406,6 @@ class Indexer:
             wanted = {os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths}
             roots = [(i, p) for i, p in roots if p in wanted]
         if not roots:
-            from engine.errors import UserError
-
             raise UserError("nothing to index: name a folder (lookalike index PATH)")
         self.library.active_model()  # fail before walking when there is no model
         with self.store.writing():
@@ -449,8 +417,6 @@ class Indexer:
         again first, since new rows are appended after the last committed slot."""
         model = self.library.active_model()
         if not self.store.covers(model):
-            from engine.reencode import encode_missing
-
             encode_missing(self.store, model, cancel=self.cancel, workers=self.workers)
 
     def _run(self, roots, report: IndexReport, started: float) -> IndexReport:
@@ -480,8 +446,6 @@ class Indexer:
         return report
 
     def _finish_run(self, run_id: int, status: str, stats: dict) -> None:
-        from engine.errors import EnvironmentProblem
-
         try:
             self.store.finish_run(run_id, status, stats)
         except EnvironmentProblem as exc:  # a full disk: the error being raised is the one to report
@@ -684,8 +648,6 @@ class Indexer:
     def _read_row(self, path: Path, slot: int, dtype, width: int) -> np.ndarray:
         """One committed row (the encoding of content seen before), its chunk checked once per
         run: a copy gets a fresh checksum, so it must not copy damage."""
-        from engine.errors import LibraryDamaged
-
         rowbytes = width * np.dtype(dtype).itemsize
         chunk = slot // arrays.CHUNK_ROWS
         verified = self._verified_chunks.setdefault(path, set())
@@ -701,8 +663,6 @@ class Indexer:
 def _unchanged(row: ImageRow | None, st: os.stat_result) -> bool:
     """Whether a catalogued file needs no work: same size and mtime, and not skipped for a
     reason that may have passed (permission denied, out of memory...: tried again)."""
-    from engine.imageio import is_transient
-
     if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
         return False
     return not (row.status == "skipped" and is_transient(row.reason))

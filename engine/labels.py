@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.atomic import write_bytes
 from engine.errors import DecodeError, EnvironmentProblem, UserError
+from engine.imageio import IMAGE_SUFFIXES, content_hash, read_file
 from engine.store import Store
 
 SIMILAR = {"similar": 1, "1": 1, "+1": 1, "same": 1, "dissimilar": -1, "-1": -1, "different": -1}
@@ -151,8 +152,6 @@ def import_class_folders(store: Store, folder: str | os.PathLike, *, per_photo: 
     subfolder); hidden names are skipped. Only indexed photos count: files the index skipped
     or has not seen are left out and counted in ``problems``, which here do not block the import.
     """
-    from engine.imageio import IMAGE_SUFFIXES
-
     root = Path(folder).absolute()
     if not root.is_dir():
         raise UserError(f"{root} is not a folder")
@@ -234,8 +233,6 @@ def photo_hash(store: Store, path: str | os.PathLike) -> tuple[str, bool]:
     An indexed file that has not changed since gives its stored hash; any other file is read
     and hashed exactly as the indexer does, so a label on it counts once it is indexed.
     """
-    from engine.imageio import content_hash, read_file
-
     path = os.path.abspath(path)
     row = store.image_by_path(path)
     if row is not None and row.status == "ok" and row.content_hash:

@@ -13,7 +13,11 @@ from engine import arrays, models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
 from engine.errors import DecodeError, EnvironmentProblem, LibraryDamaged, UserError
+from engine.hashing import default_min_for_itq, make_head
+from engine.imageio import content_hash, decode_image, decode_path, read_file
 from engine.paths import default_library_path
+from engine.reencode import encode_missing
+from engine.search import CodeSpace, FeatureSpace, Probe, SearchParams, refined_vector, search_probe
 from engine.store import ModelRow, Store, read_manifest
 
 log = logging.getLogger(__name__)
@@ -151,8 +155,6 @@ class Library:
         while another backbone was active are decoded again (with ``progress``, cancellable,
         resumable: see engine.reencode).
         """
-        from engine.reencode import encode_missing
-
         with self.store.writing():
             model = self.store.model(model_id)
             encode_missing(self.store, model, workers=workers, progress=progress, cancel=cancel)
@@ -163,8 +165,6 @@ class Library:
     def roll_back(self, *, progress=None, cancel=None, workers: int | None = None) -> ModelRow:
         """Re-activate the model active before the current one (Store.roll_back), first giving it
         codes for photos indexed since it was last active (as ``activate`` does)."""
-        from engine.reencode import encode_missing
-
         with self.store.writing():
             target = self.store.previous_model()
             if target is None:
@@ -196,8 +196,6 @@ class Library:
             return self._refit_head(kind, seed)
 
     def _refit_head(self, kind: str, seed: int) -> ModelRow:
-        from engine.hashing import make_head
-
         active = self.active_model()
         live = self.store.live_slots()
         features = arrays.read_rows(self.store.features_path(active.backbone_id), np.float16,
@@ -231,8 +229,6 @@ class Library:
     def maybe_refit_default_head(self) -> ModelRow | None:
         """Zero-label policy: move from LSH to ITQ once there are enough photos, and refit
         when the library has doubled since the last fit. Learned heads are never replaced."""
-        from engine.hashing import default_min_for_itq
-
         active = self.active_model()
         head = active.manifest.get("head", {})
         if head.get("kind") not in ("lsh", "itq"):
@@ -270,8 +266,6 @@ class Library:
 
     def encode_file(self, image_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         """Query image to (packed code words (W,), feature (D,)); a bad file is the person's error."""
-        from engine.imageio import decode_path
-
         info = self.model_info()
         try:
             decoded = decode_path(image_path, size=info.input_size, resize=info.resize, thumb_size=0)
@@ -285,8 +279,6 @@ class Library:
     def example_from_file(self, image_path: str | os.PathLike) -> Example:
         """A photo given by path: an indexed photo (found by content, so a copy or a moved file
         counts) uses its stored code and feature; any other is decoded and encoded."""
-        from engine.imageio import content_hash, decode_image, read_file
-
         try:
             data = read_file(image_path)
         except DecodeError as exc:
@@ -332,8 +324,6 @@ class Library:
     def rerank_space(self, choice: str | bool = "auto", model: ModelRow | None = None):
         """The fine stage for a SearchParams.rerank choice: "auto" (True) is what the version's
         manifest says ("features" when it says nothing); None for "none" (False)."""
-        from engine.search import CodeSpace, FeatureSpace, SearchParams
-
         model = model or self.active_model()
         choice = SearchParams(rerank=choice).rerank_choice()
         if choice == "auto":
@@ -356,8 +346,6 @@ class Library:
         same vector in the head's space). ``folder`` keeps only photos under that folder (the
         mask is applied before the coarse search, so k results still come back when it has them).
         """
-        from engine.search import SearchParams, search_probe
-
         params = params or SearchParams()
         if not query.photos:
             raise UserError("a search needs at least one query photo")
@@ -397,8 +385,6 @@ class Library:
 
     def _probe(self, query: Query, space, model: ModelRow):
         """The query as engine.search sees it: seeds for the coarse stage, the vector for the fine one."""
-        from engine.search import CodeSpace, Probe, refined_vector
-
         def stack(examples) -> np.ndarray | None:
             return np.stack([np.asarray(e.feature, np.float32) for e in examples]) if examples else None
 

@@ -14,7 +14,9 @@ import numpy as np
 from engine import arrays, models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
-from engine.errors import Cancelled
+from engine.errors import Cancelled, DecodeError, LibraryDamaged
+from engine.imageio import content_hash as hash_of, decode_image, read_file
+from engine.layout import thumbnail_path
 from engine.store import ModelRow, Store
 from engine.workers import Crashed, DecoderPool, crash_if_marked
 
@@ -43,9 +45,6 @@ def _decode_for_slot(path: str | None, content_hash: str, thumb: str, size: int,
                      ) -> tuple[np.ndarray | None, str]:
     """(pixels, source) for one indexed photo: the original when it still holds the indexed
     content, else the thumbnail cached at indexing, else (None, reason)."""
-    from engine.errors import DecodeError
-    from engine.imageio import content_hash as hash_of, decode_image, read_file
-
     if path is not None:
         crash_if_marked(path)  # tests only; see engine.workers.TEST_CRASH_ENV
         try:
@@ -115,8 +114,6 @@ def encode_missing(store: Store, model: ModelRow, *, workers: int | None = None,
 def codes_from_stored_features(store: Store, model: ModelRow, start: int, stop: int) -> None:
     """Write ``model``'s codes for slots [start, stop) from its backbone's stored features,
     checked against their checksums first (codes are never made from damaged features)."""
-    from engine.errors import LibraryDamaged
-
     features_path = store.features_path(model.backbone_id)
     check = store.verify_array(features_path, model.feature_dim * 2, start, stop)
     if check.damaged:
@@ -157,8 +154,6 @@ class SlotEncoder:
     def encode(self, start: int, stop: int, state: EncodeProgress) -> tuple[np.ndarray, np.ndarray]:
         """(features float16, codes uint64) rows for slots [start, stop); zero rows for dead
         slots and photos that can no longer be read (counted in ``state``)."""
-        from engine.index import thumbnail_path
-
         model, info = self.model, self.info
         sources = _slot_sources(self.store, start, stop)
         jobs = {slot: (path, digest, str(thumbnail_path(self.thumbs_dir, digest)), info.input_size, info.resize)

@@ -204,7 +204,7 @@ def _load_numba():
             os.environ["NUMBA_CACHE_DIR"] = cache_dir
         except ImportError:
             pass
-    try:
+    try:  # why: numba takes seconds to import; a search without the jitted kernels never needs it
         import numba
         from numba import types
         from numba.core import cgutils

@@ -13,6 +13,7 @@ import sqlite3
 import stat
 import tempfile
 import time
+from urllib.parse import quote
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1362,8 +1363,6 @@ def _writable(root: Path, catalog: Path) -> bool:
 
 def _uri_path(path: Path) -> str:
     """A path as a SQLite URI filename: every byte percent-encoded as needed (any folder name)."""
-    from urllib.parse import quote
-
     return quote(os.fsencode(path))
 
 

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.errors import UserError
+from engine.labels import photo_hash
 from engine.search import hamming_distances
 from engine.store import Store
 
@@ -370,9 +372,6 @@ def recent_search(store: Store, query_path: str | os.PathLike, hits: Sequence[tu
 
     None when the query file cannot be read any more.
     """
-    from engine.errors import UserError
-    from engine.labels import photo_hash
-
     try:
         digest, indexed = photo_hash(store, query_path)
     except UserError:

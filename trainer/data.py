@@ -123,7 +123,7 @@ def load_fashion_mnist(root: str | os.PathLike | None = None) -> tuple[np.ndarra
 
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled digits (1,797 of them): images uint8 [N, 8, 8] in 0..255, labels int64 [N]."""
-    from sklearn.datasets import load_digits  # scikit-learn is slow to import: only when asked
+    from sklearn.datasets import load_digits  # why: scikit-learn is slow to import; only when asked
 
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255

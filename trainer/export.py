@@ -31,7 +31,7 @@ def export_onnx(model: HashingNet, path: str | os.PathLike, *, opset: int = 17) 
     head initializers come out named ``head_weight``/``head_bias``; the names are verified
     after export and the file is rewritten atomically.
     """
-    import onnx
+    import onnx  # why: onnx is slow to import; only an export needs it (see engine.models)
 
     path = Path(path)
     model = model.eval()
@@ -70,7 +70,7 @@ def export_onnx(model: HashingNet, path: str | os.PathLike, *, opset: int = 17) 
 
 def replace_head(onnx_path: str | os.PathLike, weight: np.ndarray, bias: np.ndarray) -> None:
     """Overwrite the ``head_weight``/``head_bias`` initializers of an exported file, atomically."""
-    import onnx
+    import onnx  # why: as in export_onnx
     from onnx import numpy_helper
 
     path = Path(onnx_path)
@@ -103,7 +103,7 @@ def torch_outputs(model: HashingNet, pixels_uint8: np.ndarray, batch: int = 16) 
 
 def onnx_outputs(onnx_path: str | os.PathLike, pixels_uint8: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """(code_logits, feature) from onnxruntime on the CPU provider."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # why: only the parity check runs ONNX Runtime
 
     opts = ort.SessionOptions()
     # Two cores are shared on the build machines; more threads only contend.

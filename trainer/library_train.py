@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +21,17 @@ import numpy as np
 from engine import arrays, models
 from engine.atomic import write_json_atomic
 from engine.codes import codes_from_logits
-from engine.errors import UserError
+from engine.errors import DecodeError, UserError
+from engine.imageio import decode_path
+from engine.layout import thumbnail_path
 from engine.library import Library
+from engine.reencode import encode_missing
 from engine.search import CodeSpace, FeatureSpace, SearchParams, default_pool, hamming_distances, search, warm_up
 from engine.store import utc_now
 from trainer.data import groups_from_pairs
 from trainer.fit import HeadConfig, fit_head
-from trainer.full import FullConfig
+from trainer.export import check_parity, export_onnx
+from trainer.full import FullConfig, backbone_fingerprint, fit_full
 from trainer.heldout import Ranking, RetrievalCheck, better_or_equal, clearly_better, split_pairs
 
 log = logging.getLogger(__name__)
@@ -300,12 +305,6 @@ def _training_pixels(library: Library, data: Labelled, size: int, emit) -> tuple
     From the thumbnail cache when there is one (256 px, written at indexing: a thousand
     photos decode in seconds instead of a minute), else from the original file.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from engine.errors import DecodeError
-    from engine.imageio import decode_path
-    from engine.index import thumbnail_path
-
     store = library.store
     paths = store.paths_for_slots(data.slots)
     thumbs = store.thumbs_dir()
@@ -345,10 +344,6 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
     already below the active version's is not re-encoded; its gate figures are then measured
     among the labelled photos only (``"scope": "labelled photos"`` in the events).
     """
-    from trainer.export import check_parity, export_onnx
-
-    from trainer.full import backbone_fingerprint, fit_full
-
     started = time.monotonic()
     emit, data = _begin(library, config, activate, progress, "full")
     store = library.store
@@ -425,8 +420,6 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
         emit(_evaluated_event(before, after, False, False, rerank, scope="labelled photos"))
         store.update_model_metrics(row.id, {"held_out_pair_accuracy_estimate": after["pair_accuracy"]})
     else:
-        from engine.reencode import encode_missing
-
         def on_encode(state) -> None:
             emit({"event": "phase", "phase": "encode", "done": state.done, "total": state.total,
                   "rate": state.rate})

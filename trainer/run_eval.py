@@ -26,6 +26,7 @@ import torch
 from engine.encoder import Encoder
 from engine.codes import codes_from_logits
 from engine.errors import UserError
+from engine.imageio import decode_path
 from trainer import data
 from trainer.evaluate import evaluate_codes, mean_average_precision, write_report
 from trainer.fit import HeadConfig, fit_head
@@ -53,8 +54,6 @@ def dataset_pixels(images, size: int, resize: str = "center-crop") -> np.ndarray
     """Model input uint8 [N, size, size, 3] of gray arrays or image files."""
     if isinstance(images, np.ndarray):
         return data.to_rgb_pixels(images, size)
-    from engine.imageio import decode_path
-
     return np.stack([decode_path(p, size=size, resize=resize, thumb_size=0).pixels for p in images])
 
 
