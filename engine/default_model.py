@@ -10,6 +10,7 @@ from pathlib import Path
 
 import platformdirs
 
+from engine.atomic import publish_folder
 from engine.errors import EnvironmentProblem
 
 
@@ -41,5 +42,5 @@ def build_default_model(bits: int = 64, *, quiet: bool = False) -> Path:
     if target.exists():  # another process finished first
         shutil.rmtree(staging, ignore_errors=True)
     else:
-        os.replace(staging, target)
+        publish_folder(staging, target)
     return target

@@ -31,7 +31,7 @@ import numpy as np
 
 from engine import arrays, imageio  # imageio.decode_image looked up per call: tests count decodes
 from engine.atomic import write_bytes
-from engine.codes import codes_from_logits, words_for_bits
+from engine.codes import codes_from_logits
 from engine.errors import DecodeError, DiskFull, EnvironmentProblem, LibraryDamaged, UserError
 from engine.imageio import IMAGE_SUFFIXES, is_transient
 from engine.layout import thumbnail_path  # noqa: F401  (re-exported: app/ still imports it from here)
@@ -570,8 +570,7 @@ class Indexer:
         # Decoding dominates on the CPU: give it the cores and keep ONNX Runtime to one
         # thread that sleeps rather than spins while it waits for a batch.
         encoder = library.encoder(providers=self.providers, threads=1 if self.workers else None, spin=False)
-        codes_path = store.codes_path(model.id)
-        features_path = store.features_path(model.backbone_id)
+        model_arrays = store.arrays_of(model)
         window = max(4, self.workers * 4)
         batch: list[tuple[_Work, tuple]] = []
         t0 = time.monotonic()
@@ -588,19 +587,19 @@ class Indexer:
                 self._progress.rate = self._progress.done / max(time.monotonic() - t0, 1e-6)
                 new_count = sum(1 for _, r in batch if r[0] == "new")
                 if new_count >= self.batch_size or time.monotonic() - last_flush > 2.0:
-                    self._flush(batch, encoder, codes_path, features_path, run_id, report)
+                    self._flush(batch, encoder, model_arrays, run_id, report)
                     batch = []
                     last_flush = time.monotonic()
                 self._progress.skipped, self._progress.reused = report.skipped, report.reused
                 self._emit()
             if batch:
-                self._flush(batch, encoder, codes_path, features_path, run_id, report)
+                self._flush(batch, encoder, model_arrays, run_id, report)
         finally:
             results.close()  # drops queued work at once; the caller shuts the pool down
         self._progress.skipped, self._progress.reused = report.skipped, report.reused
         self._emit(force=True)
 
-    def _flush(self, batch: list[tuple[_Work, tuple]], encoder, codes_path: Path, features_path: Path,
+    def _flush(self, batch: list[tuple[_Work, tuple]], encoder, model_arrays: arrays.ModelArrays,
                run_id: int, report: IndexReport) -> None:
         """Encode, append and commit one batch; arrays are synced before the catalog commit."""
         store = self.store
@@ -621,7 +620,6 @@ class Indexer:
             code_rows.append(codes[i])
             feature_rows.append(features[i])
             slot += 1
-        words, dim = words_for_bits(encoder.info.bits), encoder.info.feature_dim
         for work, result in batch:
             kind = result[0]
             if kind == "skip":
@@ -633,31 +631,29 @@ class Indexer:
                 if work.existing is not None and work.existing.slot == source:
                     store.touch_image(work.existing.id, work.size, work.mtime_ns, run_id)
                 else:
-                    code_rows.append(self._read_row(codes_path, source, np.uint64, words))
-                    feature_rows.append(self._read_row(features_path, source, np.float16, dim))
+                    code_rows.append(self._read_row(model_arrays.codes, source))
+                    feature_rows.append(self._read_row(model_arrays.features, source))
                     items.append(NewImage(work.path, work.root_id, work.size, work.mtime_ns, digest, slot=slot))
                     slot += 1
                 report.reused += 1
         sums = []
         if slot > first:
-            sums += store.write_rows(codes_path, first, np.stack(code_rows))
-            sums += store.write_rows(features_path, first, np.stack(feature_rows))
+            sums += store.append_rows(model_arrays, first, features=np.stack(feature_rows), codes=np.stack(code_rows))
         store.commit_batch(items, run_id, slot, sums)
         report.added += len(new)
 
-    def _read_row(self, path: Path, slot: int, dtype, width: int) -> np.ndarray:
+    def _read_row(self, array: arrays.ArrayFile, slot: int) -> np.ndarray:
         """One committed row (the encoding of content seen before), its chunk checked once per
         run: a copy gets a fresh checksum, so it must not copy damage."""
-        rowbytes = width * np.dtype(dtype).itemsize
         chunk = slot // arrays.CHUNK_ROWS
-        verified = self._verified_chunks.setdefault(path, set())
+        verified = self._verified_chunks.setdefault(array.path, set())
         if chunk not in verified:
             start = chunk * arrays.CHUNK_ROWS
-            check = self.store.verify_array(path, rowbytes, start, start + arrays.CHUNK_ROWS)
+            check = self.store.verify_array(array, start, start + arrays.CHUNK_ROWS)
             if check.damaged:
                 raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
             verified.add(chunk)
-        return arrays.read_row(path, slot, dtype, width)
+        return array.read_row(slot)
 
 
 def _unchanged(row: ImageRow | None, st: os.stat_result) -> bool:

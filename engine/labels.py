@@ -15,6 +15,7 @@ import numpy as np
 from engine.atomic import write_bytes
 from engine.errors import DecodeError, EnvironmentProblem, UserError
 from engine.imageio import IMAGE_SUFFIXES, content_hash, read_file
+from engine.pairs import pair_key, pair_key_with
 from engine.store import Store
 
 SIMILAR = {"similar": 1, "1": 1, "+1": 1, "same": 1, "dissimilar": -1, "-1": -1, "different": -1}
@@ -114,8 +115,7 @@ def import_csv(store: Store, csv_path: str | os.PathLike, *, source: str = "impo
         if ha == hb:
             problem("self", f"line {number}: {a} and {b} are the same photo")
             continue
-        if hb < ha:
-            ha, hb, pa, pb = hb, ha, pb, pa
+        ha, hb, pa, pb = pair_key_with(ha, hb, pa, pb)
         key = (ha, hb)
         if (ha, hb, value) in seen:
             report.duplicates += 1
@@ -189,7 +189,7 @@ def import_class_folders(store: Store, folder: str | os.PathLike, *, per_photo: 
                 other_digest, other_path = everyone[int(j)]
                 if other_digest == digest:
                     continue  # the same content twice: no pair to learn from
-                key = (digest, other_digest) if digest < other_digest else (other_digest, digest)
+                key = pair_key(digest, other_digest)
                 pairs.setdefault(key, (value, path, other_path))
     with store.transaction():
         for (ha, hb), (value, pa, pb) in pairs.items():

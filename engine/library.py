@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import arrays, models
+from engine import models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
 from engine.errors import DecodeError, EnvironmentProblem, LibraryDamaged, UserError
@@ -140,8 +140,8 @@ class Library:
         codes = None
         backbone_id = read_manifest(model_dir)["backbone_id"]
         weight, bias = models.read_head(model_dir)
-        features_path = self.store.features_path(backbone_id)
-        if self.store.next_slot and arrays.row_count(features_path, info.feature_dim * 2) >= self.store.next_slot:
+        features = self.store.features_file(backbone_id, info.feature_dim)
+        if self.store.next_slot and features.rows() >= self.store.next_slot:
             # Same backbone as the features we hold: code the library without decoding.
             codes = self._codes_from_features(backbone_id, info.feature_dim, weight, bias)
         row = self.store.add_model(model_dir, codes, activate=False)
@@ -181,11 +181,11 @@ class Library:
     def _codes_from_features(self, backbone_id: str, dim: int, weight, bias, start: int = 0) -> np.ndarray:
         """Codes of slots ``start`` onwards from the stored features (dead slots zeroed),
         the features checked against their checksums first."""
-        path = self.store.features_path(backbone_id)
-        check = self.store.verify_array(path, dim * 2, start, self.store.next_slot)
+        array = self.store.features_file(backbone_id, dim)
+        check = self.store.verify_array(array, start, self.store.next_slot)
         if check.damaged:
             raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
-        features = arrays.read_rows(path, np.float16, dim, self.store.next_slot)
+        features = array.read(self.store.next_slot)
         codes = codes_from_logits(models.head_logits(features[start:], weight, bias))
         codes[~self.store.live_mask()[start:start + codes.shape[0]]] = 0
         return codes
@@ -198,8 +198,7 @@ class Library:
     def _refit_head(self, kind: str, seed: int) -> ModelRow:
         active = self.active_model()
         live = self.store.live_slots()
-        features = arrays.read_rows(self.store.features_path(active.backbone_id), np.float16,
-                                    active.feature_dim, self.store.next_slot)
+        features = self.store.arrays_of(active).features.read(self.store.next_slot)
         sample = live
         if sample.size > FIT_SAMPLE:
             # A fit on 100k photos is as good as on all, and bounds memory and time.
@@ -247,22 +246,21 @@ class Library:
         """The active version's codes, checked against their checksums on first use and then
         only what was appended since (about a millisecond per million photos, once)."""
         model = self.active_model()
-        path = self.store.codes_path(model.id)
+        array = self.store.arrays_of(model).codes
         next_slot = self.store.next_slot
         checked = self._codes_checked
         if checked is None or checked[:2] != (model.id, next_slot):
             first = checked[2] if checked is not None and checked[0] == model.id else 0
-            check = self.store.verify_array(path, model.words * 8, first)
+            check = self.store.verify_array(array, first)
             if check.damaged:
                 raise LibraryDamaged(f"the codes of model v{model.id} are damaged ({check.describe()}); "
                                      "run 'lookalike repair'")
             self._codes_checked = (model.id, next_slot, max(first, check.recorded))
-        return arrays.read_rows(path, np.uint64, model.words, next_slot)
+        return array.read(next_slot)
 
     def features(self) -> np.ndarray:
         model = self.active_model()
-        return arrays.read_rows(self.store.features_path(model.backbone_id), np.float16, model.feature_dim,
-                                self.store.next_slot, random_access=True)
+        return self.store.arrays_of(model).features.read(self.store.next_slot, random_access=True)
 
     def encode_file(self, image_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         """Query image to (packed code words (W,), feature (D,)); a bad file is the person's error."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import write_bytes
+from engine.atomic import atomic_path, write_bytes
 from engine.errors import EnvironmentProblem
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,8 @@ def write_with_head(source_dir: str | os.PathLike, target_dir: str | os.PathLike
             output.type.tensor_type.shape.dim[1].dim_value = weight.shape[1]
     shutil.rmtree(target_dir, ignore_errors=True)
     target_dir.mkdir(parents=True)
-    onnx.save(model, str(target_dir / "model.onnx"))
+    with atomic_path(target_dir / "model.onnx") as tmp:
+        onnx.save(model, str(tmp))
     manifest = json.loads((source_dir / "manifest.json").read_text())
     manifest.update(manifest_updates)
     manifest["created_at"] = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()

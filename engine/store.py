@@ -15,14 +15,16 @@ import tempfile
 import time
 from urllib.parse import quote
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from engine import arrays
-from engine.atomic import copy_folder_synced, fsync_dir, make_dirs, write_json_atomic
+from engine.arrays import ArrayCheck, ArrayFile, ChunkSum, ModelArrays  # noqa: F401  (ArrayCheck re-exported)
+from engine.atomic import copy_folder_synced, make_dirs, publish_folder, write_json_atomic
 from engine.codes import words_for_bits
+from engine.pairs import pair_key, pair_key_with
 from engine.errors import (DiskFull, EnvironmentProblem, LibraryDamaged, StoreTooNew, UnsafeLibrary, UserError,
                            environment_problem)
 
@@ -221,31 +223,6 @@ class NewImage:
     slot: int | None = None    # set by Store.commit_batch for encoded files
 
 
-@dataclass(frozen=True)
-class ChunkSum:
-    """The checksum of one chunk of an array: CRC-32 of its first ``rows`` rows."""
-
-    array: str  # the array's path in the library, e.g. "codes/0001.u64"
-    chunk: int
-    rows: int
-    crc: int
-
-
-@dataclass
-class ArrayCheck:
-    """What verifying an array found: damaged row ranges, and rows no checksum covers yet."""
-
-    array: str
-    rows: int  # rows in the file
-    damaged: list[tuple[int, int]] = field(default_factory=list)
-    unverified: int = 0
-    recorded: int = 0  # rows [0, recorded) have checksums
-
-    def describe(self) -> str:
-        spans = ", ".join(f"{a}-{b - 1}" for a, b in self.damaged[:3]) + (" ..." if len(self.damaged) > 3 else "")
-        return f"{self.array}: rows {spans} damaged"
-
-
 class Store:
     """A library folder. Not thread-safe: one Store per thread (SQLite connections are not shared)."""
 
@@ -440,19 +417,19 @@ class Store:
         """
         self._sweep_work_dirs()
         next_slot = self.next_slot
-        rowbytes = self._known_arrays()
+        known = self._known_arrays()
         for folder in ("codes", "features"):
             directory = self.root / folder
             if not directory.is_dir():
                 continue
             for path in directory.iterdir():
                 key = f"{folder}/{path.name}"
-                if key not in rowbytes:
+                if key not in known:
                     if path.is_symlink() or path.is_file():
                         # Left by a refit or activation that crashed before its commit.
                         path.unlink()
                     continue
-                arrays.truncate_rows(path, rowbytes[key], next_slot)  # refuses a link
+                known[key].truncate(next_slot)  # refuses a link
         models_folder = self.root / "models"
         if models_folder.is_dir():
             known_folders = {self._model_folder(model.id).name for model in self.models()}
@@ -461,38 +438,49 @@ class Store:
                     # A version deleted, or added, by a process that died before it finished.
                     log.info("removing %s, which no model version uses", folder)
                     _remove(folder)
-        stale = [a for (a,) in self._conn.execute("SELECT DISTINCT array FROM array_chunks") if a not in rowbytes]
+        stale = [a for (a,) in self._conn.execute("SELECT DISTINCT array FROM array_chunks") if a not in known]
         if stale:
             with self.transaction():
                 self._conn.executemany("DELETE FROM array_chunks WHERE array = ?", [(a,) for a in stale])
         # Codes are small: rows no checksum covers yet (an array from before checksums, or a
         # re-encoding killed between its write and its record) get theirs now.
-        for key, width in rowbytes.items():
+        for key, array in known.items():
             if key.startswith("codes/"):
-                self.adopt_rows(self.root / key, width, next_slot)
+                self.adopt_rows(array, next_slot)
         active = self.active_model()
         if active is not None and not self.covers(active):
             log.warning("the arrays of model v%d cover fewer than the %d photos indexed; the next index run, "
                         "activation or 'lookalike repair' encodes the rest", active.id, next_slot)
 
-    def _known_arrays(self) -> dict[str, int]:
-        """Row size in bytes of every array a version uses, by its path in the library."""
-        known: dict[str, int] = {}
+    def _known_arrays(self) -> dict[str, ArrayFile]:
+        """Every array a version uses, by its path in the library."""
+        known: dict[str, ArrayFile] = {}
         for model in self.models():
-            known[self.array_key(self.codes_path(model.id))] = model.words * 8
-            known[self.array_key(self.features_path(model.backbone_id))] = model.feature_dim * 2
+            for array in (model_arrays := self.arrays_of(model)).codes, model_arrays.features:
+                known[array.key] = array
         return known
+
+    def codes_file(self, model_id: int, words: int) -> ArrayFile:
+        """A version's codes: ``words`` packed uint64 words per slot."""
+        return ArrayFile(self.codes_path(model_id), np.dtype(np.uint64), words)
+
+    def features_file(self, backbone_id: str, dim: int) -> ArrayFile:
+        """A backbone's features: ``dim`` float16 per slot, shared by its versions."""
+        return ArrayFile(self.features_path(backbone_id), np.dtype(np.float16), dim)
+
+    def arrays_of(self, model: ModelRow) -> ModelArrays:
+        """The owner of ``model``'s code and feature arrays."""
+        return ModelArrays(self.codes_file(model.id, model.words),
+                           self.features_file(model.backbone_id, model.feature_dim))
 
     def covers(self, model: ModelRow) -> bool:
         """Whether ``model``'s arrays hold a row for every committed slot."""
-        need = self.next_slot
-        return (arrays.row_count(self.codes_path(model.id), model.words * 8) >= need
-                and arrays.row_count(self.features_path(model.backbone_id), model.feature_dim * 2) >= need)
+        return self.arrays_of(model).covers(self.next_slot)
 
     # -------------------------------------------------------------- checksums
 
     def array_key(self, path: Path) -> str:
-        """An array's name in the checksum records: its path in the library."""
+        """An array's name in the checksum records: its path in the library (ArrayFile.key)."""
         return f"{path.parent.name}/{path.name}"
 
     def chunk_sums(self, key: str, first_chunk: int = 0) -> dict[int, tuple[int, int]]:
@@ -501,47 +489,28 @@ class Store:
             "SELECT chunk, rows, crc FROM array_chunks WHERE array = ? AND chunk >= ? ORDER BY chunk",
             (key, first_chunk))}
 
-    def write_rows(self, path: Path, first_row: int, rows: np.ndarray) -> list[ChunkSum]:
-        """Write rows in place and flush them (arrays.write_rows); returns the checksums to
+    def write_rows(self, array: ArrayFile, first_row: int, rows: np.ndarray) -> list[ChunkSum]:
+        """Write rows in place and flush them (ArrayFile.write); returns the checksums to
         record with ``record_sums`` (in the transaction that commits the rows)."""
         rows = np.ascontiguousarray(rows)
-        arrays.write_rows(path, first_row, rows)
-        return self.sums_for_write(path, first_row, rows)
+        array.write(first_row, rows)
+        return self.sums_for_write(array, first_row, rows)
 
-    def sums_for_write(self, path: Path, first_row: int, rows: np.ndarray, *, fresh: bool = False) -> list[ChunkSum]:
-        """The checksums of the chunks that writing ``rows`` at ``first_row`` touched.
-
-        An append continues its chunk's recorded CRC from the new rows alone; rows before it
-        that no checksum covered (an old array) are read back. ``fresh``: the file holds
-        exactly these rows (a whole array just written).
-        """
-        rows = np.ascontiguousarray(rows)
-        count = rows.shape[0]
-        if count == 0:
-            return []
-        key = self.array_key(path)
-        rowbytes = rows.shape[1] * rows.itemsize
-        data = memoryview(rows).cast("B")
-        size = arrays.CHUNK_ROWS
-        records = {} if fresh else self.chunk_sums(key, first_row // size)
+    def append_rows(self, model_arrays: ModelArrays, first_row: int, *, features: np.ndarray | None = None,
+                    codes: np.ndarray | None = None) -> list[ChunkSum]:
+        """ModelArrays.append (features flushed before codes), returning both arrays' checksums."""
         sums = []
-        for chunk in range(first_row // size, (first_row + count - 1) // size + 1):
-            start = chunk * size
-            begin, end = max(first_row, start), min(first_row + count, start + size)
-            new = data[(begin - first_row) * rowbytes:(end - first_row) * rowbytes]
-            recorded = records.get(chunk)
-            if begin == start:
-                value = arrays.crc(new)
-            elif recorded is not None and start + recorded[0] == begin:
-                value = arrays.crc(new, recorded[1])
-            else:
-                value = arrays.crc(new, arrays.crc(arrays.read_bytes(path, rowbytes, start, begin)))
-            covered = end
-            if recorded is not None and start + recorded[0] > end:  # rewrote the front of a longer chunk
-                covered = start + recorded[0]
-                value = arrays.crc(arrays.read_bytes(path, rowbytes, end, covered), value)
-            sums.append(ChunkSum(key, chunk, covered - start, value))
+        for array, rows in ((model_arrays.features, features), (model_arrays.codes, codes)):
+            if rows is not None:
+                sums += self.write_rows(array, first_row, rows)
         return sums
+
+    def sums_for_write(self, array: ArrayFile, first_row: int, rows: np.ndarray, *,
+                       fresh: bool = False) -> list[ChunkSum]:
+        """ArrayFile.sums_for_write against the recorded sums. ``fresh``: the file holds
+        exactly these rows (a whole array just written)."""
+        records = {} if fresh else self.chunk_sums(array.key, first_row // arrays.CHUNK_ROWS)
+        return array.sums_for_write(first_row, rows, records)
 
     def record_sums(self, sums: Iterable[ChunkSum]) -> None:
         """Record checksums (call inside the transaction that commits their rows)."""
@@ -549,68 +518,20 @@ class Store:
             "INSERT OR REPLACE INTO array_chunks (array, chunk, rows, crc) VALUES (?, ?, ?, ?)",
             [(s.array, s.chunk, s.rows, s.crc) for s in sums])
 
-    def verify_array(self, path: Path, rowbytes: int, start: int = 0, stop: int | None = None) -> ArrayCheck:
-        """Check the chunks of an array that hold rows [start, stop) against their checksums.
+    def verify_array(self, array: ArrayFile, start: int = 0, stop: int | None = None) -> ArrayCheck:
+        """ArrayFile.check of rows [start, stop) against the recorded checksums."""
+        return array.check(self.chunk_sums(array.key, start // arrays.CHUNK_ROWS), start, stop)
 
-        ``stop`` defaults to the end of what the file holds or the records cover. Rows in the
-        range that no checksum covers are counted as unverified; recorded rows that the file
-        no longer holds, or whose bytes differ, as damaged.
-        """
-        key = self.array_key(path)
-        have = arrays.row_count(path, rowbytes)
-        size = arrays.CHUNK_ROWS
-        first_chunk = start // size
-        records = {chunk: value for chunk, value in self.chunk_sums(key, first_chunk).items()
-                   if stop is None or chunk * size < stop}
-        recorded_end = max((chunk * size + n for chunk, (n, _) in records.items()), default=0)
-        end = max(have, recorded_end) if stop is None else stop
-        check = ArrayCheck(key, have, recorded=recorded_end)
-        mapped = min(have, recorded_end)
-        mapping = arrays.map_file(path, mapped * rowbytes) if mapped > first_chunk * size else None
-        view = memoryview(mapping) if mapping is not None else None
-        try:
-            for chunk, (count, value) in records.items():
-                first = chunk * size
-                if first + count > have or arrays.crc(view[first * rowbytes:(first + count) * rowbytes]) != value:
-                    if check.damaged and check.damaged[-1][1] == first:
-                        check.damaged[-1] = (check.damaged[-1][0], first + count)
-                    else:
-                        check.damaged.append((first, first + count))
-            for chunk in range(first_chunk, (end + size - 1) // size):
-                in_chunk = min(size, end - chunk * size)
-                check.unverified += max(0, in_chunk - records.get(chunk, (0, 0))[0])
-        finally:
-            if view is not None:
-                view.release()
-            if mapping is not None:
-                mapping.close()
-        return check
-
-    def adopt_rows(self, path: Path, rowbytes: int, rows: int) -> int:
+    def adopt_rows(self, array: ArrayFile, rows: int) -> int:
         """Record checksums for rows below ``rows`` that have none yet, as the file holds them
         (trusting them: an array from before checksums); returns how many rows were adopted.
         A chunk whose recorded part no longer matches is left alone: that is damage."""
-        have = min(arrays.row_count(path, rowbytes), rows)
-        key = self.array_key(path)
-        size = arrays.CHUNK_ROWS
+        have = min(array.rows(), rows)
         last = self._conn.execute("SELECT chunk, rows FROM array_chunks WHERE array = ? ORDER BY chunk DESC LIMIT 1",
-                                  (key,)).fetchone()
-        if have == 0 or (last is not None and last[0] * size + last[1] >= have):
+                                  (array.key,)).fetchone()
+        if have == 0 or (last is not None and last[0] * arrays.CHUNK_ROWS + last[1] >= have):
             return 0  # the usual case: everything recorded (one indexed query)
-        records = self.chunk_sums(key)
-        sums = []
-        adopted = 0
-        for chunk in range(0, (have + size - 1) // size):
-            start = chunk * size
-            in_chunk = min(size, have - start)
-            count, value = records.get(chunk, (0, 0))
-            if count >= in_chunk:
-                continue
-            if count and arrays.crc(arrays.read_bytes(path, rowbytes, start, start + count)) != value:
-                continue
-            rest = arrays.read_bytes(path, rowbytes, start + count, start + in_chunk)
-            sums.append(ChunkSum(key, chunk, in_chunk, arrays.crc(rest, value if count else 0)))
-            adopted += in_chunk - count
+        sums, adopted = array.unrecorded_sums(self.chunk_sums(array.key), have)
         if sums:
             with self.transaction():
                 self.record_sums(sums)
@@ -883,8 +804,7 @@ class Store:
             raise ValueError(f"a label is 1 (similar) or -1 (dissimilar), not {label}")
         if hash_a == hash_b:
             raise UserError("a pair needs two different images")
-        if hash_b < hash_a:
-            hash_a, hash_b, path_a, path_b = hash_b, hash_a, path_b, path_a
+        hash_a, hash_b, path_a, path_b = pair_key_with(hash_a, hash_b, path_a, path_b)
         self._conn.execute(
             """INSERT INTO labels (hash_a, hash_b, label, source, path_a, path_b, created_at)
                VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -910,16 +830,14 @@ class Store:
 
     def label(self, hash_a: str, hash_b: str) -> LabelRow | None:
         """The label of a pair (either order), if it has one."""
-        if hash_b < hash_a:
-            hash_a, hash_b = hash_b, hash_a
+        hash_a, hash_b = pair_key(hash_a, hash_b)
         row = self._conn.execute(self._LABEL_ROW_SQL + " WHERE hash_a = ? AND hash_b = ?",
                                  (hash_a, hash_b)).fetchone()
         return _label_row(row) if row else None
 
     def delete_label(self, hash_a: str, hash_b: str) -> bool:
         """Forget a pair's label (either order); False if it had none."""
-        if hash_b < hash_a:
-            hash_a, hash_b = hash_b, hash_a
+        hash_a, hash_b = pair_key(hash_a, hash_b)
         cursor = self._conn.execute("DELETE FROM labels WHERE hash_a = ? AND hash_b = ?", (hash_a, hash_b))
         return cursor.rowcount > 0
 
@@ -1033,24 +951,24 @@ class Store:
                 _remove(target)  # left by an add that crashed before its commit
                 _remove(staging)
                 copy_folder_synced(source_dir, staging)
-                os.replace(staging, target)
-                fsync_dir(target.parent)
+                publish_folder(staging, target)
                 make_dirs(codes_path.parent)
                 make_dirs(features_path.parent)
             except OSError as exc:
                 _remove(staging)
                 raise environment_problem(exc, f"copy the model {source_dir} into the library") from exc
+            codes_file = self.codes_file(model_id, words_for_bits(manifest["bits"]))
             sums = []
             if codes is not None:
                 codes = np.ascontiguousarray(codes, dtype=np.uint64)
-                arrays.write_atomic(codes_path, codes)
-                sums = self.sums_for_write(codes_path, 0, codes, fresh=True)
+                codes_file.write_whole(codes)
+                sums = self.sums_for_write(codes_file, 0, codes, fresh=True)
             else:
                 _remove(codes_path)
-                arrays.create_empty(codes_path)
-            arrays.create_empty(features_path)
+                codes_file.create_empty()
+            self.features_file(manifest["backbone_id"], manifest["feature_dim"]).create_empty()
             with self.transaction():
-                self._conn.execute("DELETE FROM array_chunks WHERE array = ?", (self.array_key(codes_path),))
+                self._conn.execute("DELETE FROM array_chunks WHERE array = ?", (codes_file.key,))
                 self._conn.execute(
                     """INSERT INTO models (id, name, backbone_id, bits, feature_dim, manifest, created_at, active)
                        VALUES (?, ?, ?, ?, ?, ?, ?, 0)""",
@@ -1085,8 +1003,7 @@ class Store:
         # Under the writer lock: no batch can commit new slots between this check and the commit.
         model = self.model(model_id)  # raises for an unknown id
         if not self.covers(model):
-            have = min(arrays.row_count(self.codes_path(model.id), model.words * 8),
-                       arrays.row_count(self.features_path(model.backbone_id), model.feature_dim * 2))
+            have = self.arrays_of(model).coverage()
             raise RuntimeError(f"model v{model.id} covers {have} of {self.next_slot} photos: encode the rest "
                                "(engine.reencode.encode_missing) before activating it")
         self._conn.execute("UPDATE models SET active = (id = ?)", (model_id,))

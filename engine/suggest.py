@@ -39,6 +39,7 @@ import numpy as np
 
 from engine.errors import UserError
 from engine.labels import photo_hash
+from engine.pairs import pair_key
 from engine.search import hamming_distances
 from engine.store import Store
 
@@ -107,8 +108,7 @@ class Suggestions:
     notes: list[str] = field(default_factory=list)
 
 
-def canonical(hash_a: str, hash_b: str) -> tuple[str, str]:
-    return (hash_a, hash_b) if hash_a < hash_b else (hash_b, hash_a)
+canonical = pair_key  # the name this module's callers know
 
 
 # ------------------------------------------------------------------ the boundary

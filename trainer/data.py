@@ -14,6 +14,7 @@ from PIL import Image
 
 from engine.errors import EnvironmentProblem, UserError
 from engine.imageio import IMAGE_SUFFIXES
+from engine.pairs import pair_key
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 FASHION_MNIST_ENV = "LOOKALIKE_FASHION_MNIST"
@@ -292,7 +293,7 @@ def _latest_labels(pairs) -> dict[tuple[str, str], bool]:
         a, b, s = p[0], p[1], p[2]  # store rows carry more fields after these three
         if a == b:
             continue
-        latest[(a, b) if a < b else (b, a)] = s > 0
+        latest[pair_key(a, b)] = s > 0
     return latest
 
 

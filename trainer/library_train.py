@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import arrays, models
+from engine import models
 from engine.atomic import write_json_atomic
 from engine.codes import codes_from_logits
 from engine.errors import DecodeError, UserError
@@ -425,9 +425,9 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
                   "rate": state.rate})
 
         encode_missing(store, row, progress=on_encode, cancel=cancel)
-        codes = arrays.read_rows(store.codes_path(row.id), np.uint64, row.words, store.next_slot)
-        features = arrays.read_rows(store.features_path(row.backbone_id), np.float16, row.feature_dim,
-                                    store.next_slot, random_access=True)
+        row_arrays = store.arrays_of(row)
+        codes = row_arrays.codes.read(store.next_slot)
+        features = row_arrays.features.read(store.next_slot, random_access=True)
         before = gate_figures(library, data, gate, library.codes(), library.features(), active_space, active_codes)
         after = gate_figures(library, data, gate, codes, features, _space(rerank, weight, bias),
                              np.array(codes[data.slots]))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.atomic import atomic_path
 from engine.encoder import Encoder
 from engine.codes import codes_from_logits
 from engine.errors import UserError
@@ -75,9 +76,8 @@ def dataset_features(images, model_dir: Path, cache_dir: Path, key: str,
             progress({"event": "features", "done": start + len(chunk), "total": len(images),
                       "elapsed": time.monotonic() - started})
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npy")
-    np.save(tmp, out)
-    os.replace(tmp, cache)
+    with atomic_path(cache) as tmp:
+        np.save(tmp, out)
     return out
 
 

@@ -54,8 +54,8 @@ def build(path: Path, model_dir: Path, n: int, chunk: int = 50_000, *, photos: P
             feats /= np.linalg.norm(feats, axis=1, keepdims=True)
             codes = codes_from_logits(feats @ weight + bias)
             # as the indexer writes them: rows synced, then committed with their checksums
-            sums = lib.store.write_rows(lib.store.codes_path(model.id), start, codes)
-            sums += lib.store.write_rows(lib.store.features_path(model.backbone_id), start, feats.astype(np.float16))
+            sums = lib.store.append_rows(lib.store.arrays_of(model), start, features=feats.astype(np.float16),
+                                         codes=codes)
             items = [NewImage(f"{root}/{(start + i) // 1000:04d}/IMG_{start + i:07d}.jpg", root_id, 3_000_000,
                               1_700_000_000_000_000_000, f"{start + i:032x}", 4000, 3000, None, slot=start + i)
                      for i in range(count)]
