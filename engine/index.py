@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import stat
 import threading
 import time
@@ -37,7 +36,7 @@ from engine.imageio import IMAGE_SUFFIXES, is_transient
 from engine.layout import thumbnail_path  # noqa: F401  (re-exported: app/ still imports it from here)
 from engine.library import Library
 from engine.reencode import encode_missing
-from engine.store import ImageRow, NewImage, Store, catalog_uri
+from engine.store import ImageRow, KnownContent, NewImage, Store
 from engine.workers import Crashed, DecoderPool, crash_if_marked
 
 log = logging.getLogger(__name__)
@@ -242,8 +241,7 @@ def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_d
     # Ctrl-C goes to the whole process group; the main process decides what to do about it.
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    conn = sqlite3.connect(catalog_uri(catalog, "mode=ro"), uri=True, timeout=30.0)
-    _worker_state.update(conn=conn, size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
+    _worker_state.update(known=KnownContent(catalog), size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
 
 
 def _process_file(path: str) -> tuple:
@@ -262,11 +260,9 @@ def _read_and_decode(path: str) -> tuple:
     except DecodeError as exc:
         return ("skip", exc.reason, None)
     digest = imageio.content_hash(data)
-    row = state["conn"].execute(
-        "SELECT slot FROM images WHERE content_hash = ? AND slot IS NOT NULL LIMIT 1", (digest,)
-    ).fetchone()
-    if row is not None:
-        return ("known", digest, row[0])
+    slot = state["known"].slot_of(digest)
+    if slot is not None:
+        return ("known", digest, slot)
     try:
         decoded = imageio.decode_image(data, size=state["size"], resize=state["resize"], thumb_size=state["thumb_size"])
     except DecodeError as exc:
@@ -307,7 +303,7 @@ class _InlinePool:
             yield item, fn(item if arg_of is None else arg_of(item))
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        _worker_state.pop("conn").close()
+        _worker_state.pop("known").close()
 
 
 # -------------------------------------------------------------------- indexer

@@ -76,10 +76,9 @@ def check_library(store: Store, *, features: bool = True, catalog: bool = False)
 def integrity_check(store: Store) -> list[str]:
     """SQLite's integrity_check of the catalog: ["ok"], or what is wrong (the first lines)."""
     try:
-        rows = store._conn.execute(f"PRAGMA integrity_check({INTEGRITY_LINES})").fetchall()
+        return store.integrity_check(INTEGRITY_LINES)
     except LibraryDamaged as exc:  # so damaged that the check itself stops
         return [str(exc.__cause__ or exc)]
-    return [str(row[0]) for row in rows]
 
 
 @dataclass

@@ -7,7 +7,8 @@ import pytest
 
 from engine import arrays
 from engine.errors import StoreTooNew, UserError
-from engine.store import SCHEMA_VERSION, NewImage, Store
+from engine.schema import SCHEMA_VERSION
+from engine.store import NewImage, Store
 
 
 def test_new_store_has_current_schema_and_wal(tmp_path):
@@ -179,7 +180,7 @@ def test_skipped_files_keep_their_reason(tmp_path):
 
 def test_a_version_1_store_migrates_and_keeps_labels_and_models(tmp_path):
     # Build a store as version 1 wrote it, then open it with today's code.
-    from engine.store import MIGRATIONS, _split_sql
+    from engine.schema import MIGRATIONS, split_sql as _split_sql
 
     (tmp_path / "lib").mkdir()
     conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
@@ -199,7 +200,7 @@ def test_a_version_1_store_migrates_and_keeps_labels_and_models(tmp_path):
 
 def test_a_version_2_store_with_text_paths_migrates_to_byte_paths(tmp_path):
     """Schema 3 keeps paths as the file system's bytes; text paths written before still match."""
-    from engine.store import MIGRATIONS, _split_sql
+    from engine.schema import MIGRATIONS, split_sql as _split_sql
 
     (tmp_path / "lib").mkdir()
     conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
@@ -290,7 +291,7 @@ def test_a_plain_activation_after_a_roll_back_starts_a_new_branch(tmp_path):
 
 
 def test_a_version_2_store_migrates_and_its_history_rolls_back(tmp_path):
-    from engine.store import MIGRATIONS, _split_sql
+    from engine.schema import MIGRATIONS, split_sql as _split_sql
 
     (tmp_path / "lib").mkdir()
     conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
