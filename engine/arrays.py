@@ -163,9 +163,9 @@ def write_atomic(path: Path, array: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------- checksums
-# An array is checksummed in chunks of CHUNK_ROWS rows: CRC-32 (zlib, about 6 GB/s here) of
-# the bytes of the rows a chunk holds so far. CRC-32 continues from a previous value, so an
-# append updates its chunk's sum from the new rows alone.
+# An array is checksummed in chunks of CHUNK_ROWS rows: CRC-32 (zlib; its speed is in
+# docs/BENCHMARKS.md, "Array checksums") of the bytes of the rows a chunk holds so far. CRC-32
+# continues from a previous value, so an append updates its chunk's sum from the new rows alone.
 
 CHUNK_ROWS = 1024
 

@@ -186,7 +186,7 @@ class Encoder:
         if pixels.dtype != np.uint8 or pixels.shape[1:] != (size, size, 3):
             raise ValueError(f"encoder expects uint8 (N, {size}, {size}, 3), got {pixels.dtype} {pixels.shape}")
         # On the CPU, batching buys no speed but multiplies ONNX Runtime's activation arena
-        # (about 25 MB per image for Lite0), so run small chunks there.
+        # (per image; docs/BENCHMARKS.md, "Figures quoted by the code"), so run small chunks there.
         step = len(pixels) if self.provider != CPU_PROVIDER else CPU_CHUNK
         outputs = [self._session.run(["code_logits", "feature"], {"pixels": np.ascontiguousarray(pixels[i:i + step])})
                    for i in range(0, len(pixels), step)]

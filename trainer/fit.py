@@ -120,11 +120,11 @@ def initial_head(x: np.ndarray, config: HeadConfig, init: tuple[np.ndarray, np.n
     ``mask`` is NINH's divide-and-encode pattern (bit k sees only the k-th slice of the
     feature) when the features are being learned with the head (full mode), else None. On
     frozen features (``learned_features=False``, head mode) the layer that NINH puts before
-    divide-and-encode is missing, and slicing raw features cripples it (below ITQ: 0.551 at
-    48 bits on Fashion-MNIST); a learned linear layer followed by divide-and-encode is again
-    one linear map, so head mode learns that map whole, with NINH's triplet loss. Without
-    ``init`` the head starts from ITQ on the features, already a good code, so learning only
-    has to move it toward the labels.
+    divide-and-encode is missing, and slicing raw features cripples it (below ITQ on
+    Fashion-MNIST: docs/BENCHMARKS.md, head mode); a learned linear layer followed by
+    divide-and-encode is again one linear map, so head mode learns that map whole, with
+    NINH's triplet loss. Without ``init`` the head starts from ITQ on the features, already a
+    good code, so learning only has to move it toward the labels.
     """
     torch.manual_seed(config.seed)
     mask = None

@@ -11,8 +11,7 @@ Why this recipe (measurements in docs/TRAINING.md, "Full mode"):
   backbone quickly, where a pairwise loss alone under-fits in the same time.
 - Only the last blocks are fine-tuned (``tuned_blocks``). The frozen trunk's output is computed
   once per photo (and once more for its mirror image, the augmentation), so an epoch costs the
-  small tail alone: measured on 1,000 photos at 112 px on two cores, an epoch of the whole
-  network took 57 s plus 18 s to score; the tail takes a fraction of that (docs/TRAINING.md).
+  small tail alone, a fraction of what the whole network costs (docs/TRAINING.md, "Full mode").
 - BatchNorm statistics of a pretrained backbone stay frozen: batches of 32 from a few groups
   would pull the ImageNet statistics toward one photo collection and make the codes of
   everything else drift. A backbone trained from scratch (``pretrained = False``, NIN-latent)
@@ -51,7 +50,7 @@ log = logging.getLogger(__name__)
 PRETRAINED_LR = 3e-4  # measured on the person's case (docs/TRAINING.md)
 SCRATCH_LR = 3e-3     # NIN-latent from scratch (tests/bench/bench_nin_fashion.py)
 PRETRAINED_HEAD_LR_SCALE = 30.0  # the head and classifier learn this much faster than the backbone
-SCRATCH_HEAD_LR_SCALE = 10.0     # NIN-latent DLBHC: 0.570 at 10x, 0.502 at 30x
+SCRATCH_HEAD_LR_SCALE = 10.0     # NIN-latent: docs/TRAINING.md, "NIN-latent"
 Progress = Callable[[dict], None]
 
 

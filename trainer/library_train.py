@@ -372,7 +372,8 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
                    for name in ("features", "code")}
         # The head's space unless the tuned features rank the selection partners clearly
         # higher: a difference within noise goes to the space trained for ranking (on the
-        # person's case the two were within 0.001 while code ranked unseen photos better).
+        # person's case the two were within noise while code ranked unseen photos better:
+        # docs/TRAINING.md, "Full mode").
         best = ("features" if clearly_better(figures["features"]["percentiles"], figures["code"]["percentiles"])
                 else "code")
         return figures[best]["percentile"], {"rerank": best, **{k: v["percentile"] for k, v in figures.items()},
