@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -73,6 +74,42 @@ def atomic_write(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Bina
             Path(tmp).unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Path]:
+    """``atomic_write`` for a writer that wants a file name, not a file (torch.onnx.export,
+    np.save...): yield a temporary name beside ``path`` ending in its suffix; on success that
+    file replaces ``path`` whole (synced with ``sync``), on error it is removed."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp" + path.suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        yield tmp
+        if sync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+        tmp = None
+        if sync:
+            fsync_dir(path.parent)
+    except OSError as exc:
+        raise environment_problem(exc, f"write {path}") from exc
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def publish_folder(staging: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename a fully written folder into place (``target`` must not exist), then sync its
+    parent, so a catalog row committed next may point at it. OSErrors are the caller's to type."""
+    os.replace(staging, target)
+    fsync_dir(Path(target).parent)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> None:
     with atomic_write(path, sync=sync) as handle:
         handle.write(data)
@@ -80,8 +117,6 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> N
 
 def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
     """Write ``data`` as indented JSON, atomically (manifests, reports)."""
-    import json
-
     write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import platformdirs
+
+from engine.atomic import publish_folder
 from engine.errors import EnvironmentProblem
 
 
@@ -16,8 +19,6 @@ def default_model_cache() -> Path:
     env = os.environ.get("LOOKALIKE_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("lookalike", appauthor=False))
 
 
@@ -41,5 +42,5 @@ def build_default_model(bits: int = 64, *, quiet: bool = False) -> Path:
     if target.exists():  # another process finished first
         shutil.rmtree(staging, ignore_errors=True)
     else:
-        os.replace(staging, target)
+        publish_folder(staging, target)
     return target

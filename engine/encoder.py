@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import EnvironmentProblem
+from engine.imageio import RESIZES
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def choose_providers(requested: str | list[str] = "auto") -> tuple[list[str], st
     ``requested`` is "auto", "cpu", "cuda", "tensorrt" or an explicit list of ONNX Runtime
     provider names.
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # why: ONNX Runtime is slow to import; only choosing providers and encoding need it
 
     available = ort.get_available_providers()
     if isinstance(requested, list):
@@ -119,8 +120,6 @@ MANIFEST_FORMAT = 1  # the manifest.json layout this engine reads (docs/ARCHITEC
 
 def _manifest_problem(manifest) -> str | None:
     """What makes a manifest unusable here (a newer format, an unknown resize...), or None."""
-    from engine.imageio import RESIZES
-
     if not isinstance(manifest, dict):
         return "is not a JSON object"
     version = manifest.get("format", MANIFEST_FORMAT)
@@ -144,7 +143,7 @@ class Encoder:
                  threads: int | None = None, spin: bool = True, cache_dir: str | os.PathLike | None = None):
         """``threads`` None uses every core; ``spin`` False stops idle threads from burning a
         core while they wait (wanted when decoding shares the machine during indexing)."""
-        import onnxruntime as ort
+        import onnxruntime as ort  # why: as in choose_providers
 
         self.info = ModelInfo.load(model_dir)
         options = ort.SessionOptions()
@@ -187,7 +186,7 @@ class Encoder:
         if pixels.dtype != np.uint8 or pixels.shape[1:] != (size, size, 3):
             raise ValueError(f"encoder expects uint8 (N, {size}, {size}, 3), got {pixels.dtype} {pixels.shape}")
         # On the CPU, batching buys no speed but multiplies ONNX Runtime's activation arena
-        # (about 25 MB per image for Lite0), so run small chunks there.
+        # (per image; docs/BENCHMARKS.md, "Figures quoted by the code"), so run small chunks there.
         step = len(pixels) if self.provider != CPU_PROVIDER else CPU_CHUNK
         outputs = [self._session.run(["code_logits", "feature"], {"pixels": np.ascontiguousarray(pixels[i:i + step])})
                    for i in range(0, len(pixels), step)]

@@ -1,5 +1,7 @@
 """Error types, split by whose fault they are: the person's input, the environment, or a bug."""
 
+import errno
+
 
 class LookalikeError(Exception):
     """Base class of every error Lookalike raises on purpose."""
@@ -49,8 +51,6 @@ def environment_problem(exc: OSError, doing: str) -> EnvironmentProblem:
 
     ``doing`` reads after "cannot", e.g. "write codes/0001.u64".
     """
-    import errno
-
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFull(f"cannot {doing}: the disk is full (free some space and run it again; "
                         "nothing committed before is lost)")

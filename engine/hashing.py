@@ -30,7 +30,7 @@ STAT_CHUNK = 16384
 # Rows per block when computing logits (float32 copy of one block only).
 LOGIT_CHUNK = 65536
 # ITQ's rotation is only K x K, so a seeded subsample of rows estimates it about as well as
-# every row (mAP within 0.005 of a 100k-row fit at 64 and 128 bits) and bounds the cost of
+# every row (docs/BENCHMARKS.md, "Figures quoted by the code") and bounds the cost of
 # the 50 iterations; the covariance still reads every row.
 ITQ_MAX_ROTATION_SAMPLES = 50_000
 ITQ_ITERATIONS = 50

@@ -27,7 +27,7 @@ except ImportError:  # the engine still works, HEIC files are reported as unsupp
 
 def _have_avif() -> bool:
     try:
-        from PIL import features
+        from PIL import features  # why: only asked once, guarded against an odd Pillow build
 
         return bool(features.check_module("avif"))
     except Exception:  # an odd Pillow build must not break importing the engine

@@ -18,9 +18,7 @@ import fnmatch
 import json
 import logging
 import os
-import re
 import signal
-import sqlite3
 import stat
 import threading
 import time
@@ -30,10 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import arrays
-from engine.codes import codes_from_logits, words_for_bits
+from engine import arrays, imageio  # imageio.decode_image looked up per call: tests count decodes
+from engine.atomic import write_bytes
+from engine.codes import codes_from_logits
+from engine.errors import DecodeError, DiskFull, EnvironmentProblem, LibraryDamaged, UserError
+from engine.imageio import IMAGE_SUFFIXES, is_transient
+from engine.layout import thumbnail_path  # noqa: F401  (re-exported: app/ still imports it from here)
 from engine.library import Library
-from engine.store import ImageRow, NewImage, Store, catalog_uri
+from engine.reencode import encode_missing
+from engine.store import ImageRow, KnownContent, NewImage, Store
 from engine.workers import Crashed, DecoderPool, crash_if_marked
 
 log = logging.getLogger(__name__)
@@ -58,16 +61,12 @@ SMALL_UPDATE = 16  # an update with fewer files to decode decodes them in the ca
 
 def suffix_families() -> dict[str, tuple[str, ...]]:
     """The file type families this build can decode, each with its suffixes."""
-    from engine.imageio import IMAGE_SUFFIXES
-
     families = {name: tuple(s for s in suffixes if s in IMAGE_SUFFIXES) for name, suffixes in SUFFIX_FAMILIES.items()}
     return {name: suffixes for name, suffixes in families.items() if suffixes}
 
 
 def indexed_suffixes(store: Store) -> frozenset[str]:
     """The suffixes this library indexes: the person's choice, else every decodable one."""
-    from engine.imageio import IMAGE_SUFFIXES
-
     raw = store.get_meta(SUFFIXES_META)
     if raw is None:
         return IMAGE_SUFFIXES
@@ -90,8 +89,6 @@ def set_indexed_suffixes(store: Store, suffixes: Iterable[str] | None) -> None:
         return
     chosen = sorted({s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes})
     if not chosen:
-        from engine.errors import UserError
-
         raise UserError("choose at least one file type to index")
     with store.transaction():
         store.set_meta(SUFFIXES_META, json.dumps(chosen))
@@ -191,8 +188,6 @@ def walk_images(root: str, *, exclusions: Sequence[str] = (), include_hidden: bo
     ``root``; a library root when walking one of its sub-folders) matching an exclusion
     pattern (fnmatch). ``suffixes`` limits the file types (default: every decodable one).
     """
-    from engine.imageio import IMAGE_SUFFIXES
-
     wanted = IMAGE_SUFFIXES if suffixes is None else frozenset(suffixes)
     patterns = tuple(exclusions) + DEFAULT_EXCLUSIONS
     seen_dirs: set[tuple[int, int]] = set()
@@ -246,30 +241,11 @@ def _worker_init(catalog: str, size: int, resize: str, thumb_size: int, thumbs_d
     # Ctrl-C goes to the whole process group; the main process decides what to do about it.
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import engine.imageio  # noqa: F401  (import cost paid while the walk runs, not on the first photo)
-
-    conn = sqlite3.connect(catalog_uri(catalog, "mode=ro"), uri=True, timeout=30.0)
-    _worker_state.update(conn=conn, size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
-
-
-_HASH = re.compile(r"[0-9a-f]{32}")  # engine.imageio.content_hash: 32 hex digits
-
-
-def thumbnail_path(thumbs_dir: str | os.PathLike, content_hash: str) -> Path:
-    """Where a photo's thumbnail is cached; the hash comes from the catalog, so it is checked
-    to be one (a crafted library must not name a file elsewhere)."""
-    if not isinstance(content_hash, str) or not _HASH.fullmatch(content_hash):
-        from engine.errors import UnsafeLibrary
-
-        raise UnsafeLibrary(f"{str(content_hash)[:80]!r} is not a content hash; was the library tampered with?")
-    return Path(thumbs_dir) / content_hash[:2] / f"{content_hash}.jpg"
+    _worker_state.update(known=KnownContent(catalog), size=size, resize=resize, thumb_size=thumb_size, thumbs_dir=thumbs_dir)
 
 
 def _process_file(path: str) -> tuple:
     """Worker: ('skip', reason, hash) | ('known', hash, slot) | ('new', hash, pixels, w, h, taken_at)."""
-    from engine.errors import DecodeError
-    from engine.imageio import content_hash, decode_image, read_file
-
     crash_if_marked(path)  # tests only; see engine.workers.TEST_CRASH_ENV
     try:
         return _read_and_decode(path)
@@ -278,22 +254,17 @@ def _process_file(path: str) -> tuple:
 
 
 def _read_and_decode(path: str) -> tuple:
-    from engine.errors import DecodeError
-    from engine.imageio import content_hash, decode_image, read_file
-
     state = _worker_state
     try:
-        data = read_file(path)
+        data = imageio.read_file(path)
     except DecodeError as exc:
         return ("skip", exc.reason, None)
-    digest = content_hash(data)
-    row = state["conn"].execute(
-        "SELECT slot FROM images WHERE content_hash = ? AND slot IS NOT NULL LIMIT 1", (digest,)
-    ).fetchone()
-    if row is not None:
-        return ("known", digest, row[0])
+    digest = imageio.content_hash(data)
+    slot = state["known"].slot_of(digest)
+    if slot is not None:
+        return ("known", digest, slot)
     try:
-        decoded = decode_image(data, size=state["size"], resize=state["resize"], thumb_size=state["thumb_size"])
+        decoded = imageio.decode_image(data, size=state["size"], resize=state["resize"], thumb_size=state["thumb_size"])
     except DecodeError as exc:
         return ("skip", exc.reason, digest)
     if decoded.thumbnail:
@@ -302,9 +273,6 @@ def _read_and_decode(path: str) -> tuple:
 
 
 def _write_thumbnail(target: Path, data: bytes) -> None:
-    from engine.atomic import write_bytes
-    from engine.errors import DiskFull, EnvironmentProblem
-
     try:
         if target.is_file() and target.stat().st_size > 0:  # empty: torn by an OS crash, write again
             return
@@ -335,7 +303,7 @@ class _InlinePool:
             yield item, fn(item if arg_of is None else arg_of(item))
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        _worker_state.pop("conn").close()
+        _worker_state.pop("known").close()
 
 
 # -------------------------------------------------------------------- indexer
@@ -427,8 +395,6 @@ class Indexer:
         for path in paths:
             absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
             if not os.path.isdir(absolute):
-                from engine.errors import UserError
-
                 raise UserError(f"{path} is not a folder")
             self.store.add_root(absolute)
         roots = self.store.roots()
@@ -436,8 +402,6 @@ class Indexer:
             wanted = {os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths}
             roots = [(i, p) for i, p in roots if p in wanted]
         if not roots:
-            from engine.errors import UserError
-
             raise UserError("nothing to index: name a folder (lookalike index PATH)")
         self.library.active_model()  # fail before walking when there is no model
         with self.store.writing():
@@ -449,8 +413,6 @@ class Indexer:
         again first, since new rows are appended after the last committed slot."""
         model = self.library.active_model()
         if not self.store.covers(model):
-            from engine.reencode import encode_missing
-
             encode_missing(self.store, model, cancel=self.cancel, workers=self.workers)
 
     def _run(self, roots, report: IndexReport, started: float) -> IndexReport:
@@ -480,8 +442,6 @@ class Indexer:
         return report
 
     def _finish_run(self, run_id: int, status: str, stats: dict) -> None:
-        from engine.errors import EnvironmentProblem
-
         try:
             self.store.finish_run(run_id, status, stats)
         except EnvironmentProblem as exc:  # a full disk: the error being raised is the one to report
@@ -606,8 +566,7 @@ class Indexer:
         # Decoding dominates on the CPU: give it the cores and keep ONNX Runtime to one
         # thread that sleeps rather than spins while it waits for a batch.
         encoder = library.encoder(providers=self.providers, threads=1 if self.workers else None, spin=False)
-        codes_path = store.codes_path(model.id)
-        features_path = store.features_path(model.backbone_id)
+        model_arrays = store.arrays_of(model)
         window = max(4, self.workers * 4)
         batch: list[tuple[_Work, tuple]] = []
         t0 = time.monotonic()
@@ -624,19 +583,19 @@ class Indexer:
                 self._progress.rate = self._progress.done / max(time.monotonic() - t0, 1e-6)
                 new_count = sum(1 for _, r in batch if r[0] == "new")
                 if new_count >= self.batch_size or time.monotonic() - last_flush > 2.0:
-                    self._flush(batch, encoder, codes_path, features_path, run_id, report)
+                    self._flush(batch, encoder, model_arrays, run_id, report)
                     batch = []
                     last_flush = time.monotonic()
                 self._progress.skipped, self._progress.reused = report.skipped, report.reused
                 self._emit()
             if batch:
-                self._flush(batch, encoder, codes_path, features_path, run_id, report)
+                self._flush(batch, encoder, model_arrays, run_id, report)
         finally:
             results.close()  # drops queued work at once; the caller shuts the pool down
         self._progress.skipped, self._progress.reused = report.skipped, report.reused
         self._emit(force=True)
 
-    def _flush(self, batch: list[tuple[_Work, tuple]], encoder, codes_path: Path, features_path: Path,
+    def _flush(self, batch: list[tuple[_Work, tuple]], encoder, model_arrays: arrays.ModelArrays,
                run_id: int, report: IndexReport) -> None:
         """Encode, append and commit one batch; arrays are synced before the catalog commit."""
         store = self.store
@@ -657,7 +616,6 @@ class Indexer:
             code_rows.append(codes[i])
             feature_rows.append(features[i])
             slot += 1
-        words, dim = words_for_bits(encoder.info.bits), encoder.info.feature_dim
         for work, result in batch:
             kind = result[0]
             if kind == "skip":
@@ -669,40 +627,34 @@ class Indexer:
                 if work.existing is not None and work.existing.slot == source:
                     store.touch_image(work.existing.id, work.size, work.mtime_ns, run_id)
                 else:
-                    code_rows.append(self._read_row(codes_path, source, np.uint64, words))
-                    feature_rows.append(self._read_row(features_path, source, np.float16, dim))
+                    code_rows.append(self._read_row(model_arrays.codes, source))
+                    feature_rows.append(self._read_row(model_arrays.features, source))
                     items.append(NewImage(work.path, work.root_id, work.size, work.mtime_ns, digest, slot=slot))
                     slot += 1
                 report.reused += 1
         sums = []
         if slot > first:
-            sums += store.write_rows(codes_path, first, np.stack(code_rows))
-            sums += store.write_rows(features_path, first, np.stack(feature_rows))
+            sums += store.append_rows(model_arrays, first, features=np.stack(feature_rows), codes=np.stack(code_rows))
         store.commit_batch(items, run_id, slot, sums)
         report.added += len(new)
 
-    def _read_row(self, path: Path, slot: int, dtype, width: int) -> np.ndarray:
+    def _read_row(self, array: arrays.ArrayFile, slot: int) -> np.ndarray:
         """One committed row (the encoding of content seen before), its chunk checked once per
         run: a copy gets a fresh checksum, so it must not copy damage."""
-        from engine.errors import LibraryDamaged
-
-        rowbytes = width * np.dtype(dtype).itemsize
         chunk = slot // arrays.CHUNK_ROWS
-        verified = self._verified_chunks.setdefault(path, set())
+        verified = self._verified_chunks.setdefault(array.path, set())
         if chunk not in verified:
             start = chunk * arrays.CHUNK_ROWS
-            check = self.store.verify_array(path, rowbytes, start, start + arrays.CHUNK_ROWS)
+            check = self.store.verify_array(array, start, start + arrays.CHUNK_ROWS)
             if check.damaged:
                 raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
             verified.add(chunk)
-        return arrays.read_row(path, slot, dtype, width)
+        return array.read_row(slot)
 
 
 def _unchanged(row: ImageRow | None, st: os.stat_result) -> bool:
     """Whether a catalogued file needs no work: same size and mtime, and not skipped for a
     reason that may have passed (permission denied, out of memory...: tried again)."""
-    from engine.imageio import is_transient
-
     if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
         return False
     return not (row.status == "skipped" and is_transient(row.reason))

@@ -14,6 +14,8 @@ import numpy as np
 
 from engine.atomic import write_bytes
 from engine.errors import DecodeError, EnvironmentProblem, UserError
+from engine.imageio import IMAGE_SUFFIXES, content_hash, read_file
+from engine.pairs import pair_key, pair_key_with
 from engine.store import Store
 
 SIMILAR = {"similar": 1, "1": 1, "+1": 1, "same": 1, "dissimilar": -1, "-1": -1, "different": -1}
@@ -113,8 +115,7 @@ def import_csv(store: Store, csv_path: str | os.PathLike, *, source: str = "impo
         if ha == hb:
             problem("self", f"line {number}: {a} and {b} are the same photo")
             continue
-        if hb < ha:
-            ha, hb, pa, pb = hb, ha, pb, pa
+        ha, hb, pa, pb = pair_key_with(ha, hb, pa, pb)
         key = (ha, hb)
         if (ha, hb, value) in seen:
             report.duplicates += 1
@@ -151,8 +152,6 @@ def import_class_folders(store: Store, folder: str | os.PathLike, *, per_photo: 
     subfolder); hidden names are skipped. Only indexed photos count: files the index skipped
     or has not seen are left out and counted in ``problems``, which here do not block the import.
     """
-    from engine.imageio import IMAGE_SUFFIXES
-
     root = Path(folder).absolute()
     if not root.is_dir():
         raise UserError(f"{root} is not a folder")
@@ -190,7 +189,7 @@ def import_class_folders(store: Store, folder: str | os.PathLike, *, per_photo: 
                 other_digest, other_path = everyone[int(j)]
                 if other_digest == digest:
                     continue  # the same content twice: no pair to learn from
-                key = (digest, other_digest) if digest < other_digest else (other_digest, digest)
+                key = pair_key(digest, other_digest)
                 pairs.setdefault(key, (value, path, other_path))
     with store.transaction():
         for (ha, hb), (value, pa, pb) in pairs.items():
@@ -234,8 +233,6 @@ def photo_hash(store: Store, path: str | os.PathLike) -> tuple[str, bool]:
     An indexed file that has not changed since gives its stored hash; any other file is read
     and hashed exactly as the indexer does, so a label on it counts once it is indexed.
     """
-    from engine.imageio import content_hash, read_file
-
     path = os.path.abspath(path)
     row = store.image_by_path(path)
     if row is not None and row.status == "ok" and row.content_hash:

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import arrays, models
+from engine import models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
 from engine.errors import DecodeError, EnvironmentProblem, LibraryDamaged, UserError
+from engine.hashing import default_min_for_itq, make_head
+from engine.imageio import content_hash, decode_image, decode_path, read_file
 from engine.paths import default_library_path
+from engine.reencode import encode_missing
+from engine.search import CodeSpace, FeatureSpace, Probe, SearchParams, refined_vector, search_probe
 from engine.store import ModelRow, Store, read_manifest
 
 log = logging.getLogger(__name__)
@@ -136,8 +140,8 @@ class Library:
         codes = None
         backbone_id = read_manifest(model_dir)["backbone_id"]
         weight, bias = models.read_head(model_dir)
-        features_path = self.store.features_path(backbone_id)
-        if self.store.next_slot and arrays.row_count(features_path, info.feature_dim * 2) >= self.store.next_slot:
+        features = self.store.features_file(backbone_id, info.feature_dim)
+        if self.store.next_slot and features.rows() >= self.store.next_slot:
             # Same backbone as the features we hold: code the library without decoding.
             codes = self._codes_from_features(backbone_id, info.feature_dim, weight, bias)
         row = self.store.add_model(model_dir, codes, activate=False)
@@ -151,8 +155,6 @@ class Library:
         while another backbone was active are decoded again (with ``progress``, cancellable,
         resumable: see engine.reencode).
         """
-        from engine.reencode import encode_missing
-
         with self.store.writing():
             model = self.store.model(model_id)
             encode_missing(self.store, model, workers=workers, progress=progress, cancel=cancel)
@@ -163,8 +165,6 @@ class Library:
     def roll_back(self, *, progress=None, cancel=None, workers: int | None = None) -> ModelRow:
         """Re-activate the model active before the current one (Store.roll_back), first giving it
         codes for photos indexed since it was last active (as ``activate`` does)."""
-        from engine.reencode import encode_missing
-
         with self.store.writing():
             target = self.store.previous_model()
             if target is None:
@@ -181,11 +181,11 @@ class Library:
     def _codes_from_features(self, backbone_id: str, dim: int, weight, bias, start: int = 0) -> np.ndarray:
         """Codes of slots ``start`` onwards from the stored features (dead slots zeroed),
         the features checked against their checksums first."""
-        path = self.store.features_path(backbone_id)
-        check = self.store.verify_array(path, dim * 2, start, self.store.next_slot)
+        array = self.store.features_file(backbone_id, dim)
+        check = self.store.verify_array(array, start, self.store.next_slot)
         if check.damaged:
             raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
-        features = arrays.read_rows(path, np.float16, dim, self.store.next_slot)
+        features = array.read(self.store.next_slot)
         codes = codes_from_logits(models.head_logits(features[start:], weight, bias))
         codes[~self.store.live_mask()[start:start + codes.shape[0]]] = 0
         return codes
@@ -196,12 +196,9 @@ class Library:
             return self._refit_head(kind, seed)
 
     def _refit_head(self, kind: str, seed: int) -> ModelRow:
-        from engine.hashing import make_head
-
         active = self.active_model()
         live = self.store.live_slots()
-        features = arrays.read_rows(self.store.features_path(active.backbone_id), np.float16,
-                                    active.feature_dim, self.store.next_slot)
+        features = self.store.arrays_of(active).features.read(self.store.next_slot)
         sample = live
         if sample.size > FIT_SAMPLE:
             # A fit on 100k photos is as good as on all, and bounds memory and time.
@@ -231,8 +228,6 @@ class Library:
     def maybe_refit_default_head(self) -> ModelRow | None:
         """Zero-label policy: move from LSH to ITQ once there are enough photos, and refit
         when the library has doubled since the last fit. Learned heads are never replaced."""
-        from engine.hashing import default_min_for_itq
-
         active = self.active_model()
         head = active.manifest.get("head", {})
         if head.get("kind") not in ("lsh", "itq"):
@@ -251,27 +246,24 @@ class Library:
         """The active version's codes, checked against their checksums on first use and then
         only what was appended since (about a millisecond per million photos, once)."""
         model = self.active_model()
-        path = self.store.codes_path(model.id)
+        array = self.store.arrays_of(model).codes
         next_slot = self.store.next_slot
         checked = self._codes_checked
         if checked is None or checked[:2] != (model.id, next_slot):
             first = checked[2] if checked is not None and checked[0] == model.id else 0
-            check = self.store.verify_array(path, model.words * 8, first)
+            check = self.store.verify_array(array, first)
             if check.damaged:
                 raise LibraryDamaged(f"the codes of model v{model.id} are damaged ({check.describe()}); "
                                      "run 'lookalike repair'")
             self._codes_checked = (model.id, next_slot, max(first, check.recorded))
-        return arrays.read_rows(path, np.uint64, model.words, next_slot)
+        return array.read(next_slot)
 
     def features(self) -> np.ndarray:
         model = self.active_model()
-        return arrays.read_rows(self.store.features_path(model.backbone_id), np.float16, model.feature_dim,
-                                self.store.next_slot, random_access=True)
+        return self.store.arrays_of(model).features.read(self.store.next_slot, random_access=True)
 
     def encode_file(self, image_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         """Query image to (packed code words (W,), feature (D,)); a bad file is the person's error."""
-        from engine.imageio import decode_path
-
         info = self.model_info()
         try:
             decoded = decode_path(image_path, size=info.input_size, resize=info.resize, thumb_size=0)
@@ -285,8 +277,6 @@ class Library:
     def example_from_file(self, image_path: str | os.PathLike) -> Example:
         """A photo given by path: an indexed photo (found by content, so a copy or a moved file
         counts) uses its stored code and feature; any other is decoded and encoded."""
-        from engine.imageio import content_hash, decode_image, read_file
-
         try:
             data = read_file(image_path)
         except DecodeError as exc:
@@ -332,8 +322,6 @@ class Library:
     def rerank_space(self, choice: str | bool = "auto", model: ModelRow | None = None):
         """The fine stage for a SearchParams.rerank choice: "auto" (True) is what the version's
         manifest says ("features" when it says nothing); None for "none" (False)."""
-        from engine.search import CodeSpace, FeatureSpace, SearchParams
-
         model = model or self.active_model()
         choice = SearchParams(rerank=choice).rerank_choice()
         if choice == "auto":
@@ -356,8 +344,6 @@ class Library:
         same vector in the head's space). ``folder`` keeps only photos under that folder (the
         mask is applied before the coarse search, so k results still come back when it has them).
         """
-        from engine.search import SearchParams, search_probe
-
         params = params or SearchParams()
         if not query.photos:
             raise UserError("a search needs at least one query photo")
@@ -397,8 +383,6 @@ class Library:
 
     def _probe(self, query: Query, space, model: ModelRow):
         """The query as engine.search sees it: seeds for the coarse stage, the vector for the fine one."""
-        from engine.search import CodeSpace, Probe, refined_vector
-
         def stack(examples) -> np.ndarray | None:
             return np.stack([np.asarray(e.feature, np.float32) for e in examples]) if examples else None
 

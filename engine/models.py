@@ -9,11 +9,12 @@ import json
 import logging
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import write_bytes
+from engine.atomic import atomic_path, write_bytes
 from engine.errors import EnvironmentProblem
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def rerank_space(manifest: dict) -> str:
 
 
 def _load(model_dir: Path):
-    import onnx  # imported here: only refits and activations need it, never a search
+    import onnx  # why: onnx (and protobuf) is slow to import; only refits and activations need it, never a search
 
     try:
         return onnx.load(str(Path(model_dir) / "model.onnx"))
@@ -53,7 +54,7 @@ def _initializers(model) -> dict:
 
 def read_head(model_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """(W [D, K], b [K]) of the model's linear hash head."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # why: as in _load
 
     inits = _initializers(_load(Path(model_dir)))
     try:
@@ -76,8 +77,6 @@ def load_head_arrays(model_dir: str | os.PathLike, feature_dim: int, bits: int
                      ) -> tuple[np.ndarray, np.ndarray] | None:
     """(W [D, K], b [K]) from the .npy files, or None when they are missing or not what the
     manifest says (a library folder is untrusted input: no pickles, shapes and values checked)."""
-    import stat
-
     arrays = []
     for name, shape in ((HEAD_WEIGHT, (feature_dim, bits)), (HEAD_BIAS, (bits,))):
         path = Path(model_dir) / HEAD_FILES[name]
@@ -115,7 +114,7 @@ def head_logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, chun
 def write_with_head(source_dir: str | os.PathLike, target_dir: str | os.PathLike, weight: np.ndarray,
                     bias: np.ndarray, manifest_updates: dict) -> dict:
     """Copy a model folder, replacing its head's weights and updating its manifest."""
-    import onnx
+    import onnx  # why: as in _load
     from onnx import numpy_helper
 
     source_dir, target_dir = Path(source_dir), Path(target_dir)
@@ -136,7 +135,8 @@ def write_with_head(source_dir: str | os.PathLike, target_dir: str | os.PathLike
             output.type.tensor_type.shape.dim[1].dim_value = weight.shape[1]
     shutil.rmtree(target_dir, ignore_errors=True)
     target_dir.mkdir(parents=True)
-    onnx.save(model, str(target_dir / "model.onnx"))
+    with atomic_path(target_dir / "model.onnx") as tmp:
+        onnx.save(model, str(tmp))
     manifest = json.loads((source_dir / "manifest.json").read_text())
     manifest.update(manifest_updates)
     manifest["created_at"] = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import platformdirs
+
 LIBRARY_ENV = "LOOKALIKE_LIBRARY"
 
 
@@ -13,8 +15,6 @@ def default_library_path() -> Path:
     env = os.environ.get(LIBRARY_ENV)
     if env:
         return Path(env).expanduser()
-    import platformdirs
-
     return Path(platformdirs.user_data_dir("lookalike", appauthor=False)) / "library"
 
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine import arrays, models
+from engine import models
 from engine.codes import codes_from_logits
 from engine.encoder import Encoder, ModelInfo
-from engine.errors import Cancelled
+from engine.errors import Cancelled, DecodeError, LibraryDamaged
+from engine.imageio import content_hash as hash_of, decode_image, read_file
+from engine.layout import thumbnail_path
 from engine.store import ModelRow, Store
 from engine.workers import Crashed, DecoderPool, crash_if_marked
 
@@ -43,9 +45,6 @@ def _decode_for_slot(path: str | None, content_hash: str, thumb: str, size: int,
                      ) -> tuple[np.ndarray | None, str]:
     """(pixels, source) for one indexed photo: the original when it still holds the indexed
     content, else the thumbnail cached at indexing, else (None, reason)."""
-    from engine.errors import DecodeError
-    from engine.imageio import content_hash as hash_of, decode_image, read_file
-
     if path is not None:
         crash_if_marked(path)  # tests only; see engine.workers.TEST_CRASH_ENV
         try:
@@ -82,13 +81,9 @@ def encode_missing(store: Store, model: ModelRow, *, workers: int | None = None,
     ``Cancelled`` on ``cancel``.
     """
     with store.writing():
-        features_path, codes_path = store.features_path(model.backbone_id), store.codes_path(model.id)
-        feature_bytes, code_bytes = model.feature_dim * 2, model.words * 8
+        model_arrays = store.arrays_of(model)
         need = store.next_slot
-        have_features = min(arrays.row_count(features_path, feature_bytes), need)
-        have_codes = min(arrays.row_count(codes_path, code_bytes), have_features)
-        arrays.truncate_rows(codes_path, code_bytes, have_codes)
-        arrays.truncate_rows(features_path, feature_bytes, have_features)
+        have_features, have_codes = model_arrays.cut_to_resume(need)
         if have_codes < have_features:  # the cheap part first: codes from stored features
             codes_from_stored_features(store, model, have_codes, have_features)
         state = EncodeProgress(total=need - have_features)
@@ -101,9 +96,9 @@ def encode_missing(store: Store, model: ModelRow, *, workers: int | None = None,
                     raise Cancelled(f"stopped after {state.done} of {state.total} photos; run again to continue")
                 stop = min(start + CHUNK, need)
                 features, codes = encoder.encode(start, stop, state)
-                # Features before codes: a crash between leaves codes short, which the cheap
-                # path above completes on the next run.
-                sums = store.write_rows(features_path, start, features) + store.write_rows(codes_path, start, codes)
+                # Features before codes (append's order): a crash between leaves codes short,
+                # which the cheap path above completes on the next run.
+                sums = store.append_rows(model_arrays, start, features=features, codes=codes)
                 with store.transaction():
                     store.record_sums(sums)
                 state.done += stop - start
@@ -115,20 +110,18 @@ def encode_missing(store: Store, model: ModelRow, *, workers: int | None = None,
 def codes_from_stored_features(store: Store, model: ModelRow, start: int, stop: int) -> None:
     """Write ``model``'s codes for slots [start, stop) from its backbone's stored features,
     checked against their checksums first (codes are never made from damaged features)."""
-    from engine.errors import LibraryDamaged
-
-    features_path = store.features_path(model.backbone_id)
-    check = store.verify_array(features_path, model.feature_dim * 2, start, stop)
+    model_arrays = store.arrays_of(model)
+    check = store.verify_array(model_arrays.features, start, stop)
     if check.damaged:
         raise LibraryDamaged(f"{check.describe()}; run 'lookalike repair'")
     weight, bias = models.read_head(store.model_dir(model.id))
     live = store.live_mask()
-    stored = arrays.read_rows(features_path, np.float16, model.feature_dim, stop)
+    stored = model_arrays.features.read(stop)
     for first in range(start, stop, 65536):  # bounded memory at a million photos
         last = min(first + 65536, stop)
         codes = codes_from_logits(models.head_logits(stored[first:last], weight, bias))
         codes[~live[first:last]] = 0
-        sums = store.write_rows(store.codes_path(model.id), first, codes)
+        sums = store.write_rows(model_arrays.codes, first, codes)
         with store.transaction():
             store.record_sums(sums)
 
@@ -157,8 +150,6 @@ class SlotEncoder:
     def encode(self, start: int, stop: int, state: EncodeProgress) -> tuple[np.ndarray, np.ndarray]:
         """(features float16, codes uint64) rows for slots [start, stop); zero rows for dead
         slots and photos that can no longer be read (counted in ``state``)."""
-        from engine.index import thumbnail_path
-
         model, info = self.model, self.info
         sources = _slot_sources(self.store, start, stop)
         jobs = {slot: (path, digest, str(thumbnail_path(self.thumbs_dir, digest)), info.input_size, info.resize)

@@ -61,15 +61,13 @@ def check_library(store: Store, *, features: bool = True, catalog: bool = False)
     need = store.next_slot
     seen_features = set()
     for model in store.models():
-        found.arrays.append(store.verify_array(store.codes_path(model.id), model.words * 8))
-        features_path = store.features_path(model.backbone_id)
-        if features and features_path not in seen_features:
-            seen_features.add(features_path)
-            found.arrays.append(store.verify_array(features_path, model.feature_dim * 2))
-        if model.active and not store.covers(model):
-            have = min(arrays.row_count(store.codes_path(model.id), model.words * 8),
-                       arrays.row_count(features_path, model.feature_dim * 2))
-            found.missing[model.id] = need - have
+        model_arrays = store.arrays_of(model)
+        found.arrays.append(store.verify_array(model_arrays.codes))
+        if features and model_arrays.features.path not in seen_features:
+            seen_features.add(model_arrays.features.path)
+            found.arrays.append(store.verify_array(model_arrays.features))
+        if model.active and not model_arrays.covers(need):
+            found.missing[model.id] = need - model_arrays.coverage()
     if catalog:
         found.catalog = integrity_check(store)
     return found
@@ -78,10 +76,9 @@ def check_library(store: Store, *, features: bool = True, catalog: bool = False)
 def integrity_check(store: Store) -> list[str]:
     """SQLite's integrity_check of the catalog: ["ok"], or what is wrong (the first lines)."""
     try:
-        rows = store._conn.execute(f"PRAGMA integrity_check({INTEGRITY_LINES})").fetchall()
+        return store.integrity_check(INTEGRITY_LINES)
     except LibraryDamaged as exc:  # so damaged that the check itself stops
         return [str(exc.__cause__ or exc)]
-    return [str(row[0]) for row in rows]
 
 
 @dataclass
@@ -118,10 +115,9 @@ def repair_library(store: Store, *, workers: int | None = None,
         for backbone, group in by_backbone.items():
             # Encode with the active version when it has this backbone, else the newest one.
             encoder_model = active if active is not None and active.backbone_id == backbone else group[-1]
-            features_path = store.features_path(backbone)
-            rowbytes = encoder_model.feature_dim * 2
-            check = store.verify_array(features_path, rowbytes)
-            ranges = _by_chunk(list(check.damaged) + _implausible_unverified(store, features_path, encoder_model, check))
+            features_file = store.arrays_of(encoder_model).features
+            check = store.verify_array(features_file)
+            ranges = _by_chunk(list(check.damaged) + _implausible_unverified(store, features_file, check))
             if ranges:
                 state.total += sum(b - a for a, b in ranges)
                 with SlotEncoder(store, encoder_model, workers=workers) as encoder:
@@ -132,7 +128,7 @@ def repair_library(store: Store, *, workers: int | None = None,
                         if stop <= start:
                             continue
                         features, codes = encoder.encode(start, stop, state)
-                        sums = store.write_rows(features_path, start, features)
+                        sums = store.write_rows(features_file, start, features)
                         with store.transaction():
                             store.record_sums(sums)
                         for model in group:
@@ -142,13 +138,13 @@ def repair_library(store: Store, *, workers: int | None = None,
                         report.reencoded += stop - start
                         if progress:
                             progress(state)
-            report.adopted += store.adopt_rows(features_path, rowbytes, store.next_slot)
+            report.adopted += store.adopt_rows(features_file, store.next_slot)
         for model in versions:
-            codes_path = store.codes_path(model.id)
-            check = store.verify_array(codes_path, model.words * 8)
+            codes_file = store.arrays_of(model).codes
+            check = store.verify_array(codes_file)
             for start, stop in check.damaged:
                 report.recoded += _write_codes(store, model, start, stop, None)
-            report.adopted += store.adopt_rows(codes_path, model.words * 8, store.next_slot)
+            report.adopted += store.adopt_rows(codes_file, store.next_slot)
         if active is not None:
             done = encode_missing(store, active, workers=workers, progress=progress, cancel=cancel)
             report.reencoded += done.done
@@ -173,29 +169,29 @@ def _by_chunk(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def _write_codes(store: Store, model: ModelRow, start: int, stop: int, codes: np.ndarray | None) -> int:
     """Write a version's codes for slots [start, stop) (computed from the stored features when
     ``codes`` is None), as far as its code array reaches; returns the rows written."""
-    codes_path = store.codes_path(model.id)
-    stop = min(stop, arrays.row_count(codes_path, model.words * 8))
+    model_arrays = store.arrays_of(model)
+    stop = min(stop, model_arrays.codes.rows())
     if stop <= start:
         return 0
     if codes is None:
         weight, bias = models.read_head(store.model_dir(model.id))
-        stored = arrays.read_rows(store.features_path(model.backbone_id), np.float16, model.feature_dim, stop)
+        stored = model_arrays.features.read(stop)
         codes = codes_from_logits(models.head_logits(stored[start:stop], weight, bias))
         codes[~store.live_mask()[start:stop]] = 0
-    sums = store.write_rows(codes_path, start, codes[:stop - start])
+    sums = store.write_rows(model_arrays.codes, start, codes[:stop - start])
     with store.transaction():
         store.record_sums(sums)
     return stop - start
 
 
-def _implausible_unverified(store: Store, path, model: ModelRow, check: ArrayCheck) -> list[tuple[int, int]]:
+def _implausible_unverified(store: Store, features: arrays.ArrayFile, check: ArrayCheck) -> list[tuple[int, int]]:
     """Chunks holding rows that no checksum covers and that are not what an encoder writes
     (finite unit vectors, or zeros): those are encoded again rather than adopted."""
     if not check.unverified:
         return []
     need = min(store.next_slot, check.rows)
-    records = store.chunk_sums(store.array_key(path))
-    rows = arrays.read_rows(path, np.float16, model.feature_dim, need)
+    records = store.chunk_sums(features.key)
+    rows = features.read(need)
     bad = []
     size = arrays.CHUNK_ROWS
     for chunk in range((need + size - 1) // size):
@@ -210,6 +206,6 @@ def _implausible_unverified(store: Store, path, model: ModelRow, check: ArrayChe
         if not plausible.all():
             bad.append((chunk * size, stop))
     if bad:
-        log.warning("%d chunks of %s hold rows that are not unit features; encoding them again", len(bad), path.name)
+        log.warning("%d chunks of %s hold rows that are not unit features; encoding them again", len(bad), features.path.name)
     return bad
 

@@ -70,8 +70,8 @@ from engine.errors import EnvironmentProblem
 
 MIN_POOL = 2000  # the default pool below 2.56e6 codes (see the module docstring)
 # Feature cosine from which a candidate counts as a copy of the query (resized, recompressed,
-# 4% cropped, rotated: 0.92-1.0 with the default model; distinct photos rarely pass 0.90, where
-# DESIGN.md measured copy-grouping precision 0.985): ranked first whatever the fine stage.
+# 4% cropped, rotated score well above it with the default model, distinct photos rarely pass
+# it; DESIGN.md has the measurement): ranked first whatever the fine stage.
 COPY_COSINE = 0.90
 
 _BLOCK = 64  # rows per vectorised hit test; small so a hit costs little to walk
@@ -153,9 +153,9 @@ def backend() -> str:
 def warm_up() -> str:
     """Import numba and load every kernel (compile them, the first time ever); thread-safe.
 
-    Returns the backend "auto" will use from now on. Takes about 1 s with a warm cache
-    (numba's import and its first cache load, which imports scipy); the GUI calls it in a
-    background thread at start, searches meanwhile run on numpy.
+    Returns the backend "auto" will use from now on. Slow even with a warm cache (numba's
+    import and its first cache load, which imports scipy; docs/BENCHMARKS.md, "Search"):
+    the GUI calls it in a background thread at start, searches meanwhile run on numpy.
     """
     global _warm
     kern = _load_kernels()
@@ -204,7 +204,7 @@ def _load_numba():
             os.environ["NUMBA_CACHE_DIR"] = cache_dir
         except ImportError:
             pass
-    try:
+    try:  # why: numba takes seconds to import; a search without the jitted kernels never needs it
         import numba
         from numba import types
         from numba.core import cgutils
@@ -692,7 +692,7 @@ class CodeSpace:
 
     Chosen over the cosine of tanh(f W + b) on both sides, which needs every pool row's
     feature (a 2,000 x 1,280 float16 gather and a matrix product per query) and ranked the
-    same (person's case after head-mode DPSH, 2,000 queries: 0.845 both; docs/TRAINING.md).
+    same (docs/TRAINING.md, "The fine stage after training").
     """
 
     name = "code"
@@ -736,11 +736,10 @@ def refined_vector(photos: np.ndarray, like: np.ndarray | None = None,
     """Rocchio's query point movement in a space: mean(photos) + mean(like) - mean(unlike).
 
     All three are embedded vectors [n, E] (the query photos, then examples marked similar and
-    dissimilar). Weights 1, 1, 1: on the person's case (zero-label model, 3 + 3 examples from
-    the top 20) they lifted mAP@100 by +0.087, standard SMART weights (1, 0.75, 0.15) by +0.046,
-    (1, 1.5, 1.5) by +0.091 (docs/TRAINING.md, "Instant feedback"). Several query photos are
-    one query through their mean ("like all of these": +0.095 over one photo, where the
-    minimum of their cosines gave +0.027).
+    dissimilar). Weights 1, 1, 1: on the person's case they did better than SMART's standard
+    weights (1, 0.75, 0.15) and as well as heavier example weights. Several query photos are
+    one query through their mean ("like all of these"), which beat the minimum of their
+    cosines. The figures: docs/TRAINING.md, "Instant feedback".
     """
     photos = np.atleast_2d(np.asarray(photos, dtype=np.float32))
     if photos.shape[0] == 0:

@@ -8,27 +8,32 @@ import json
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import stat
-import tempfile
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from engine import arrays
-from engine.atomic import copy_folder_synced, fsync_dir, make_dirs, write_json_atomic
+from engine.arrays import ArrayCheck, ArrayFile, ChunkSum, ModelArrays  # noqa: F401  (ArrayCheck re-exported)
+from engine.atomic import copy_folder_synced, make_dirs, publish_folder, write_json_atomic
+from engine import scratch
 from engine.codes import words_for_bits
-from engine.errors import (DiskFull, EnvironmentProblem, LibraryDamaged, StoreTooNew, UnsafeLibrary, UserError,
+from engine.locks import is_locked, try_flock
+from engine.pairs import pair_key, pair_key_with
+from engine.schema import migrate
+from engine.scratch import remove_path
+from engine.sql import (CatalogConnection, ReadOnlyConnection, Transaction, catalog_uri, fs, fs_or_none, path_range,
+                        read_only_message, read_only_uri, unfs, uri_path)
+from engine.sql import catalog_problem  # noqa: F401  (re-exported: app.cli reads it from here)
+from engine.errors import (EnvironmentProblem, LibraryDamaged, UnsafeLibrary, UserError,
                            environment_problem)
 
 log = logging.getLogger(__name__)
 
 CATALOG = "catalog.sqlite3"
-WORK_PREFIX = ".work-"  # scratch folders in the library (new model versions before they are added)
 # What the library folder may hold, and only as real folders and files: never followed if a link.
 LIBRARY_FOLDERS = ("codes", "features", "models", "thumbs", "cache")
 LIBRARY_FILES = (CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journal", "writer.lock")
@@ -45,111 +50,6 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
-# Stepwise migrations: MIGRATIONS[i] takes the schema from version i to i + 1. Never edit a
-# released step; append a new one. A store newer than len(MIGRATIONS) is refused.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE roots (
-        id INTEGER PRIMARY KEY,
-        path TEXT NOT NULL UNIQUE,
-        added_at TEXT NOT NULL
-    );
-    CREATE TABLE exclusions (
-        id INTEGER PRIMARY KEY,
-        pattern TEXT NOT NULL UNIQUE
-    );
-    CREATE TABLE images (
-        id INTEGER PRIMARY KEY,
-        path TEXT NOT NULL UNIQUE,
-        dir TEXT NOT NULL,
-        root_id INTEGER REFERENCES roots(id) ON DELETE SET NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        content_hash TEXT,
-        width INTEGER,
-        height INTEGER,
-        taken_at TEXT,
-        status TEXT NOT NULL CHECK (status IN ('ok', 'skipped')),
-        reason TEXT,
-        slot INTEGER UNIQUE,
-        seen_run INTEGER NOT NULL DEFAULT 0,
-        indexed_at TEXT NOT NULL,
-        CHECK ((status = 'ok') = (slot IS NOT NULL))
-    );
-    CREATE INDEX images_dir ON images(dir);
-    CREATE INDEX images_hash ON images(content_hash);
-    CREATE INDEX images_root ON images(root_id);
-    CREATE TABLE dead_slots (slot INTEGER PRIMARY KEY);
-    CREATE TABLE labels (
-        id INTEGER PRIMARY KEY,
-        hash_a TEXT NOT NULL,
-        hash_b TEXT NOT NULL,
-        label INTEGER NOT NULL CHECK (label IN (1, -1)),
-        source TEXT NOT NULL,
-        path_a TEXT,
-        path_b TEXT,
-        created_at TEXT NOT NULL,
-        CHECK (hash_a < hash_b),
-        UNIQUE (hash_a, hash_b)
-    );
-    CREATE TABLE models (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL,
-        backbone_id TEXT NOT NULL,
-        bits INTEGER NOT NULL,
-        feature_dim INTEGER NOT NULL,
-        manifest TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        active INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        started_at TEXT NOT NULL,
-        finished_at TEXT,
-        status TEXT NOT NULL,
-        stats TEXT
-    );
-    INSERT INTO meta (key, value) VALUES ('next_slot', '0');
-    """,
-    # 2: remember activations, so 'model rollback' knows what was active before.
-    """
-    CREATE TABLE activations (
-        id INTEGER PRIMARY KEY,
-        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
-        at TEXT NOT NULL
-    );
-    INSERT INTO activations (model_id, at) SELECT id, created_at FROM models WHERE active = 1;
-    """,
-    # 3: checksums of the code and feature arrays, per chunk of arrays.CHUNK_ROWS rows; rows
-    # beyond an array's recorded chunks are unverified (arrays written before this step).
-    """
-    CREATE TABLE array_chunks (
-        array TEXT NOT NULL,
-        chunk INTEGER NOT NULL,
-        rows INTEGER NOT NULL CHECK (rows > 0),
-        crc INTEGER NOT NULL,
-        PRIMARY KEY (array, chunk)
-    ) WITHOUT ROWID;
-    """,
-    # 4: paths as the file system's bytes (BLOB), not UTF-8 text: a name that is not valid UTF-8
-    # must be stored, found and ordered exactly (see ARCHITECTURE.md, "Paths").
-    """
-    UPDATE roots SET path = fsencode(path);
-    UPDATE images SET path = fsencode(path), dir = fsencode(dir);
-    UPDATE labels SET path_a = fsencode(path_a), path_b = fsencode(path_b);
-    """,
-    # 5: roll back walks the activation history: the entries it leaves are listed here, and
-    # later roll backs skip them (see ARCHITECTURE.md, "Model versions"). Entries written
-    # before this step all count as plain activations.
-    """
-    CREATE TABLE IF NOT EXISTS rolled_back (
-        activation_id INTEGER PRIMARY KEY REFERENCES activations(id) ON DELETE CASCADE,
-        at TEXT NOT NULL
-    );
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
 _LIVE_ACTIVATION = "id NOT IN (SELECT activation_id FROM rolled_back)"  # on the history, not rolled back from
 
 
@@ -220,29 +120,21 @@ class NewImage:
     slot: int | None = None    # set by Store.commit_batch for encoded files
 
 
-@dataclass(frozen=True)
-class ChunkSum:
-    """The checksum of one chunk of an array: CRC-32 of its first ``rows`` rows."""
+class KnownContent:
+    """What a decoder process may ask the catalog: which slot already holds some content (a
+    move or a copy is not decoded again). Read-only, its own connection, one per process."""
 
-    array: str  # the array's path in the library, e.g. "codes/0001.u64"
-    chunk: int
-    rows: int
-    crc: int
+    def __init__(self, catalog: str | os.PathLike):
+        self._conn = sqlite3.connect(catalog_uri(catalog, "mode=ro"), uri=True, timeout=30.0)
 
+    def slot_of(self, content_hash: str) -> int | None:
+        row = self._conn.execute(
+            "SELECT slot FROM images WHERE content_hash = ? AND slot IS NOT NULL LIMIT 1", (content_hash,)
+        ).fetchone()
+        return None if row is None else row[0]
 
-@dataclass
-class ArrayCheck:
-    """What verifying an array found: damaged row ranges, and rows no checksum covers yet."""
-
-    array: str
-    rows: int  # rows in the file
-    damaged: list[tuple[int, int]] = field(default_factory=list)
-    unverified: int = 0
-    recorded: int = 0  # rows [0, recorded) have checksums
-
-    def describe(self) -> str:
-        spans = ", ".join(f"{a}-{b - 1}" for a, b in self.damaged[:3]) + (" ..." if len(self.damaged) > 3 else "")
-        return f"{self.array}: rows {spans} damaged"
+    def close(self) -> None:
+        self._conn.close()
 
 
 class Store:
@@ -251,7 +143,7 @@ class Store:
     def __init__(self, root: Path, conn: sqlite3.Connection, *, readonly: bool = False):
         self.root = root
         self.readonly = readonly
-        self._conn = _ReadOnlyConnection(conn, root) if readonly else conn
+        self._conn = ReadOnlyConnection(conn, root) if readonly else conn
 
     # ----------------------------------------------------------------- opening
 
@@ -275,10 +167,10 @@ class Store:
         elif not readonly and not _writable(root, catalog):
             log.info("the library at %s is read-only here: opening it for reading", root)
             readonly = True
-        uri = _read_only_uri(catalog) if readonly else f"file:{_uri_path(catalog)}"
+        uri = read_only_uri(catalog) if readonly else f"file:{uri_path(catalog)}"
         conn = None
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0, factory=_CatalogConnection)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0, factory=CatalogConnection)
             conn.catalog = catalog
             conn.execute("PRAGMA foreign_keys = ON")
             if not readonly:
@@ -317,9 +209,9 @@ class Store:
     def try_writer_lock(self) -> bool:
         """Take the writer lock without waiting; False when another process holds it."""
         if self.readonly:
-            raise EnvironmentProblem(_read_only_message(self.root))
+            raise EnvironmentProblem(read_only_message(self.root))
         if self._lock_handle is None:
-            self._lock_handle = _try_flock(self.root / "writer.lock")
+            self._lock_handle = try_flock(self.root / "writer.lock")
         return self._lock_handle is not None
 
     def writer_lock(self) -> "Store":
@@ -341,23 +233,7 @@ class Store:
 
     def writer_busy(self) -> bool:
         """Whether the writer lock is held now, by this Store or any other; works read-only."""
-        if self._lock_handle is not None:
-            return True
-        if fcntl is None:
-            return False
-        try:
-            handle = open(self.root / "writer.lock", "rb")
-        except FileNotFoundError:
-            return False  # nobody ever wrote here
-        except OSError:
-            return False
-        with handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            return False
+        return self._lock_handle is not None or is_locked(self.root / "writer.lock")
 
     def release_writer_lock(self) -> None:
         if self._lock_handle is not None:
@@ -371,64 +247,11 @@ class Store:
         self.close()
 
     def _migrate(self, *, readonly: bool) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreTooNew(
-                f"the library at {self.root} was written by a newer Lookalike (store schema "
-                f"{version}; this version understands up to {SCHEMA_VERSION}); upgrade Lookalike"
-            )
-        if version == SCHEMA_VERSION:
-            return
-        if readonly:
-            raise EnvironmentProblem(f"the library at {self.root} needs an upgrade; open it read-write once")
-        # Migration 3 re-encodes text paths as the file system does (os.fsencode, not SQL's CAST,
-        # which would be wrong under a file system encoding other than UTF-8).
-        self._conn.create_function("fsencode", 1, lambda text: None if text is None else _fs(text),
-                                   deterministic=True)
-        while True:
-            with self.transaction():
-                # Read the version again under the write lock: another process (or thread)
-                # opening the same new library may have migrated it meanwhile.
-                step = self._conn.execute("PRAGMA user_version").fetchone()[0]
-                if step >= SCHEMA_VERSION:
-                    return
-                log.info("migrating store schema %d -> %d", step, step + 1)
-                for statement in _split_sql(MIGRATIONS[step]):
-                    self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {step + 1}")
+        migrate(self._conn, self.root, readonly=readonly)
 
-    @contextlib.contextmanager
-    def work_dir(self) -> Iterator[Path]:
-        """A scratch folder inside the library (same file system: its files can be renamed in),
-        removed on exit; one left by a killed process is swept by the next ``open``."""
-        with tempfile.TemporaryDirectory(dir=self.root, prefix=WORK_PREFIX) as tmp:
-            owner = _try_flock(Path(tmp) / "owner.lock")  # held while in use: the sweep skips it
-            try:
-                yield Path(tmp)
-            finally:
-                if owner is not None:
-                    owner.close()
-
-    def _sweep_work_dirs(self) -> None:
-        for folder in self.root.glob(WORK_PREFIX + "*"):
-            if folder.is_symlink():
-                folder.unlink()  # not ours: the link goes, never what it points at
-                continue
-            if not folder.is_dir():
-                continue
-            if not _HAVE_FLOCK and time.time() - folder.stat().st_mtime < 86400:
-                continue  # without flock, only an old folder is surely abandoned
-            owner = _try_flock(folder / "owner.lock")
-            if owner is None:
-                continue  # still in use by a live process (or not ours to touch)
-            owner.close()
-            log.info("removing %s, left by an interrupted job", folder)
-            shutil.rmtree(folder, ignore_errors=True)
-        models = self.root / "models"
-        if models.is_dir():
-            for staging in models.glob("*.tmp"):
-                log.info("removing %s, left by an interrupted model install", staging)
-                _remove(staging)
+    def work_dir(self) -> contextlib.AbstractContextManager[Path]:
+        """A scratch folder inside the library, removed on exit (engine.scratch.work_dir)."""
+        return scratch.work_dir(self.root)
 
     def _repair(self) -> None:
         """Make the arrays agree with the catalog after a crash (see ARCHITECTURE.md).
@@ -437,21 +260,21 @@ class Store:
         Never deletes a catalog row: an active version whose arrays fall short (damage) is
         encoded again by the next index run, activation or 'lookalike repair'.
         """
-        self._sweep_work_dirs()
+        scratch.sweep(self.root)
         next_slot = self.next_slot
-        rowbytes = self._known_arrays()
+        known = self._known_arrays()
         for folder in ("codes", "features"):
             directory = self.root / folder
             if not directory.is_dir():
                 continue
             for path in directory.iterdir():
                 key = f"{folder}/{path.name}"
-                if key not in rowbytes:
+                if key not in known:
                     if path.is_symlink() or path.is_file():
                         # Left by a refit or activation that crashed before its commit.
                         path.unlink()
                     continue
-                arrays.truncate_rows(path, rowbytes[key], next_slot)  # refuses a link
+                known[key].truncate(next_slot)  # refuses a link
         models_folder = self.root / "models"
         if models_folder.is_dir():
             known_folders = {self._model_folder(model.id).name for model in self.models()}
@@ -459,39 +282,50 @@ class Store:
                 if folder.name.isdigit() and folder.name not in known_folders:
                     # A version deleted, or added, by a process that died before it finished.
                     log.info("removing %s, which no model version uses", folder)
-                    _remove(folder)
-        stale = [a for (a,) in self._conn.execute("SELECT DISTINCT array FROM array_chunks") if a not in rowbytes]
+                    remove_path(folder)
+        stale = [a for (a,) in self._conn.execute("SELECT DISTINCT array FROM array_chunks") if a not in known]
         if stale:
             with self.transaction():
                 self._conn.executemany("DELETE FROM array_chunks WHERE array = ?", [(a,) for a in stale])
         # Codes are small: rows no checksum covers yet (an array from before checksums, or a
         # re-encoding killed between its write and its record) get theirs now.
-        for key, width in rowbytes.items():
+        for key, array in known.items():
             if key.startswith("codes/"):
-                self.adopt_rows(self.root / key, width, next_slot)
+                self.adopt_rows(array, next_slot)
         active = self.active_model()
         if active is not None and not self.covers(active):
             log.warning("the arrays of model v%d cover fewer than the %d photos indexed; the next index run, "
                         "activation or 'lookalike repair' encodes the rest", active.id, next_slot)
 
-    def _known_arrays(self) -> dict[str, int]:
-        """Row size in bytes of every array a version uses, by its path in the library."""
-        known: dict[str, int] = {}
+    def _known_arrays(self) -> dict[str, ArrayFile]:
+        """Every array a version uses, by its path in the library."""
+        known: dict[str, ArrayFile] = {}
         for model in self.models():
-            known[self.array_key(self.codes_path(model.id))] = model.words * 8
-            known[self.array_key(self.features_path(model.backbone_id))] = model.feature_dim * 2
+            for array in (model_arrays := self.arrays_of(model)).codes, model_arrays.features:
+                known[array.key] = array
         return known
+
+    def codes_file(self, model_id: int, words: int) -> ArrayFile:
+        """A version's codes: ``words`` packed uint64 words per slot."""
+        return ArrayFile(self.codes_path(model_id), np.dtype(np.uint64), words)
+
+    def features_file(self, backbone_id: str, dim: int) -> ArrayFile:
+        """A backbone's features: ``dim`` float16 per slot, shared by its versions."""
+        return ArrayFile(self.features_path(backbone_id), np.dtype(np.float16), dim)
+
+    def arrays_of(self, model: ModelRow) -> ModelArrays:
+        """The owner of ``model``'s code and feature arrays."""
+        return ModelArrays(self.codes_file(model.id, model.words),
+                           self.features_file(model.backbone_id, model.feature_dim))
 
     def covers(self, model: ModelRow) -> bool:
         """Whether ``model``'s arrays hold a row for every committed slot."""
-        need = self.next_slot
-        return (arrays.row_count(self.codes_path(model.id), model.words * 8) >= need
-                and arrays.row_count(self.features_path(model.backbone_id), model.feature_dim * 2) >= need)
+        return self.arrays_of(model).covers(self.next_slot)
 
     # -------------------------------------------------------------- checksums
 
     def array_key(self, path: Path) -> str:
-        """An array's name in the checksum records: its path in the library."""
+        """An array's name in the checksum records: its path in the library (ArrayFile.key)."""
         return f"{path.parent.name}/{path.name}"
 
     def chunk_sums(self, key: str, first_chunk: int = 0) -> dict[int, tuple[int, int]]:
@@ -500,47 +334,28 @@ class Store:
             "SELECT chunk, rows, crc FROM array_chunks WHERE array = ? AND chunk >= ? ORDER BY chunk",
             (key, first_chunk))}
 
-    def write_rows(self, path: Path, first_row: int, rows: np.ndarray) -> list[ChunkSum]:
-        """Write rows in place and flush them (arrays.write_rows); returns the checksums to
+    def write_rows(self, array: ArrayFile, first_row: int, rows: np.ndarray) -> list[ChunkSum]:
+        """Write rows in place and flush them (ArrayFile.write); returns the checksums to
         record with ``record_sums`` (in the transaction that commits the rows)."""
         rows = np.ascontiguousarray(rows)
-        arrays.write_rows(path, first_row, rows)
-        return self.sums_for_write(path, first_row, rows)
+        array.write(first_row, rows)
+        return self.sums_for_write(array, first_row, rows)
 
-    def sums_for_write(self, path: Path, first_row: int, rows: np.ndarray, *, fresh: bool = False) -> list[ChunkSum]:
-        """The checksums of the chunks that writing ``rows`` at ``first_row`` touched.
-
-        An append continues its chunk's recorded CRC from the new rows alone; rows before it
-        that no checksum covered (an old array) are read back. ``fresh``: the file holds
-        exactly these rows (a whole array just written).
-        """
-        rows = np.ascontiguousarray(rows)
-        count = rows.shape[0]
-        if count == 0:
-            return []
-        key = self.array_key(path)
-        rowbytes = rows.shape[1] * rows.itemsize
-        data = memoryview(rows).cast("B")
-        size = arrays.CHUNK_ROWS
-        records = {} if fresh else self.chunk_sums(key, first_row // size)
+    def append_rows(self, model_arrays: ModelArrays, first_row: int, *, features: np.ndarray | None = None,
+                    codes: np.ndarray | None = None) -> list[ChunkSum]:
+        """ModelArrays.append (features flushed before codes), returning both arrays' checksums."""
         sums = []
-        for chunk in range(first_row // size, (first_row + count - 1) // size + 1):
-            start = chunk * size
-            begin, end = max(first_row, start), min(first_row + count, start + size)
-            new = data[(begin - first_row) * rowbytes:(end - first_row) * rowbytes]
-            recorded = records.get(chunk)
-            if begin == start:
-                value = arrays.crc(new)
-            elif recorded is not None and start + recorded[0] == begin:
-                value = arrays.crc(new, recorded[1])
-            else:
-                value = arrays.crc(new, arrays.crc(arrays.read_bytes(path, rowbytes, start, begin)))
-            covered = end
-            if recorded is not None and start + recorded[0] > end:  # rewrote the front of a longer chunk
-                covered = start + recorded[0]
-                value = arrays.crc(arrays.read_bytes(path, rowbytes, end, covered), value)
-            sums.append(ChunkSum(key, chunk, covered - start, value))
+        for array, rows in ((model_arrays.features, features), (model_arrays.codes, codes)):
+            if rows is not None:
+                sums += self.write_rows(array, first_row, rows)
         return sums
+
+    def sums_for_write(self, array: ArrayFile, first_row: int, rows: np.ndarray, *,
+                       fresh: bool = False) -> list[ChunkSum]:
+        """ArrayFile.sums_for_write against the recorded sums. ``fresh``: the file holds
+        exactly these rows (a whole array just written)."""
+        records = {} if fresh else self.chunk_sums(array.key, first_row // arrays.CHUNK_ROWS)
+        return array.sums_for_write(first_row, rows, records)
 
     def record_sums(self, sums: Iterable[ChunkSum]) -> None:
         """Record checksums (call inside the transaction that commits their rows)."""
@@ -548,68 +363,20 @@ class Store:
             "INSERT OR REPLACE INTO array_chunks (array, chunk, rows, crc) VALUES (?, ?, ?, ?)",
             [(s.array, s.chunk, s.rows, s.crc) for s in sums])
 
-    def verify_array(self, path: Path, rowbytes: int, start: int = 0, stop: int | None = None) -> ArrayCheck:
-        """Check the chunks of an array that hold rows [start, stop) against their checksums.
+    def verify_array(self, array: ArrayFile, start: int = 0, stop: int | None = None) -> ArrayCheck:
+        """ArrayFile.check of rows [start, stop) against the recorded checksums."""
+        return array.check(self.chunk_sums(array.key, start // arrays.CHUNK_ROWS), start, stop)
 
-        ``stop`` defaults to the end of what the file holds or the records cover. Rows in the
-        range that no checksum covers are counted as unverified; recorded rows that the file
-        no longer holds, or whose bytes differ, as damaged.
-        """
-        key = self.array_key(path)
-        have = arrays.row_count(path, rowbytes)
-        size = arrays.CHUNK_ROWS
-        first_chunk = start // size
-        records = {chunk: value for chunk, value in self.chunk_sums(key, first_chunk).items()
-                   if stop is None or chunk * size < stop}
-        recorded_end = max((chunk * size + n for chunk, (n, _) in records.items()), default=0)
-        end = max(have, recorded_end) if stop is None else stop
-        check = ArrayCheck(key, have, recorded=recorded_end)
-        mapped = min(have, recorded_end)
-        mapping = arrays.map_file(path, mapped * rowbytes) if mapped > first_chunk * size else None
-        view = memoryview(mapping) if mapping is not None else None
-        try:
-            for chunk, (count, value) in records.items():
-                first = chunk * size
-                if first + count > have or arrays.crc(view[first * rowbytes:(first + count) * rowbytes]) != value:
-                    if check.damaged and check.damaged[-1][1] == first:
-                        check.damaged[-1] = (check.damaged[-1][0], first + count)
-                    else:
-                        check.damaged.append((first, first + count))
-            for chunk in range(first_chunk, (end + size - 1) // size):
-                in_chunk = min(size, end - chunk * size)
-                check.unverified += max(0, in_chunk - records.get(chunk, (0, 0))[0])
-        finally:
-            if view is not None:
-                view.release()
-            if mapping is not None:
-                mapping.close()
-        return check
-
-    def adopt_rows(self, path: Path, rowbytes: int, rows: int) -> int:
+    def adopt_rows(self, array: ArrayFile, rows: int) -> int:
         """Record checksums for rows below ``rows`` that have none yet, as the file holds them
         (trusting them: an array from before checksums); returns how many rows were adopted.
         A chunk whose recorded part no longer matches is left alone: that is damage."""
-        have = min(arrays.row_count(path, rowbytes), rows)
-        key = self.array_key(path)
-        size = arrays.CHUNK_ROWS
+        have = min(array.rows(), rows)
         last = self._conn.execute("SELECT chunk, rows FROM array_chunks WHERE array = ? ORDER BY chunk DESC LIMIT 1",
-                                  (key,)).fetchone()
-        if have == 0 or (last is not None and last[0] * size + last[1] >= have):
+                                  (array.key,)).fetchone()
+        if have == 0 or (last is not None and last[0] * arrays.CHUNK_ROWS + last[1] >= have):
             return 0  # the usual case: everything recorded (one indexed query)
-        records = self.chunk_sums(key)
-        sums = []
-        adopted = 0
-        for chunk in range(0, (have + size - 1) // size):
-            start = chunk * size
-            in_chunk = min(size, have - start)
-            count, value = records.get(chunk, (0, 0))
-            if count >= in_chunk:
-                continue
-            if count and arrays.crc(arrays.read_bytes(path, rowbytes, start, start + count)) != value:
-                continue
-            rest = arrays.read_bytes(path, rowbytes, start + count, start + in_chunk)
-            sums.append(ChunkSum(key, chunk, in_chunk, arrays.crc(rest, value if count else 0)))
-            adopted += in_chunk - count
+        sums, adopted = array.unrecorded_sums(self.chunk_sums(array.key), have)
         if sums:
             with self.transaction():
                 self.record_sums(sums)
@@ -617,8 +384,8 @@ class Store:
 
     # ------------------------------------------------------------ transactions
 
-    def transaction(self) -> "_Transaction":
-        return _Transaction(self._conn)
+    def transaction(self) -> "Transaction":
+        return Transaction(self._conn)
 
     @property
     def next_slot(self) -> int:
@@ -645,15 +412,15 @@ class Store:
     # ------------------------------------------------------------------- roots
 
     def add_root(self, path: str) -> int:
-        self._conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (_fs(path), utc_now()))
-        return self._conn.execute("SELECT id FROM roots WHERE path = ?", (_fs(path),)).fetchone()[0]
+        self._conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (fs(path), utc_now()))
+        return self._conn.execute("SELECT id FROM roots WHERE path = ?", (fs(path),)).fetchone()[0]
 
     def roots(self) -> list[tuple[int, str]]:
-        return [(i, _unfs(p)) for i, p in self._conn.execute("SELECT id, path FROM roots ORDER BY path")]
+        return [(i, unfs(p)) for i, p in self._conn.execute("SELECT id, path FROM roots ORDER BY path")]
 
     def root_counts(self) -> list[tuple[int, str, int, int]]:
         """(id, path, photos indexed, files skipped) of every root."""
-        return [(i, _unfs(p), ok, skipped) for i, p, ok, skipped in self._conn.execute(
+        return [(i, unfs(p), ok, skipped) for i, p, ok, skipped in self._conn.execute(
             """SELECT roots.id, roots.path, COUNT(images.id) FILTER (WHERE images.status = 'ok'),
                       COUNT(images.id) FILTER (WHERE images.status = 'skipped')
                FROM roots LEFT JOIN images ON images.root_id = roots.id
@@ -670,7 +437,7 @@ class Store:
 
     def remove_root(self, path: str) -> int:
         """Forget a root and every image under it; returns how many images were forgotten."""
-        row = self._conn.execute("SELECT id FROM roots WHERE path = ?", (_fs(path),)).fetchone()
+        row = self._conn.execute("SELECT id FROM roots WHERE path = ?", (fs(path),)).fetchone()
         if row is None:
             raise UserError(f"{path} is not a root of this library")
         with self.transaction():
@@ -693,7 +460,7 @@ class Store:
         """Catalog rows of the files directly inside ``directory``, by path."""
         cursor = self._conn.execute(
             "SELECT id, path, size, mtime_ns, content_hash, status, reason, slot FROM images WHERE dir = ?",
-            (_fs(directory),),
+            (fs(directory),),
         )
         rows = (_image_row(row) for row in cursor)
         return {row.path: row for row in rows}
@@ -701,19 +468,19 @@ class Store:
     def image_by_path(self, path: str) -> ImageRow | None:
         row = self._conn.execute(
             "SELECT id, path, size, mtime_ns, content_hash, status, reason, slot FROM images WHERE path = ?",
-            (_fs(path),),
+            (fs(path),),
         ).fetchone()
         return _image_row(row) if row else None
 
     def paths_under(self, directory: str) -> list[str]:
         """Catalogued paths strictly under ``directory`` (any depth): one range scan of the path index."""
-        low, high = _path_range(directory)
-        return [_unfs(r[0]) for r in self._conn.execute("SELECT path FROM images WHERE path >= ? AND path < ?",
+        low, high = path_range(directory)
+        return [unfs(r[0]) for r in self._conn.execute("SELECT path FROM images WHERE path >= ? AND path < ?",
                                                          (low, high))]
 
     def slots_under(self, directory: str) -> np.ndarray:
         """Live slots of the photos strictly under ``directory`` (any depth)."""
-        low, high = _path_range(directory)
+        low, high = path_range(directory)
         return np.fromiter(
             (r[0] for r in self._conn.execute(
                 "SELECT slot FROM images WHERE slot IS NOT NULL AND path >= ? AND path < ?", (low, high))),
@@ -729,7 +496,7 @@ class Store:
             "SELECT path FROM images WHERE content_hash = ? AND slot IS NOT NULL ORDER BY path LIMIT 1",
             (content_hash,),
         ).fetchone()
-        return _unfs(row[0]) if row else None
+        return unfs(row[0]) if row else None
 
     def slots_for_hashes(self, hashes) -> dict[str, int]:
         """Live slot of each content hash that is indexed (one per hash)."""
@@ -767,7 +534,7 @@ class Store:
             self.record_sums(sums)
             for item in items:
                 old = self._conn.execute(
-                    "SELECT id, slot FROM images WHERE path = ?", (_fs(item.path),)
+                    "SELECT id, slot FROM images WHERE path = ?", (fs(item.path),)
                 ).fetchone()
                 if old is not None and old[1] is not None and old[1] != item.slot:
                     self._conn.execute("INSERT OR IGNORE INTO dead_slots (slot) VALUES (?)", (old[1],))
@@ -785,7 +552,7 @@ class Store:
                         seen_run = excluded.seen_run, indexed_at = excluded.indexed_at
                     """,
                     (
-                        _fs(item.path), _fs(os.path.dirname(item.path)), item.root_id, item.size, item.mtime_ns,
+                        fs(item.path), fs(os.path.dirname(item.path)), item.root_id, item.size, item.mtime_ns,
                         item.content_hash, item.width, item.height, item.taken_at, status,
                         item.reason, None if item.reason else item.slot, run_id, now,
                     ),
@@ -813,8 +580,8 @@ class Store:
         forgotten = 0
         with self.transaction():
             for path in paths:
-                low, high = _path_range(path)
-                forgotten += self._forget_images("path = ? OR (path >= ? AND path < ?)", (_fs(path), low, high))
+                low, high = path_range(path)
+                forgotten += self._forget_images("path = ? OR (path >= ? AND path < ?)", (fs(path), low, high))
         return forgotten
 
     def _forget_images(self, where: str, params: tuple) -> int:
@@ -843,14 +610,18 @@ class Store:
             for slot, path in self._conn.execute(
                 f"SELECT slot, path FROM images WHERE slot IN ({marks})", chunk
             ):
-                result[slot] = _unfs(path)
+                result[slot] = unfs(path)
         return result
 
     def images_in_slot_range(self, start: int, stop: int) -> list[tuple[int, str, str]]:
         """(slot, path, content hash) of the catalogued photos whose slots are in [start, stop)."""
-        return [(slot, _unfs(path), digest) for slot, path, digest in self._conn.execute(
+        return [(slot, unfs(path), digest) for slot, path, digest in self._conn.execute(
             "SELECT slot, path, content_hash FROM images WHERE slot >= ? AND slot < ? ORDER BY slot", (start, stop)
         )]
+
+    def integrity_check(self, lines: int) -> list[str]:
+        """SQLite's integrity_check: ["ok"], or its first ``lines`` findings."""
+        return [str(row[0]) for row in self._conn.execute(f"PRAGMA integrity_check({int(lines)})").fetchall()]
 
     def counts(self) -> dict[str, int]:
         row = self._conn.execute(
@@ -863,7 +634,7 @@ class Store:
         sql = "SELECT path, reason FROM images WHERE status = 'skipped' ORDER BY path"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [(_unfs(path), reason) for path, reason in self._conn.execute(sql)]
+        return [(unfs(path), reason) for path, reason in self._conn.execute(sql)]
 
     def skip_reasons(self) -> list[tuple[str, int]]:
         return self._conn.execute(
@@ -882,18 +653,17 @@ class Store:
             raise ValueError(f"a label is 1 (similar) or -1 (dissimilar), not {label}")
         if hash_a == hash_b:
             raise UserError("a pair needs two different images")
-        if hash_b < hash_a:
-            hash_a, hash_b, path_a, path_b = hash_b, hash_a, path_b, path_a
+        hash_a, hash_b, path_a, path_b = pair_key_with(hash_a, hash_b, path_a, path_b)
         self._conn.execute(
             """INSERT INTO labels (hash_a, hash_b, label, source, path_a, path_b, created_at)
                VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (hash_a, hash_b) DO UPDATE SET label = excluded.label,
                    source = excluded.source, created_at = excluded.created_at""",
-            (hash_a, hash_b, label, source, _fs_or_none(path_a), _fs_or_none(path_b), created_at or utc_now()),
+            (hash_a, hash_b, label, source, fs_or_none(path_a), fs_or_none(path_b), created_at or utc_now()),
         )
 
     def labels(self) -> list[tuple]:
-        return [(*row[:4], _unfs(row[4]), _unfs(row[5]), row[6]) for row in self._conn.execute(
+        return [(*row[:4], unfs(row[4]), unfs(row[5]), row[6]) for row in self._conn.execute(
             "SELECT hash_a, hash_b, label, source, path_a, path_b, created_at FROM labels ORDER BY id"
         )]
 
@@ -909,16 +679,14 @@ class Store:
 
     def label(self, hash_a: str, hash_b: str) -> LabelRow | None:
         """The label of a pair (either order), if it has one."""
-        if hash_b < hash_a:
-            hash_a, hash_b = hash_b, hash_a
+        hash_a, hash_b = pair_key(hash_a, hash_b)
         row = self._conn.execute(self._LABEL_ROW_SQL + " WHERE hash_a = ? AND hash_b = ?",
                                  (hash_a, hash_b)).fetchone()
         return _label_row(row) if row else None
 
     def delete_label(self, hash_a: str, hash_b: str) -> bool:
         """Forget a pair's label (either order); False if it had none."""
-        if hash_b < hash_a:
-            hash_a, hash_b = hash_b, hash_a
+        hash_a, hash_b = pair_key(hash_a, hash_b)
         cursor = self._conn.execute("DELETE FROM labels WHERE hash_a = ? AND hash_b = ?", (hash_a, hash_b))
         return cursor.rowcount > 0
 
@@ -935,7 +703,7 @@ class Store:
             for slot, digest, path in self._conn.execute(
                 f"SELECT slot, content_hash, path FROM images WHERE slot IN ({marks})", chunk
             ):
-                result[slot] = (digest, _unfs(path))
+                result[slot] = (digest, unfs(path))
         return result
 
     # ------------------------------------------------------------------ models
@@ -1029,27 +797,27 @@ class Store:
             staging = target.with_name(target.name + ".tmp")
             try:
                 make_dirs(target.parent)
-                _remove(target)  # left by an add that crashed before its commit
-                _remove(staging)
+                remove_path(target)  # left by an add that crashed before its commit
+                remove_path(staging)
                 copy_folder_synced(source_dir, staging)
-                os.replace(staging, target)
-                fsync_dir(target.parent)
+                publish_folder(staging, target)
                 make_dirs(codes_path.parent)
                 make_dirs(features_path.parent)
             except OSError as exc:
-                _remove(staging)
+                remove_path(staging)
                 raise environment_problem(exc, f"copy the model {source_dir} into the library") from exc
+            codes_file = self.codes_file(model_id, words_for_bits(manifest["bits"]))
             sums = []
             if codes is not None:
                 codes = np.ascontiguousarray(codes, dtype=np.uint64)
-                arrays.write_atomic(codes_path, codes)
-                sums = self.sums_for_write(codes_path, 0, codes, fresh=True)
+                codes_file.write_whole(codes)
+                sums = self.sums_for_write(codes_file, 0, codes, fresh=True)
             else:
-                _remove(codes_path)
-                arrays.create_empty(codes_path)
-            arrays.create_empty(features_path)
+                remove_path(codes_path)
+                codes_file.create_empty()
+            self.features_file(manifest["backbone_id"], manifest["feature_dim"]).create_empty()
             with self.transaction():
-                self._conn.execute("DELETE FROM array_chunks WHERE array = ?", (self.array_key(codes_path),))
+                self._conn.execute("DELETE FROM array_chunks WHERE array = ?", (codes_file.key,))
                 self._conn.execute(
                     """INSERT INTO models (id, name, backbone_id, bits, feature_dim, manifest, created_at, active)
                        VALUES (?, ?, ?, ?, ?, ?, ?, 0)""",
@@ -1084,8 +852,7 @@ class Store:
         # Under the writer lock: no batch can commit new slots between this check and the commit.
         model = self.model(model_id)  # raises for an unknown id
         if not self.covers(model):
-            have = min(arrays.row_count(self.codes_path(model.id), model.words * 8),
-                       arrays.row_count(self.features_path(model.backbone_id), model.feature_dim * 2))
+            have = self.arrays_of(model).coverage()
             raise RuntimeError(f"model v{model.id} covers {have} of {self.next_slot} photos: encode the rest "
                                "(engine.reencode.encode_missing) before activating it")
         self._conn.execute("UPDATE models SET active = (id = ?)", (model_id,))
@@ -1153,7 +920,7 @@ class Store:
             removed = []
             for path in (self._model_folder(model_id), *arrays_gone):
                 try:
-                    _remove(path)
+                    remove_path(path)
                     removed.append(path)
                 except OSError as exc:
                     log.warning("could not remove %s (the next open tries again): %s", path, exc)
@@ -1187,102 +954,6 @@ class Store:
                 "stats": json.loads(row[4]) if row[4] else {}}
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error; nests by doing nothing inside."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        self._conn = conn
-        self._outer = False
-
-    def __enter__(self) -> None:
-        if not self._conn.in_transaction:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._outer = True
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if not self._outer:
-            return
-        if exc_type is None:
-            try:
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._rollback()  # a failed COMMIT (disk full) may leave the transaction open
-                raise
-        else:
-            self._rollback()
-
-    def _rollback(self) -> None:
-        # SQLite may have rolled back already (a full disk, an I/O error): the error that got
-        # here is the one to report, not a second one from ROLLBACK.
-        if self._conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error, EnvironmentProblem):
-                self._conn.execute("ROLLBACK")
-
-
-# sqlite3 primary result codes that are the machine's or the file's fault, not a bug.
-_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 10, 11, 13, 26
-
-
-def catalog_problem(exc: sqlite3.Error, catalog: Path | str | None) -> EnvironmentProblem | None:
-    """The typed error for a SQLite error that says the catalog file or its disk is at fault."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    code = None if code is None else code & 0xFF
-    name = "the catalog" if catalog is None else f"the catalog {catalog}"
-    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return LibraryDamaged(f"{name} is damaged ({exc}); run 'lookalike repair --check' to see what, "
-                              "then restore catalog.sqlite3 from a backup if you have one")
-    if code == _SQLITE_FULL:
-        return DiskFull(f"cannot write {name}: the disk is full (free some space and run it again; "
-                        "nothing committed before is lost)")
-    if code == _SQLITE_IOERR:
-        return EnvironmentProblem(f"cannot read or write {name}: {exc}")
-    return None
-
-
-def _typed(exc: sqlite3.DatabaseError, catalog) -> BaseException:
-    problem = catalog_problem(exc, catalog)
-    if problem is None:
-        return exc
-    problem.__cause__ = exc
-    return problem
-
-
-class _CatalogCursor(sqlite3.Cursor):
-    """Rows are read lazily, so a damaged page can surface at a fetch as well as at execute."""
-
-    def fetchone(self):
-        try:
-            return super().fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise _typed(exc, self.connection.catalog) from exc
-
-    def fetchall(self):
-        try:
-            return super().fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise _typed(exc, self.connection.catalog) from exc
-
-
-class _CatalogConnection(sqlite3.Connection):
-    """A connection whose errors from a damaged catalog or a full disk are typed (LibraryDamaged,
-    DiskFull): one line for the person instead of a traceback. (Iterating a cursor row by row
-    is left untyped, to keep its speed; the CLI types what gets through.)"""
-
-    catalog: Path | str | None = None
-
-    def execute(self, sql, parameters=()):
-        try:
-            return self.cursor(_CatalogCursor).execute(sql, parameters)
-        except sqlite3.DatabaseError as exc:
-            raise _typed(exc, self.catalog) from exc
-
-    def executemany(self, sql, parameters):
-        try:
-            return self.cursor(_CatalogCursor).executemany(sql, parameters)
-        except sqlite3.DatabaseError as exc:
-            raise _typed(exc, self.catalog) from exc
-
-
 def _check_layout(root: Path) -> None:
     """Refuse a library whose own folders or catalog files are links or of the wrong kind:
     following them would read and write outside the library."""
@@ -1299,27 +970,6 @@ def _check_layout(root: Path) -> None:
                 kind = "symbolic link" if stat.S_ISLNK(mode) else "file of the wrong kind"
                 raise UnsafeLibrary(f"{path} is a {kind}; a Lookalike library never holds one there "
                                     "(was the library folder made by hand or tampered with?)")
-
-
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; one writer is the documented rule there
-    fcntl = None
-_HAVE_FLOCK = fcntl is not None
-
-
-def _try_flock(path: Path):
-    """An open handle holding an exclusive advisory lock on ``path``, or None when another
-    process holds it. The OS drops the lock when the holder dies. Never through a link."""
-    handle = os.fdopen(arrays.open_safely(path, os.O_RDWR | os.O_CREAT, "lock"), "r+b")
-    if fcntl is None:
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-    return handle
 
 
 def read_manifest(model_dir: str | os.PathLike) -> dict:
@@ -1347,118 +997,16 @@ def read_manifest(model_dir: str | os.PathLike) -> dict:
     return manifest
 
 
-def _remove(path: Path) -> None:
-    """Remove a file, a link (never what it points at) or a folder tree, if there."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
-
-
 def _writable(root: Path, catalog: Path) -> bool:
     """Whether this process may write the library (False on a read-only mount or share)."""
     return os.access(root, os.W_OK) and os.access(catalog, os.W_OK)
 
 
-def _uri_path(path: Path) -> str:
-    """A path as a SQLite URI filename: every byte percent-encoded as needed (any folder name)."""
-    from urllib.parse import quote
-
-    return quote(os.fsencode(path))
-
-
-def catalog_uri(catalog: str | os.PathLike, query: str = "") -> str:
-    """The ``file:`` URI of a catalog for sqlite3.connect(uri=True), with an optional query (mode=ro)."""
-    return f"file:{_uri_path(Path(catalog))}" + (f"?{query}" if query else "")
-
-
-def _read_only_uri(catalog: Path) -> str:
-    """How to read a WAL catalog in a folder that cannot be written.
-
-    SQLite reads a WAL database read-only (mode=ro) only when its -wal and -shm files exist
-    (it cannot create them here). After a clean close they do not (the last connection
-    checkpoints and deletes them): the main file then holds every commit, and immutable=1
-    reads it without any WAL or lock file. When a -wal is there (a writer elsewhere, or one
-    that was killed), mode=ro reads through it if its -shm is there too; otherwise nothing
-    can read those last commits here, and immutable=1 reads the catalog as of its last
-    checkpoint (arrays are read up to that catalog's next_slot, so what is shown agrees).
-    """
-    wal = catalog.with_name(catalog.name + "-wal")
-    shm = catalog.with_name(catalog.name + "-shm")
-    if wal.exists() and wal.stat().st_size > 0:
-        if shm.exists():
-            return f"file:{_uri_path(catalog)}?mode=ro"
-        log.warning("%s holds changes that can only be read where the library is writable; "
-                    "reading the catalog as of its last checkpoint", wal)
-    return f"file:{_uri_path(catalog)}?immutable=1"
-
-
-def _read_only_message(root: Path) -> str:
-    return (f"the library at {root} is read-only here: searching works, but indexing, labelling and "
-            "changing models need a library folder this user can write")
-
-
-class _ReadOnlyConnection:
-    """A read-only catalog connection whose writes fail as EnvironmentProblem, not sqlite3 errors."""
-
-    def __init__(self, conn: sqlite3.Connection, root: Path):
-        self._conn = conn
-        self._root = root
-
-    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
-        try:
-            return self._conn.execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            if "readonly" in str(exc):
-                raise EnvironmentProblem(_read_only_message(self._root)) from exc
-            raise
-
-    def executemany(self, sql: str, params) -> sqlite3.Cursor:
-        try:
-            return self._conn.executemany(sql, params)
-        except sqlite3.OperationalError as exc:
-            if "readonly" in str(exc):
-                raise EnvironmentProblem(_read_only_message(self._root)) from exc
-            raise
-
-    def __getattr__(self, name: str):
-        return getattr(self._conn, name)
-
-
-def _fs(path: str | os.PathLike) -> bytes:
-    """A path as the catalog keeps it: the file system's own bytes (any name, in byte order)."""
-    return os.fsencode(path)
-
-
-def _fs_or_none(path: str | os.PathLike | None) -> bytes | None:
-    return None if path is None else _fs(path)
-
-
-def _unfs(value: bytes | str | None) -> str | None:
-    """A path from the catalog as Python names files: str, undecodable bytes as lone surrogates."""
-    return None if value is None else os.fsdecode(value)
-
-
 def _image_row(row: tuple) -> ImageRow:
-    return ImageRow(row[0], _unfs(row[1]), *row[2:])
+    return ImageRow(row[0], unfs(row[1]), *row[2:])
 
 
 def _label_row(row: tuple) -> LabelRow:
-    return LabelRow(*row[:4], _unfs(row[4]), _unfs(row[5]), row[6], _unfs(row[7]), _unfs(row[8]))
+    return LabelRow(*row[:4], unfs(row[4]), unfs(row[5]), row[6], unfs(row[7]), unfs(row[8]))
 
 
-def _path_range(directory: str) -> tuple[bytes, bytes]:
-    """Bounds of the paths strictly under ``directory``: prefix <= path < upper (an index range
-    scan; paths are bytes, compared as memcmp, so any name sorts and scans exactly)."""
-    prefix = _fs(directory)
-    sep = _fs(os.sep)
-    if not prefix.endswith(sep):
-        prefix += sep
-    return prefix, prefix[:-1] + bytes([prefix[-1] + 1])
-
-
-def _split_sql(script: str) -> Iterator[str]:
-    """Statements of a migration script (ours: no semicolons inside literals or triggers)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            yield statement

@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.errors import UserError
+from engine.labels import photo_hash
+from engine.pairs import pair_key
 from engine.search import hamming_distances
 from engine.store import Store
 
@@ -105,8 +108,7 @@ class Suggestions:
     notes: list[str] = field(default_factory=list)
 
 
-def canonical(hash_a: str, hash_b: str) -> tuple[str, str]:
-    return (hash_a, hash_b) if hash_a < hash_b else (hash_b, hash_a)
+canonical = pair_key  # the name this module's callers know
 
 
 # ------------------------------------------------------------------ the boundary
@@ -370,9 +372,6 @@ def recent_search(store: Store, query_path: str | os.PathLike, hits: Sequence[tu
 
     None when the query file cannot be read any more.
     """
-    from engine.errors import UserError
-    from engine.labels import photo_hash
-
     try:
         digest, indexed = photo_hash(store, query_path)
     except UserError:

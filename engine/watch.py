@@ -16,7 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from engine.index import Indexer, IndexReport, is_excluded
+from engine.imageio import IMAGE_SUFFIXES
+from engine.index import Indexer, IndexReport, indexed_suffixes, is_excluded
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,6 @@ class FolderWatcher:
                  ignore: Iterable[str | os.PathLike] = (), include_hidden: bool = False,
                  debounce: float = 2.0, max_delay: float = 30.0,
                  on_error: Callable[[str, Exception], None] | None = None):
-        from engine.imageio import IMAGE_SUFFIXES
-
         self.roots = sorted({os.path.abspath(os.fspath(r)) for r in roots}, key=len, reverse=True)
         self.exclusions = tuple(exclusions)
         self.suffixes = IMAGE_SUFFIXES if suffixes is None else frozenset(s.lower() for s in suffixes)
@@ -146,6 +145,7 @@ class FolderWatcher:
                 observer.join(10.0)
 
     def _start_observer(self):
+        # why: watchdog's import is costly; only a started watcher needs it, not the window's start
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
@@ -209,8 +209,6 @@ def _prefix(directory: str) -> str:
 
 def watcher_for(library, on_changes: Callable[[list[str]], None], **options) -> FolderWatcher:
     """A FolderWatcher over a library's roots with its exclusions and file types (not started)."""
-    from engine.index import indexed_suffixes
-
     store = library.store
     return FolderWatcher([path for _, path in store.roots()], on_changes, exclusions=store.exclusions(),
                          suffixes=indexed_suffixes(store), ignore=[library.path], **options)

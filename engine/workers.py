@@ -16,6 +16,7 @@ stop a run or leave debris:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -61,8 +62,6 @@ def init_worker(parent_pid: int, initializer: Callable | None = None, *initargs)
 def exit_with_parent(parent_pid: int) -> None:
     """Make this (worker) process exit as soon as its parent ``parent_pid`` is gone."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             pr_set_pdeathsig = 1

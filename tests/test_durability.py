@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from engine.atomic import write_json_atomic
+from engine.atomic import atomic_path, write_json_atomic
 from engine.index import Indexer
 from engine.library import Library
 from tests import photos
@@ -71,6 +71,23 @@ def test_an_atomic_write_syncs_the_file_then_the_folder_after_the_rename(tmp_pat
     assert json.loads(target.read_text()) == {"a": 1}
 
 
+def test_a_write_by_file_name_is_synced_then_renamed_and_a_failed_one_leaves_the_file_alone(tmp_path, monkeypatch):
+    target = tmp_path / "cache.npy"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("the writer failed")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["cache.npy"]
+
+    journal = Journal(monkeypatch)
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.endswith(".npy")  # np.save adds no suffix of its own
+        tmp.write_bytes(b"new")
+    renamed = journal.index("rename", f"-> {target}")
+    assert journal.index("fsync", str(tmp)) < renamed < journal.index("fsync", str(tmp_path), renamed)
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["cache.npy"]
+
+
 def test_each_batch_syncs_its_rows_before_the_commit_that_counts_them(tmp_path, default_model_dir, monkeypatch):
     root = tmp_path / "photos"
     for i in range(5):
@@ -88,7 +105,8 @@ def test_each_batch_syncs_its_rows_before_the_commit_that_counts_them(tmp_path, 
             commit = journal.commit_after("INSERT OR REPLACE INTO meta")
             sums = journal.index("sql", "INSERT OR REPLACE INTO array_chunks", start)
             assert journal.index("fsync", codes, start) < sums < commit
-            assert journal.index("fsync", features, start) < commit
+            # features before codes (ModelArrays.append): a code row on disk always has its feature row
+            assert journal.index("fsync", features, start) < journal.index("fsync", codes, start)
             start = commit + 1
             journal.events = journal.events[start:]
             start = 0

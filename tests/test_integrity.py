@@ -204,16 +204,16 @@ def test_arrays_that_span_several_chunks_are_checked_and_mended_chunk_by_chunk(t
             first = store.next_slot
             codes = np.arange(first, first + len(batch), dtype=np.uint64)[:, None]
             features = np.full((len(batch), model.feature_dim), 0.5, dtype=np.float16)
-            sums = (store.write_rows(store.codes_path(model.id), first, codes)
-                    + store.write_rows(store.features_path(model.backbone_id), first, features))
+            sums = store.append_rows(store.arrays_of(model), first, features=features, codes=codes)
             items = [NewImage(p, None, 1, 1, f"h{p}", slot=first + i) for i, p in enumerate(batch)]
             store.commit_batch(items, 1, first + len(batch), sums)
-        path = store.codes_path(model.id)
-        sums = store.chunk_sums(store.array_key(path))
+        codes_file = store.arrays_of(model).codes
+        path = codes_file.path
+        sums = store.chunk_sums(codes_file.key)
         assert [rows for rows, _ in sums.values()] == [3, 3, 2]
-        assert store.verify_array(path, 8).damaged == []
+        assert store.verify_array(codes_file).damaged == []
         data = bytearray(path.read_bytes())
         data[4 * 8] ^= 1  # row 4: chunk 1
         path.write_bytes(bytes(data))
-        assert store.verify_array(path, 8).damaged == [(3, 6)]
-        assert store.verify_array(path, 8, 6).damaged == []  # from row 6 on: chunk 2 only
+        assert store.verify_array(codes_file).damaged == [(3, 6)]
+        assert store.verify_array(codes_file, 6).damaged == []  # from row 6 on: chunk 2 only

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from trainer import catalog
+from trainer.methods import REGISTRY
 from trainer.losses import (
-    LOSSES,
     CNNHLoss,
     DHLoss,
     DivideAndEncodeHead,
@@ -272,6 +273,15 @@ def toy(name):
         "exponentiated": (ExponentiatedHashingLoss(), [], lambda m, u: m(u, Y)),
     }
     return cases[name]
+
+
+LOSSES = {name: m.loss_class for name, m in REGISTRY.items() if m.learned}
+
+
+def test_the_registry_offers_what_the_torch_free_catalog_lists():
+    assert tuple(name for name, m in REGISTRY.items() if m.learned) == catalog.LEARNED
+    assert tuple(name for name, m in REGISTRY.items() if not m.learned) == catalog.CLASSICAL
+    assert tuple(REGISTRY) == catalog.METHODS and catalog.DEFAULT_METHOD in catalog.LEARNED
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))

@@ -7,7 +7,8 @@ import pytest
 
 from engine import arrays
 from engine.errors import StoreTooNew, UserError
-from engine.store import SCHEMA_VERSION, NewImage, Store
+from engine.schema import SCHEMA_VERSION
+from engine.store import NewImage, Store
 
 
 def test_new_store_has_current_schema_and_wal(tmp_path):
@@ -179,7 +180,7 @@ def test_skipped_files_keep_their_reason(tmp_path):
 
 def test_a_version_1_store_migrates_and_keeps_labels_and_models(tmp_path):
     # Build a store as version 1 wrote it, then open it with today's code.
-    from engine.store import MIGRATIONS, _split_sql
+    from engine.schema import MIGRATIONS, split_sql as _split_sql
 
     (tmp_path / "lib").mkdir()
     conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
@@ -199,7 +200,7 @@ def test_a_version_1_store_migrates_and_keeps_labels_and_models(tmp_path):
 
 def test_a_version_2_store_with_text_paths_migrates_to_byte_paths(tmp_path):
     """Schema 3 keeps paths as the file system's bytes; text paths written before still match."""
-    from engine.store import MIGRATIONS, _split_sql
+    from engine.schema import MIGRATIONS, split_sql as _split_sql
 
     (tmp_path / "lib").mkdir()
     conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
@@ -290,7 +291,7 @@ def test_a_plain_activation_after_a_roll_back_starts_a_new_branch(tmp_path):
 
 
 def test_a_version_2_store_migrates_and_its_history_rolls_back(tmp_path):
-    from engine.store import MIGRATIONS, _split_sql
+    from engine.schema import MIGRATIONS, split_sql as _split_sql
 
     (tmp_path / "lib").mkdir()
     conn = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite3")
@@ -321,8 +322,8 @@ def test_deleting_a_version_removes_its_files_keeps_labels_and_the_history_consi
         for version in (v1, v2, v3):  # every version codes both photos, with checksums
             arrays.write_rows(store.codes_path(version.id), 0, np.zeros((2, 1), dtype=np.uint64))
             arrays.write_rows(store.features_path(version.backbone_id), 0, np.zeros((2, 8), dtype=np.float16))
-            store.adopt_rows(store.codes_path(version.id), 8, 2)
-        store.adopt_rows(store.features_path("bb02"), 16, 2)
+            store.adopt_rows(store.arrays_of(version).codes, 2)
+        store.adopt_rows(store.features_file("bb02", 8), 2)
         store.add_label("ha", "hb", 1, source="test")
     with Library(tmp_path / "lib", create=False) as library:
         store = library.store
@@ -373,3 +374,21 @@ def test_a_version_folder_left_by_a_crash_is_removed_on_open(tmp_path):
         (stray / "model.onnx").write_bytes(b"half written")
     with Store.open(tmp_path / "lib") as store:
         assert not stray.exists() and store.model_dir(v1.id).exists()
+
+
+def test_a_pair_is_keyed_by_its_hashes_in_order_whichever_way_it_is_given():
+    from engine.pairs import pair_key, pair_key_with
+
+    assert pair_key("b" * 32, "a" * 32) == pair_key("a" * 32, "b" * 32) == ("a" * 32, "b" * 32)
+    assert pair_key_with("b" * 32, "a" * 32, "/b.jpg", "/a.jpg") == ("a" * 32, "b" * 32, "/a.jpg", "/b.jpg")
+
+
+def test_a_resumed_encoding_keeps_no_code_row_beyond_its_feature_row(tmp_path):
+    with Store.open(tmp_path / "lib") as store:
+        model = store.add_model(_fake_model(tmp_path), activate=False)
+        model_arrays = store.arrays_of(model)
+        model_arrays.append(0, features=np.zeros((3, 8), np.float16), codes=np.zeros((5, 1), np.uint64))
+        assert (model_arrays.features.rows(), model_arrays.codes.rows(), model_arrays.coverage()) == (3, 5, 3)
+        assert model_arrays.cut_to_resume(need=2) == (2, 2)
+        assert (model_arrays.features.rows(), model_arrays.codes.rows()) == (2, 2)
+        assert model_arrays.covers(2) and not model_arrays.covers(3)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from engine.errors import EnvironmentProblem, UserError
 from engine.imageio import IMAGE_SUFFIXES
+from engine.pairs import pair_key
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 FASHION_MNIST_ENV = "LOOKALIKE_FASHION_MNIST"
@@ -123,7 +124,7 @@ def load_fashion_mnist(root: str | os.PathLike | None = None) -> tuple[np.ndarra
 
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled digits (1,797 of them): images uint8 [N, 8, 8] in 0..255, labels int64 [N]."""
-    from sklearn.datasets import load_digits  # scikit-learn is slow to import: only when asked
+    from sklearn.datasets import load_digits  # why: scikit-learn is slow to import; only when asked
 
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255
@@ -292,7 +293,7 @@ def _latest_labels(pairs) -> dict[tuple[str, str], bool]:
         a, b, s = p[0], p[1], p[2]  # store rows carry more fields after these three
         if a == b:
             continue
-        latest[(a, b) if a < b else (b, a)] = s > 0
+        latest[pair_key(a, b)] = s > 0
     return latest
 
 

@@ -41,7 +41,7 @@ PARITY_STRIDE = 4
 
 
 def skimage_data_dir() -> Path:
-    import skimage.data
+    import skimage.data  # why: scikit-image is slow to import; only the sample photos need it
 
     return Path(os.path.dirname(skimage.data.__file__))
 

@@ -422,6 +422,7 @@ def plot_pr(rows: list[dict], path, *, title: str) -> Path:
     switch, so it is safe inside the GUI process). Raises EnvironmentProblem without it.
     """
     try:
+        # why: matplotlib is slow to import and only the plot needs it
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as e:

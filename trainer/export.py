@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.atomic import atomic_path
 from trainer.model import HashingNet
 
 INPUT_NAME = "pixels"
@@ -31,14 +32,13 @@ def export_onnx(model: HashingNet, path: str | os.PathLike, *, opset: int = 17) 
     head initializers come out named ``head_weight``/``head_bias``; the names are verified
     after export and the file is rewritten atomically.
     """
-    import onnx
+    import onnx  # why: onnx is slow to import; only an export needs it (see engine.models)
 
     path = Path(path)
     model = model.eval()
     size = model.input_size
     dummy = torch.zeros(2, size, size, 3, dtype=torch.uint8)
-    tmp = path.with_name(path.name + ".tmp")
-    with torch.no_grad(), warnings.catch_warnings():
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         # F.pad's export reverses its pad list with a step -1 Slice that the folder skips;
         # harmless (ORT folds it at load) but repeated for every node, so silenced here.
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
@@ -53,24 +53,22 @@ def export_onnx(model: HashingNet, path: str | os.PathLike, *, opset: int = 17) 
             export_params=True,
             keep_initializers_as_inputs=False,
         )
-    proto = onnx.load(str(tmp))
-    names = {init.name for init in proto.graph.initializer}
-    missing = [n for n in HEAD_INITIALIZERS if n not in names]
-    if missing:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"exported graph lacks initializers {missing}; the engine could not refit its head")
-    onnx.checker.check_model(proto)
-    expected = {OUTPUT_NAMES[0]: model.bits, OUTPUT_NAMES[1]: model.feature_dim}
-    got = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in proto.graph.output}
-    if any(got.get(name, [None, None])[1] != dim for name, dim in expected.items()):
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"exported outputs have shapes {got}, expected [N, {expected}]")
-    os.replace(tmp, path)
+        # Checked before the rename: a failed check leaves ``path`` as it was.
+        proto = onnx.load(str(tmp))
+        names = {init.name for init in proto.graph.initializer}
+        missing = [n for n in HEAD_INITIALIZERS if n not in names]
+        if missing:
+            raise RuntimeError(f"exported graph lacks initializers {missing}; the engine could not refit its head")
+        onnx.checker.check_model(proto)
+        expected = {OUTPUT_NAMES[0]: model.bits, OUTPUT_NAMES[1]: model.feature_dim}
+        got = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in proto.graph.output}
+        if any(got.get(name, [None, None])[1] != dim for name, dim in expected.items()):
+            raise RuntimeError(f"exported outputs have shapes {got}, expected [N, {expected}]")
 
 
 def replace_head(onnx_path: str | os.PathLike, weight: np.ndarray, bias: np.ndarray) -> None:
     """Overwrite the ``head_weight``/``head_bias`` initializers of an exported file, atomically."""
-    import onnx
+    import onnx  # why: as in export_onnx
     from onnx import numpy_helper
 
     path = Path(onnx_path)
@@ -84,9 +82,8 @@ def replace_head(onnx_path: str | os.PathLike, weight: np.ndarray, bias: np.ndar
             init.CopyFrom(numpy_helper.from_array(new.pop(init.name), init.name))
     if new:
         raise ValueError(f"{path} has no initializers {sorted(new)}")
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
 
 
 def torch_outputs(model: HashingNet, pixels_uint8: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +100,7 @@ def torch_outputs(model: HashingNet, pixels_uint8: np.ndarray, batch: int = 16) 
 
 def onnx_outputs(onnx_path: str | os.PathLike, pixels_uint8: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """(code_logits, feature) from onnxruntime on the CPU provider."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # why: only the parity check runs ONNX Runtime
 
     opts = ort.SessionOptions()
     # Two cores are shared on the build machines; more threads only contend.

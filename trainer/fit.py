@@ -17,13 +17,9 @@ import numpy as np
 import torch
 
 from engine.hashing import ITQ, make_head
-from trainer.methods import CLASSICAL, SCHEDULES, make_objective
+from trainer.methods import make_objective, method
 
 Progress = Callable[[dict], None]
-# Triplet and ranking losses build [B, B, B] tensors: keep their batches small.
-SMALL_BATCH = {"dsrh": 48, "drsch": 96, "ninh": 96}
-
-
 DEFAULT_SCHEDULE = (1500, 5e-2)  # (steps, Adam learning rate): docs/TRAINING.md
 SCORE_CHECKS = 30  # held-out checks along a head fit (each costs one pass over the labelled photos)
 
@@ -43,9 +39,24 @@ class HeadConfig:
     loss_options: dict = field(default_factory=dict)  # keyword arguments of the method's loss
 
     def schedule(self) -> tuple[int, float]:
-        """(steps, learning rate): as set, else the method's (trainer.methods.SCHEDULES), else the default."""
-        steps, lr = SCHEDULES.get(self.method, DEFAULT_SCHEDULE)
+        """(steps, learning rate): as set, else the method's (trainer.methods.REGISTRY), else the default."""
+        steps, lr = method(self.method).schedule or DEFAULT_SCHEDULE
         return (steps if self.steps is None else self.steps, lr if self.lr is None else self.lr)
+
+
+def take_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule) -> float:
+    """One optimizer update on ``loss`` (gradients cleared first, the schedule advanced after);
+    the loss's value. Head and full mode both train through this."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return float(loss.detach())
+
+
+def over_budget(budget: float | None, started: float) -> bool:
+    """Whether a time budget (seconds since ``started``; None: none) is spent."""
+    return budget is not None and time.monotonic() - started > budget
 
 
 def balanced_batches(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -84,13 +95,14 @@ def fit_head(features: np.ndarray, groups: np.ndarray | None, config: HeadConfig
     """
     started = time.monotonic()
     x = np.asarray(features, dtype=np.float32)
-    if config.method in CLASSICAL:
+    spec = method(config.method)
+    if not spec.learned:
         head = make_head(config.method, config.bits, seed=config.seed).fit(x)
         linear = head.linear()
         if linear is None:
             raise ValueError(f"{config.method} is not a linear head; it can be evaluated, not deployed")
         return linear[0], linear[1], {"seconds": time.monotonic() - started, "steps": 0, "loss": None}
-    if groups is None and config.method != "dh":
+    if groups is None and spec.uses_labels:
         raise ValueError(f"{config.method} learns from labels; none were given")
     threads = torch.get_num_threads()
     # One thread: these matrices are small (no speed lost), and results repeat bit for bit.
@@ -108,11 +120,11 @@ def initial_head(x: np.ndarray, config: HeadConfig, init: tuple[np.ndarray, np.n
     ``mask`` is NINH's divide-and-encode pattern (bit k sees only the k-th slice of the
     feature) when the features are being learned with the head (full mode), else None. On
     frozen features (``learned_features=False``, head mode) the layer that NINH puts before
-    divide-and-encode is missing, and slicing raw features cripples it (below ITQ: 0.551 at
-    48 bits on Fashion-MNIST); a learned linear layer followed by divide-and-encode is again
-    one linear map, so head mode learns that map whole, with NINH's triplet loss. Without
-    ``init`` the head starts from ITQ on the features, already a good code, so learning only
-    has to move it toward the labels.
+    divide-and-encode is missing, and slicing raw features cripples it (below ITQ on
+    Fashion-MNIST: docs/BENCHMARKS.md, head mode); a learned linear layer followed by
+    divide-and-encode is again one linear map, so head mode learns that map whole, with
+    NINH's triplet loss. Without ``init`` the head starts from ITQ on the features, already a
+    good code, so learning only has to move it toward the labels.
     """
     torch.manual_seed(config.seed)
     mask = None
@@ -138,7 +150,7 @@ def initial_head(x: np.ndarray, config: HeadConfig, init: tuple[np.ndarray, np.n
 
 def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float, score=None):
     rng = np.random.default_rng(config.seed)
-    batch_size = min(config.batch_size, SMALL_BATCH.get(config.method, config.batch_size))
+    batch_size = min(config.batch_size, method(config.method).batch_cap or config.batch_size)
     weight, bias, mask = initial_head(x, config, init, learned_features=False)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
@@ -166,12 +178,8 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float, 
             index = torch.from_numpy(batch)
             u = xt[index] @ (weight if mask is None else weight * mask) + bias
             loss = objective(u, y_all[index], weight)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
             step += 1
-            total += float(loss.detach()) * len(batch)
+            total += take_step(loss, optimizer, schedule) * len(batch)
             count += len(batch)
             if best is not None and (step % check_every == 0 or step >= steps):
                 value = score(*current())
@@ -183,7 +191,7 @@ def _fit_learned(x, groups, config: HeadConfig, progress, init, started: float, 
         if progress:
             progress({"event": "epoch", "epoch": epoch, "step": step, "steps": steps, "loss": last,
                       "elapsed": time.monotonic() - started})
-        if config.budget is not None and time.monotonic() - started > config.budget:
+        if over_budget(config.budget, started):
             break
     info = {"seconds": time.monotonic() - started, "steps": step, "loss": last}
     if best is None:

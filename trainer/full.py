@@ -11,8 +11,7 @@ Why this recipe (measurements in docs/TRAINING.md, "Full mode"):
   backbone quickly, where a pairwise loss alone under-fits in the same time.
 - Only the last blocks are fine-tuned (``tuned_blocks``). The frozen trunk's output is computed
   once per photo (and once more for its mirror image, the augmentation), so an epoch costs the
-  small tail alone: measured on 1,000 photos at 112 px on two cores, an epoch of the whole
-  network took 57 s plus 18 s to score; the tail takes a fraction of that (docs/TRAINING.md).
+  small tail alone, a fraction of what the whole network costs (docs/TRAINING.md, "Full mode").
 - BatchNorm statistics of a pretrained backbone stay frozen: batches of 32 from a few groups
   would pull the ImageNet statistics toward one photo collection and make the codes of
   everything else drift. A backbone trained from scratch (``pretrained = False``, NIN-latent)
@@ -43,15 +42,15 @@ from torch import nn
 
 from engine.errors import EnvironmentProblem
 from trainer.backbones import get_backbone
-from trainer.fit import HeadConfig, balanced_batches, initial_head
-from trainer.methods import CLASSICAL, make_objective
+from trainer.fit import HeadConfig, balanced_batches, initial_head, over_budget, take_step
+from trainer.methods import make_objective, method
 from trainer.model import HashingNet
 
 log = logging.getLogger(__name__)
 PRETRAINED_LR = 3e-4  # measured on the person's case (docs/TRAINING.md)
 SCRATCH_LR = 3e-3     # NIN-latent from scratch (tests/bench/bench_nin_fashion.py)
 PRETRAINED_HEAD_LR_SCALE = 30.0  # the head and classifier learn this much faster than the backbone
-SCRATCH_HEAD_LR_SCALE = 10.0     # NIN-latent DLBHC: 0.570 at 10x, 0.502 at 30x
+SCRATCH_HEAD_LR_SCALE = 10.0     # NIN-latent: docs/TRAINING.md, "NIN-latent"
 Progress = Callable[[dict], None]
 
 
@@ -152,6 +151,104 @@ def _outputs(model: _Trainable, trunk: torch.Tensor, batch: int = 256) -> tuple[
     return np.concatenate(logits), np.concatenate(feats)
 
 
+def warmup_epochs(config: FullConfig, pretrained: bool) -> int:
+    """Classifier-only epochs before the method's loss: as set, else one for a backbone trained
+    from scratch (the classifier gives a random network its first structure) unless the
+    method says otherwise (trainer.methods: DLBHC), none for a pretrained one."""
+    if config.warmup_epochs is not None:
+        return config.warmup_epochs
+    return 1 if not pretrained and method(config.method).warm_up_from_scratch else 0
+
+
+def _cache_trunk(net: HashingNet, pixels: np.ndarray, config: FullConfig, device: torch.device
+                 ) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Freeze the trunk and compute its output once per photo and once for its mirror image:
+    (split, trunk outputs, mirrored trunk outputs). An epoch then costs the tuned tail alone."""
+    split = max(0, net.backbone.num_blocks - config.tuned_blocks)
+    for p in net.backbone.trunk_parameters(split):
+        p.requires_grad_(False)
+    source = torch.from_numpy(np.ascontiguousarray(pixels))
+    trunk = _trunk_outputs(net, source, split, device)
+    trunk_mirrored = _trunk_outputs(net, source.flip(2), split, device)  # NHWC: axis 2 is x
+    return split, trunk, trunk_mirrored
+
+
+def _seat_head(net: HashingNet, features: np.ndarray, head_config: HeadConfig) -> torch.Tensor | None:
+    """Start the head from ITQ on ``features`` (trainer.fit.initial_head); NINH's mask, if any."""
+    weight, bias, mask = initial_head(features, head_config)
+    with torch.no_grad():
+        net.head_weight.copy_(weight)
+        net.head_bias.copy_(bias)
+    return mask
+
+
+def _optimizer(model: _Trainable, config: FullConfig, groups: np.ndarray):
+    """AdamW with the backbone's tail at the base rate and the head, classifier and loss
+    parameters faster, cosine-decayed over the epochs: (optimizer, schedule, total steps)."""
+    pretrained = model.net.backbone.pretrained
+    tuned = [p for p in model.net.backbone.parameters() if p.requires_grad]
+    others = [p for n, p in model.named_parameters() if not n.startswith("net.backbone.")]
+    lr = config.lr if config.lr is not None else PRETRAINED_LR if pretrained else SCRATCH_LR
+    head_scale = (config.head_lr_scale if config.head_lr_scale is not None
+                  else PRETRAINED_HEAD_LR_SCALE if pretrained else SCRATCH_HEAD_LR_SCALE)
+    optimizer = torch.optim.AdamW([{"params": tuned, "lr": lr},
+                                   {"params": others, "lr": lr * head_scale}],
+                                  weight_decay=config.weight_decay)
+    batches_per_epoch = len(balanced_batches(groups, config.batch_size, np.random.default_rng(0)))
+    total_steps = max(1, batches_per_epoch * config.epochs)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+    return optimizer, schedule, total_steps
+
+
+class _Best:
+    """The best epoch so far by held-out score (its weights copied), and the epochs since it."""
+
+    def __init__(self, net: HashingNet, score: float, details: dict | None):
+        self.net = net
+        self.score, self.details, self.epoch = score, details, 0
+        self.state = copy.deepcopy(net.state_dict())
+        self.stale = 0
+
+    def offer(self, epoch: int, score: float, details: dict | None, *, judged: bool) -> None:
+        """An epoch's score: kept when better (always without a judge; a NaN best loses to any)."""
+        if not judged or not (score <= self.score):
+            self.score, self.state, self.epoch, self.stale = score, copy.deepcopy(self.net.state_dict()), epoch, 0
+            self.details = details
+        else:
+            self.stale += 1
+
+
+def _train_epoch(model: _Trainable, objective, optimizer, schedule, config: FullConfig, groups: np.ndarray,
+                 y_device: torch.Tensor, trunk: torch.Tensor, trunk_mirrored: torch.Tensor,
+                 rng: np.random.Generator, device: torch.device, *, warming: bool, started: float
+                 ) -> tuple[float, int]:
+    """One pass over balanced batches (each photo or its mirror image): (mean loss, steps taken).
+    Ends early when the time budget is spent."""
+    model.train()
+    if config.freeze_batchnorm and model.net.backbone.pretrained:
+        _freeze_batchnorm(model)
+    total, count, steps = 0.0, 0, 0
+    for batch in balanced_batches(groups, config.batch_size, rng):
+        index = torch.from_numpy(batch).to(device)
+        mirrored = torch.from_numpy(rng.random(len(batch)) < 0.5).to(device).view(-1, 1, 1, 1)
+        x = torch.where(mirrored, trunk_mirrored[index], trunk[index])
+        y = y_device[index]
+        u, feature = model(x)
+        if warming:  # the classifier alone gives a random network its first structure
+            loss = F.cross_entropy(model.classifier(feature), y)
+        else:
+            loss = objective(u, y, model.net.head_weight)
+            if config.classifier_weight:
+                loss = loss + config.classifier_weight * F.cross_entropy(model.classifier(feature), y)
+        total += take_step(loss, optimizer, schedule) * len(batch)
+        steps += 1
+        count += len(batch)
+        if over_budget(config.budget, started):
+            break
+    return total / max(count, 1), steps
+
+
 def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
              score: Callable[[np.ndarray, np.ndarray, np.ndarray], float | tuple[float, dict]] | None = None,
              progress: Progress | None = None) -> tuple[HashingNet, dict]:
@@ -163,7 +260,7 @@ def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
     one when there is no score), its details in info["best_details"]. Returns (net on the CPU
     in eval mode, info).
     """
-    if config.method in CLASSICAL:
+    if not method(config.method).learned:
         raise ValueError(f"{config.method} is a classical head without training; use head mode")
     if pixels.shape[1:] != (config.input_size, config.input_size, 3):
         raise ValueError(f"pixels must be [N, {config.input_size}, {config.input_size}, 3], not {pixels.shape}")
@@ -178,112 +275,58 @@ def fit_full(pixels: np.ndarray, groups: np.ndarray, config: FullConfig,
     try:
         net = HashingNet(get_backbone(config.backbone, packaged_weights=True, input_size=config.input_size),
                          config.bits).to(device)
-        split = max(0, net.backbone.num_blocks - config.tuned_blocks)
-        for p in net.backbone.trunk_parameters(split):
-            p.requires_grad_(False)
-        source = torch.from_numpy(np.ascontiguousarray(pixels))
-        trunk = _trunk_outputs(net, source, split, device)
-        trunk_mirrored = _trunk_outputs(net, source.flip(2), split, device)  # NHWC: axis 2 is x
-
+        split, trunk, trunk_mirrored = _cache_trunk(net, pixels, config, device)
         y_all = torch.as_tensor(groups, dtype=torch.long)
-        model = _Trainable(net, split, int(y_all.max()) + 1, [], None).to(device)
-        features = _outputs(model, trunk)[1]
+        groups_count = int(y_all.max()) + 1
         head_config = HeadConfig(method=config.method, bits=config.bits, seed=config.seed)
-        weight, bias, mask = initial_head(features, head_config)
-        with torch.no_grad():
-            net.head_weight.copy_(weight)
-            net.head_bias.copy_(bias)
+        mask = _seat_head(net, _outputs(_Trainable(net, split, groups_count, [], None).to(device), trunk)[1],
+                          head_config)
         objective = make_objective(config.method, config.bits, y_all, seed=config.seed,
                                    options=config.loss_options)
-        model = _Trainable(net, split, int(y_all.max()) + 1, objective.extra, mask).to(device)
-        tuned = [p for p in model.net.backbone.parameters() if p.requires_grad]
-        others = [p for n, p in model.named_parameters() if not n.startswith("net.backbone.")]
-        pretrained = net.backbone.pretrained
-        lr = config.lr if config.lr is not None else PRETRAINED_LR if pretrained else SCRATCH_LR
-        head_scale = (config.head_lr_scale if config.head_lr_scale is not None
-                      else PRETRAINED_HEAD_LR_SCALE if pretrained else SCRATCH_HEAD_LR_SCALE)
-        optimizer = torch.optim.AdamW([{"params": tuned, "lr": lr},
-                                       {"params": others, "lr": lr * head_scale}],
-                                      weight_decay=config.weight_decay)
-        batches_per_epoch = len(balanced_batches(groups, config.batch_size, np.random.default_rng(0)))
-        total_steps = max(1, batches_per_epoch * config.epochs)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+        model = _Trainable(net, split, groups_count, objective.extra, mask).to(device)
+        optimizer, schedule, total_steps = _optimizer(model, config, groups)
 
         def rate() -> tuple[float, dict | None]:
+            if score is None:
+                return float("nan"), None
             features = _outputs(model, trunk)[1]
             head = model.net.head_weight * model.mask if model.masked else model.net.head_weight
             result = score(features, head.detach().cpu().numpy(), model.net.head_bias.detach().cpu().numpy())
             return result if isinstance(result, tuple) else (float(result), None)
 
-        best_score, best_details = rate() if score else (float("nan"), None)
-        best_state, best_epoch = copy.deepcopy(net.state_dict()), 0
+        best = _Best(net, *rate())
         emit({"event": "epoch", "epoch": 0, "step": 0, "steps": total_steps, "loss": None,
-              "held_out_accuracy": best_score, "elapsed": time.monotonic() - started})
-        step, epoch, stale, last_loss, stopped = 0, 0, 0, None, "epochs"
+              "held_out_accuracy": best.score, "elapsed": time.monotonic() - started})
+        step, epoch, last_loss, stopped = 0, 0, None, "epochs"
         y_device = y_all.to(device)
-        # DLBHC's own loss is a classifier: a warm-up only takes an epoch from it (0.502 -> 0.477).
-        warmup = (config.warmup_epochs if config.warmup_epochs is not None
-                  else 0 if pretrained or config.method == "dlbhc" else 1)
+        warmup = warmup_epochs(config, net.backbone.pretrained)
         for epoch in range(1, config.epochs + 1):
-            warming = epoch <= warmup
-            model.train()
-            if config.freeze_batchnorm and net.backbone.pretrained:
-                _freeze_batchnorm(model)
-            total, count = 0.0, 0
-            for batch in balanced_batches(groups, config.batch_size, rng):
-                index = torch.from_numpy(batch).to(device)
-                mirrored = torch.from_numpy(rng.random(len(batch)) < 0.5).to(device).view(-1, 1, 1, 1)
-                x = torch.where(mirrored, trunk_mirrored[index], trunk[index])
-                y = y_device[index]
-                u, feature = model(x)
-                if warming:  # the classifier alone gives a random network its first structure
-                    loss = F.cross_entropy(model.classifier(feature), y)
-                else:
-                    loss = objective(u, y, model.net.head_weight)
-                    if config.classifier_weight:
-                        loss = loss + config.classifier_weight * F.cross_entropy(model.classifier(feature), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                step += 1
-                total += float(loss.detach()) * len(batch)
-                count += len(batch)
-                if config.budget is not None and time.monotonic() - started > config.budget:
-                    break
-            last_loss = total / max(count, 1)
+            last_loss, steps = _train_epoch(model, objective, optimizer, schedule, config, groups, y_device, trunk,
+                                            trunk_mirrored, rng, device, warming=epoch <= warmup, started=started)
+            step += steps
             if epoch == warmup:  # seat the head (ITQ) on the features the warm-up gave structure to
-                weight, bias, _ = initial_head(_outputs(model, trunk)[1], head_config)
-                with torch.no_grad():
-                    net.head_weight.copy_(weight)
-                    net.head_bias.copy_(bias)
+                _seat_head(net, _outputs(model, trunk)[1], head_config)
             if mask is not None:  # bake NINH's mask in, so the deployed head is what was trained
                 with torch.no_grad():
                     net.head_weight.mul_(mask.to(device))
-            current, details = rate() if score else (float("nan"), None)
-            improved = score is None or not (current <= best_score)  # NaN best: any score improves
-            if improved:
-                best_score, best_state, best_epoch, stale = current, copy.deepcopy(net.state_dict()), epoch, 0
-                best_details = details
-            else:
-                stale += 1
+            current, details = rate()
+            best.offer(epoch, current, details, judged=score is not None)
             emit({"event": "epoch", "epoch": epoch, "step": step, "steps": total_steps, "loss": last_loss,
-                  "held_out_accuracy": current, "best_epoch": best_epoch,
+                  "held_out_accuracy": current, "best_epoch": best.epoch,
                   "elapsed": time.monotonic() - started})
-            if config.budget is not None and time.monotonic() - started > config.budget:
+            if over_budget(config.budget, started):
                 stopped = "budget"
                 break
-            if score is not None and stale >= config.patience:
+            if score is not None and best.stale >= config.patience:
                 stopped = "early stop"
                 break
-        net.load_state_dict(best_state)
+        net.load_state_dict(best.state)
         net = net.to("cpu").eval()
         for p in net.parameters():
             p.requires_grad_(True)
-        return net, {"seconds": time.monotonic() - started, "epochs": epoch, "best_epoch": best_epoch,
-                     "steps": step, "loss": last_loss, "held_out_accuracy": best_score,
-                     "best_details": best_details, "stopped": stopped,
+        return net, {"seconds": time.monotonic() - started, "epochs": epoch, "best_epoch": best.epoch,
+                     "steps": step, "loss": last_loss, "held_out_accuracy": best.score,
+                     "best_details": best.details, "stopped": stopped,
                      "device": device.type, "tuned_blocks": net.backbone.num_blocks - split}
     finally:
         torch.set_num_threads(threads)

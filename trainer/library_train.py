@@ -12,21 +12,26 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from engine import arrays, models
+from engine import models
 from engine.atomic import write_json_atomic
 from engine.codes import codes_from_logits
-from engine.errors import UserError
+from engine.errors import DecodeError, UserError
+from engine.imageio import decode_path
+from engine.layout import thumbnail_path
 from engine.library import Library
+from engine.reencode import encode_missing
 from engine.search import CodeSpace, FeatureSpace, SearchParams, default_pool, hamming_distances, search, warm_up
 from engine.store import utc_now
 from trainer.data import groups_from_pairs
 from trainer.fit import HeadConfig, fit_head
-from trainer.full import FullConfig
+from trainer.export import check_parity, export_onnx
+from trainer.full import FullConfig, backbone_fingerprint, fit_full
 from trainer.heldout import Ranking, RetrievalCheck, better_or_equal, clearly_better, split_pairs
 
 log = logging.getLogger(__name__)
@@ -300,12 +305,6 @@ def _training_pixels(library: Library, data: Labelled, size: int, emit) -> tuple
     From the thumbnail cache when there is one (256 px, written at indexing: a thousand
     photos decode in seconds instead of a minute), else from the original file.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from engine.errors import DecodeError
-    from engine.imageio import decode_path
-    from engine.index import thumbnail_path
-
     store = library.store
     paths = store.paths_for_slots(data.slots)
     thumbs = store.thumbs_dir()
@@ -345,10 +344,6 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
     already below the active version's is not re-encoded; its gate figures are then measured
     among the labelled photos only (``"scope": "labelled photos"`` in the events).
     """
-    from trainer.export import check_parity, export_onnx
-
-    from trainer.full import backbone_fingerprint, fit_full
-
     started = time.monotonic()
     emit, data = _begin(library, config, activate, progress, "full")
     store = library.store
@@ -377,7 +372,8 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
                    for name in ("features", "code")}
         # The head's space unless the tuned features rank the selection partners clearly
         # higher: a difference within noise goes to the space trained for ranking (on the
-        # person's case the two were within 0.001 while code ranked unseen photos better).
+        # person's case the two were within noise while code ranked unseen photos better:
+        # docs/TRAINING.md, "Full mode").
         best = ("features" if clearly_better(figures["features"]["percentiles"], figures["code"]["percentiles"])
                 else "code")
         return figures[best]["percentile"], {"rerank": best, **{k: v["percentile"] for k, v in figures.items()},
@@ -425,16 +421,14 @@ def train_library_full(library: Library, config: FullConfig, *, activate: str = 
         emit(_evaluated_event(before, after, False, False, rerank, scope="labelled photos"))
         store.update_model_metrics(row.id, {"held_out_pair_accuracy_estimate": after["pair_accuracy"]})
     else:
-        from engine.reencode import encode_missing
-
         def on_encode(state) -> None:
             emit({"event": "phase", "phase": "encode", "done": state.done, "total": state.total,
                   "rate": state.rate})
 
         encode_missing(store, row, progress=on_encode, cancel=cancel)
-        codes = arrays.read_rows(store.codes_path(row.id), np.uint64, row.words, store.next_slot)
-        features = arrays.read_rows(store.features_path(row.backbone_id), np.float16, row.feature_dim,
-                                    store.next_slot, random_access=True)
+        row_arrays = store.arrays_of(row)
+        codes = row_arrays.codes.read(store.next_slot)
+        features = row_arrays.features.read(store.next_slot, random_access=True)
         before = gate_figures(library, data, gate, library.codes(), library.features(), active_space, active_codes)
         after = gate_figures(library, data, gate, codes, features, _space(rerank, weight, bias),
                              np.array(codes[data.slots]))

@@ -1,38 +1,96 @@
-"""Each deep-hashing method as one objective over a batch: codes u, group labels y, item indices."""
+"""The method registry: one record per hashing method (its loss, options, schedule, batch and warm-up rules).
+
+trainer.catalog lists the same names without importing torch, for the CLI parser and the
+retrain dialog; a test checks the two agree. Why each setting is what it is: docs/TRAINING.md.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from trainer import losses
 
-CLASSICAL = ("lsh", "pcah", "itq", "sh")
-LEARNED = ("dpsh", "dlbhc", "ninh", "drsch", "dsrh", "dh", "sdh", "cnnh", "exponentiated")
+LossFactory = Callable[[int, torch.Tensor, int, dict], nn.Module]  # (bits, group ids, seed, options)
+
+
+@dataclass(frozen=True)
+class Method:
+    """What training needs to know about one method."""
+
+    name: str
+    loss_class: type[nn.Module] | None = None  # None: a classical head, fitted in closed form
+    make_loss: LossFactory | None = None       # None: loss_class(**options)
+    options: dict = field(default_factory=dict)  # over the loss's own defaults (docs/TRAINING.md)
+    schedule: tuple[int, float] | None = None  # head mode (steps, Adam lr); None: trainer.fit.DEFAULT_SCHEDULE
+    batch_cap: int | None = None               # head mode: triplet and ranking losses build [B, B, B] tensors
+    uses_labels: bool = True                   # DH is unsupervised: its loss sees the head, not the groups
+    warm_up_from_scratch: bool = True          # full mode, a backbone from scratch: a classifier-only epoch first
+
+    @property
+    def learned(self) -> bool:
+        return self.loss_class is not None
+
+    def loss(self, bits: int, y_all: torch.Tensor, seed: int, options: dict) -> nn.Module:
+        kwargs = {**self.options, **options}
+        if self.make_loss is not None:
+            return self.make_loss(bits, y_all, seed, kwargs)
+        return self.loss_class(**kwargs)
+
+
+def _dlbhc(bits: int, y_all: torch.Tensor, seed: int, kwargs: dict) -> nn.Module:
+    return losses.DLBHCLoss(bits, int(y_all.max()) + 1, **kwargs)
+
+
+def _ninh(bits: int, y_all: torch.Tensor, seed: int, kwargs: dict) -> nn.Module:
+    return losses.NINHTripletLoss(seed=seed, **kwargs)
+
+
+def _cnnh(bits: int, y_all: torch.Tensor, seed: int, kwargs: dict) -> nn.Module:
+    # Stage 1 factors the similarity of the groups, not of every image: members of a group
+    # share one target row, so the G x G problem has the same optimum and takes seconds
+    # where the N x N one (O(N) per entry) would take hours. Group ids index the targets.
+    groups = torch.arange(int(y_all.max()) + 1)
+    targets = losses.factorize_similarity(losses.similarity_from_labels(groups), bits, seed=seed, **kwargs)
+    return losses.CNNHLoss(targets)
+
+
+# In catalog order: learned methods first, then the classical heads.
+REGISTRY: dict[str, Method] = {m.name: m for m in (
+    # DPSH, the default for a person's pairs. Its pair term is averaged over pairs but its
+    # quantization term summed over the bits, so the paper's eta over-weights it; its own
+    # longer, faster schedule helped it alone (docs/TRAINING.md, "Head mode").
+    Method("dpsh", losses.DPSHLoss, options={"eta": 0.01}, schedule=(3000, 0.2)),
+    # DLBHC's own loss is a classifier: a warm-up epoch only takes an epoch from it.
+    Method("dlbhc", losses.DLBHCLoss, make_loss=_dlbhc, warm_up_from_scratch=False),
+    Method("ninh", losses.NINHTripletLoss, make_loss=_ninh, batch_cap=96),
+    Method("drsch", losses.DRSCHLoss, batch_cap=96),
+    Method("dsrh", losses.DSRHLoss, batch_cap=48),
+    # No independence term for DH and SDH: on unit-norm features, orthonormal projections
+    # make every logit tiny, the bias wins and the codes collapse (docs/TRAINING.md).
+    Method("dh", losses.DHLoss, options={"lambda2": 0.0}, uses_labels=False),
+    Method("sdh", losses.SDHLoss, options={"lambda2": 0.0}),
+    Method("cnnh", losses.CNNHLoss, make_loss=_cnnh),
+    Method("exponentiated", losses.ExponentiatedHashingLoss),
+    Method("lsh"),
+    Method("pcah"),
+    Method("itq"),
+    Method("sh"),
+)}
+LEARNED = tuple(name for name, m in REGISTRY.items() if m.learned)
+CLASSICAL = tuple(name for name, m in REGISTRY.items() if not m.learned)
 METHODS = LEARNED + CLASSICAL
-# Our settings where they differ from a loss's own defaults, with the evidence.
-DEFAULT_OPTIONS: dict[str, dict] = {
-    # Our DPSH averages the pair term over pairs but sums the quantization term over K bits,
-    # so the paper's eta range over-weights it (tests/bench/bench_heads_digits.py).
-    "dpsh": {"eta": 0.01},
-    # No independence term: on unit-norm features, orthonormal projections make every logit
-    # tiny, the bias wins and the codes collapse (same benchmark).
-    "dh": {"lambda2": 0.0},
-    "sdh": {"lambda2": 0.0},
-}
-# Optimizer steps and Adam learning rate where a method's differ from the common default
-# (trainer.fit.DEFAULT_SCHEDULE), with the evidence.
-SCHEDULES: dict[str, tuple[int, float]] = {
-    # DPSH, the default for a person's pairs. The person's case (tests/bench/bench_person.py):
-    # 1,500 steps at 0.05 gained +0.094 mAP@100, 3,000 at 0.2 +0.115 (0.5: +0.117). Fashion-MNIST
-    # head eval at 48 bits: 0.766 -> 0.798. The same schedule cost DLBHC, DSRH and DRSCH there
-    # (0.775 -> 0.703, 0.817 -> 0.761, 0.724 -> 0.465), so it is DPSH's alone.
-    "dpsh": (3000, 0.2),
-}
-SIMPLE_LOSSES = {"dpsh": "DPSHLoss", "exponentiated": "ExponentiatedHashingLoss", "sdh": "SDHLoss",
-                 "dh": "DHLoss", "drsch": "DRSCHLoss", "dsrh": "DSRHLoss"}
+
+
+def method(name: str) -> Method:
+    """The registry's record of ``name``; ValueError naming the known ones otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}") from None
 
 
 @dataclass
@@ -42,34 +100,23 @@ class Objective:
     method: str
     loss: nn.Module
     extra: list[nn.Parameter]
+    uses_labels: bool = True
 
     def __call__(self, u: torch.Tensor, y: torch.Tensor, head_weight: torch.Tensor) -> torch.Tensor:
-        if self.method == "dh":  # unsupervised: the labels are not used
+        if not self.uses_labels:  # DH: the labels are not used, the head's weights are
             return self.loss(u, [head_weight])
         # CNNH regresses onto its group's stage-1 code: the group id is the target row.
         return self.loss(u, y)
 
 
-def make_objective(method: str, bits: int, y_all: torch.Tensor, *, seed: int = 0,
+def make_objective(name: str, bits: int, y_all: torch.Tensor, *, seed: int = 0,
                    options: dict | None = None) -> Objective:
-    """The objective for ``method`` over a training set whose group labels are ``y_all``.
+    """The objective for method ``name`` over a training set whose group labels are ``y_all``.
 
-    ``options`` are keyword arguments of the method's loss, over DEFAULT_OPTIONS.
+    ``options`` are keyword arguments of the method's loss, over the registry's options.
     """
-    kwargs = {**DEFAULT_OPTIONS.get(method, {}), **(options or {})}
-    if method in SIMPLE_LOSSES:
-        loss = getattr(losses, SIMPLE_LOSSES[method])(**kwargs)
-    elif method == "dlbhc":
-        loss = losses.DLBHCLoss(bits, int(y_all.max()) + 1, **kwargs)
-    elif method == "ninh":
-        loss = losses.NINHTripletLoss(seed=seed, **kwargs)
-    elif method == "cnnh":
-        # Stage 1 factors the similarity of the groups, not of every image: members of a group
-        # share one target row, so the G x G problem has the same optimum and takes seconds
-        # where the N x N one (O(N) per entry) would take hours. Group ids index the targets.
-        groups = torch.arange(int(y_all.max()) + 1)
-        targets = losses.factorize_similarity(losses.similarity_from_labels(groups), bits, seed=seed, **kwargs)
-        loss = losses.CNNHLoss(targets)
-    else:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    return Objective(method, loss, [p for p in loss.parameters() if p.requires_grad])
+    spec = method(name)
+    if not spec.learned:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(LEARNED)}")
+    loss = spec.loss(bits, y_all, seed, options or {})
+    return Objective(name, loss, [p for p in loss.parameters() if p.requires_grad], spec.uses_labels)

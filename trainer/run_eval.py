@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.atomic import atomic_path
 from engine.encoder import Encoder
 from engine.codes import codes_from_logits
 from engine.errors import UserError
+from engine.imageio import decode_path
 from trainer import data
 from trainer.evaluate import evaluate_codes, mean_average_precision, write_report
 from trainer.fit import HeadConfig, fit_head
@@ -53,8 +55,6 @@ def dataset_pixels(images, size: int, resize: str = "center-crop") -> np.ndarray
     """Model input uint8 [N, size, size, 3] of gray arrays or image files."""
     if isinstance(images, np.ndarray):
         return data.to_rgb_pixels(images, size)
-    from engine.imageio import decode_path
-
     return np.stack([decode_path(p, size=size, resize=resize, thumb_size=0).pixels for p in images])
 
 
@@ -76,9 +76,8 @@ def dataset_features(images, model_dir: Path, cache_dir: Path, key: str,
             progress({"event": "features", "done": start + len(chunk), "total": len(images),
                       "elapsed": time.monotonic() - started})
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npy")
-    np.save(tmp, out)
-    os.replace(tmp, cache)
+    with atomic_path(cache) as tmp:
+        np.save(tmp, out)
     return out
 
 

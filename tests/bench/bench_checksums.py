@@ -75,7 +75,7 @@ def main() -> None:
         read_unchecked = median_ms(lambda: arrays.read_rows(codes_path, np.uint64, model.words, lib.store.next_slot),
                                    args.repeats * 20)
         read_checked = median_ms(lib.codes, args.repeats * 20)
-        verify_features = median_ms(lambda: lib.store.verify_array(features_path, model.feature_dim * 2),
+        verify_features = median_ms(lambda: lib.store.verify_array(lib.store.arrays_of(model).features),
                                     max(3, args.repeats // 2))
         feature_gb = n * model.feature_dim * 2 / 1e9
         print(f"{n:,} photos, {model.bits}-bit codes, {model.feature_dim}-d float16 features ({feature_gb:.2f} GB)")
@@ -100,8 +100,9 @@ def main() -> None:
             arrays.write_rows(codes_path, first, codes)
             arrays.write_rows(features_path, first, features)
             t1 = time.perf_counter()
-            sums = (lib.store.sums_for_write(codes_path, first, codes)
-                    + lib.store.sums_for_write(features_path, first, features))
+            model_arrays = lib.store.arrays_of(model)
+            sums = (lib.store.sums_for_write(model_arrays.codes, first, codes)
+                    + lib.store.sums_for_write(model_arrays.features, first, features))
             t2 = time.perf_counter()
             items = [NewImage(f"/b/{first + i}", None, 1, 1, f"{first + i:032x}", slot=first + i) for i in range(32)]
             lib.store.commit_batch(items, 1, first + 32, sums)

@@ -1,4 +1,4 @@
-"""Loss settings on scikit-learn's digits: the evidence for DEFAULT_OPTIONS in trainer/methods.py.
+"""Loss settings on scikit-learn's digits: the evidence for the loss options in trainer/methods.py's REGISTRY.
 
     .venv/bin/python tests/bench/bench_heads_digits.py
 

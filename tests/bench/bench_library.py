@@ -3,7 +3,8 @@
     .venv/bin/python tests/bench/bench_library.py [--sizes 1e5,1e6] [--queries 20]
 
 Builds synthetic libraries (real catalog rows, random unit features and codes from the
-default model's head, so the data path is the real one; only the pixels are missing), then
+default model's head, so the data path is the real one; only the pixels are missing: each
+photo is an empty file, since search drops results whose files are gone), then
 measures: opening the library and getting ready to search (catalog, live mask, array
 maps), a query end to end (decode a 12 MP JPEG, encode, search, look up paths), and the
 search alone, with peak RSS. The peer for the query is the decode + encode alone, so the
@@ -54,8 +55,8 @@ def build(path: Path, model_dir: Path, n: int, chunk: int = 50_000, *, photos: P
             feats /= np.linalg.norm(feats, axis=1, keepdims=True)
             codes = codes_from_logits(feats @ weight + bias)
             # as the indexer writes them: rows synced, then committed with their checksums
-            sums = lib.store.write_rows(lib.store.codes_path(model.id), start, codes)
-            sums += lib.store.write_rows(lib.store.features_path(model.backbone_id), start, feats.astype(np.float16))
+            sums = lib.store.append_rows(lib.store.arrays_of(model), start, features=feats.astype(np.float16),
+                                         codes=codes)
             items = [NewImage(f"{root}/{(start + i) // 1000:04d}/IMG_{start + i:07d}.jpg", root_id, 3_000_000,
                               1_700_000_000_000_000_000, f"{start + i:032x}", 4000, 3000, None, slot=start + i)
                      for i in range(count)]
@@ -110,16 +111,20 @@ def main() -> None:
           " | search only p50 ms | search-only process: private / mapped file MiB | peak RSS MiB, this process |")
     print("|---|---|---|---|---|---|---|---|")
     for size in (int(float(s)) for s in args.sizes.split(",")):
-        path = args.dir / f"lib-{size}"
+        path, photos = args.dir / f"lib-{size}", args.dir / f"photos-{size}"
         start = time.perf_counter()
-        if not (path / "catalog.sqlite3").exists():
+        if not (path / "catalog.sqlite3").exists() or not photos.is_dir():  # (older builds had no files)
             shutil.rmtree(path, ignore_errors=True)
-            build(path, model_dir, size)
+            shutil.rmtree(photos, ignore_errors=True)
+            build(path, model_dir, size, photos=photos)
         built = time.perf_counter() - start
         open_s, search_anon, search_file = measure_open(path)
         with Library(path, create=False) as lib:
             params = SearchParams()
-            lib.search_file(queries[0], params)  # warm: session, kernel, page cache
+            # warm: session, kernel, page cache; and a library whose results were all dropped
+            # (files missing) would measure an empty search
+            if not lib.search_file(queries[0], params):
+                raise SystemExit(f"{path}: the search returned nothing; are the photo files under {photos}?")
             e2e, enc, only = [], [], []
             for i in range(args.queries):
                 q = queries[i % len(queries)]

@@ -87,5 +87,5 @@ def get_backbone(name: str, packaged_weights: bool = True, input_size: int | Non
 
 
 def _load_builtin() -> None:
-    # Imported lazily so that the module defining a backbone can import this one.
+    # why: the modules defining backbones import this one (register): imported on first use
     from trainer.backbones import efficientnet_lite, nin_latent  # noqa: F401

@@ -1,4 +1,4 @@
-"""The deep-hashing losses, one module per paper; ``LOSSES`` maps a method name to its loss class."""
+"""The deep-hashing losses, one module per paper (trainer.methods.REGISTRY maps a method name to its loss)."""
 
 from trainer.losses.base import (
     binarize,
@@ -17,22 +17,8 @@ from trainer.losses.dsrh import DSRHLoss, similarity_levels
 from trainer.losses.exponentiated import ExponentiatedHashingLoss
 from trainer.losses.ninh import DivideAndEncodeHead, NINHTripletLoss
 
-# Constructors and forward signatures differ by method (see each class): DLBHCLoss needs (bits,
-# num_classes), CNNHLoss the stage-1 targets, the pairwise ones take (u, y) or (u, pairs=...).
-LOSSES = {
-    "dpsh": DPSHLoss,
-    "dlbhc": DLBHCLoss,
-    "ninh": NINHTripletLoss,
-    "drsch": DRSCHLoss,
-    "dsrh": DSRHLoss,
-    "dh": DHLoss,
-    "sdh": SDHLoss,
-    "cnnh": CNNHLoss,
-    "exponentiated": ExponentiatedHashingLoss,
-}
-
 __all__ = [
-    "LOSSES", "CNNHLoss", "DHLoss", "DLBHCLoss", "DPSHLoss", "DRSCHLoss", "DSRHLoss", "DivideAndEncodeHead",
+    "CNNHLoss", "DHLoss", "DLBHCLoss", "DPSHLoss", "DRSCHLoss", "DSRHLoss", "DivideAndEncodeHead",
     "ExponentiatedHashingLoss", "NINHTripletLoss", "SDHLoss", "binarize", "factorize_similarity",
     "pairs_from_labels", "relaxed_hamming", "resolve_pairs", "similarity_from_labels", "similarity_levels",
     "triplets_from_labels",
