@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, format_duration,
                           read_library_info, saved_provider, saved_threads, time_left)
 from app.workers import CountThread, FunctionThread, IndexSetup
+from engine.index import suffix_families
 from engine.paths import display_path
 
 RATE_ESTIMATE = 20.0  # photos a second on a CPU, for the summary's rough time
@@ -107,8 +108,6 @@ class OptionsPage(QWizardPage):
         box.addLayout(edit_row)
 
         # file types
-        from engine.index import suffix_families
-
         self.type_boxes: dict[str, QCheckBox] = {}
         self._families = suffix_families()
         types_box = QGroupBox("File types")

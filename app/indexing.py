@@ -11,6 +11,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 
 from app.workers import IndexSetup, IndexThread, UpdateThread
+from engine.default_model import build_default_model
+from engine.errors import LookalikeError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +42,13 @@ def saved_provider(settings: QSettings) -> str:
 
 
 def default_model_provider(bits: int = 64) -> Path:
-    from engine.default_model import build_default_model
-
     # A torch subprocess the first time; a cached folder after that.
     return build_default_model(bits, quiet=True)
 
 
 def provider_choices() -> list[tuple[str, str]]:
     """(setting, label) of the devices this machine can index on; imports ONNX Runtime (slow: not on the GUI thread)."""
-    from engine.encoder import CPU_PROVIDER, choose_providers
+    from engine.encoder import CPU_PROVIDER, choose_providers  # ONNX Runtime: in a worker thread only
 
     auto, why = choose_providers("auto")
     now = "GPU" if auto[0] != CPU_PROVIDER else "CPU"
@@ -75,7 +75,7 @@ class LibraryInfo:
 
 def read_library_info(library_path: str | os.PathLike) -> LibraryInfo:
     """The library's model, roots, exclusions and file types, and the devices to index on."""
-    from engine.errors import LookalikeError, UserError
+    # numpy: read in the wizard's worker thread, never on the window's start (this module is)
     from engine.imageio import IMAGE_SUFFIXES
     from engine.index import indexed_suffixes
     from engine.store import Store
@@ -312,7 +312,7 @@ class IndexingService(QObject):
         if self._watcher is not None and not changed:
             return
         self._stop_watcher()
-        from engine.watch import FolderWatcher
+        from engine.watch import FolderWatcher  # numpy: not before the window's first paint
 
         self._watcher = FolderWatcher(config[0], self._changesDetected.emit, exclusions=config[1],
                                       suffixes=config[2], ignore=[self.library_path], debounce=self.watch_debounce,

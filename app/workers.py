@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import tempfile
@@ -11,12 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, Signal, Slot
+from PySide6.QtCore import QBuffer, QByteArray, QObject, QRunnable, QSize, Qt, QThread, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QImageReader
 
 from engine.errors import LookalikeError, UserError
 
 log = logging.getLogger(__name__)
+
+# The engine modules (numpy, ONNX Runtime) are imported inside the workers' methods: they load
+# in a worker thread, and the window paints first without them.
 
 
 def call_reporting_failure(failed, what: str, job: Callable[[], object]) -> tuple[bool, object]:
@@ -221,8 +225,6 @@ def _image_reader(path: str) -> tuple[QImageReader, object]:
         path.encode("utf-8")
         return QImageReader(path), None
     except UnicodeEncodeError:
-        from PySide6.QtCore import QBuffer, QByteArray
-
         try:
             with open(path, "rb") as handle:
                 data = QByteArray(handle.read())
@@ -320,8 +322,6 @@ class IndexSetup:
 
 def call_model_provider(provider: Callable[..., Path], bits: int) -> Path:
     """A model provider is ``provider(bits)``; one that takes no argument gives its one model."""
-    import inspect
-
     try:
         takes_bits = bool(inspect.signature(provider).parameters)
     except (TypeError, ValueError):  # a builtin without a signature: assume the documented form
