@@ -1,7 +1,7 @@
 """Labelling in the window: the pair view, the list of labels, and relevance feedback on results.
 
-Every read and write of the catalog here happens in one worker thread (:class:`LabelWorker`,
-owning a Library of its own). A label is one small row, but the catalog is shared with the
+Every read and write of the catalog here happens in one worker thread (:class:`LabelService`'s
+LibraryThread, owning a Library of its own). A label is one small row, but the catalog is shared with the
 indexer and the trainer, and SQLite makes a writer wait (up to the store's 30 s busy
 timeout) while another holds the write lock; the GUI thread must never be the one waiting.
 One thread also orders the work: an undo runs after the write it undoes, and a batch of
@@ -30,9 +30,7 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
-    QThread,
     Signal,
-    Slot,
 )
 from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
@@ -55,12 +53,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.background import LibraryThread, LibraryWorker
 from app.icons import icon
 from app.workers import ImageLoader
-from engine.errors import LookalikeError, UserError
+from engine.errors import UserError
+from engine.index import thumbnail_path
+from engine.labels import export_csv_file, photo_hash
 from engine.paths import display_path
 from engine.store import LabelRow
-from engine.suggest import RECENT_SEARCH, Boundary, PairSuggestion
+from engine.suggest import RECENT_SEARCH, Boundary, PairSuggestion, recent_search, suggest_pairs
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,17 @@ class LabelEntry:
     thumb_b: str | None
 
 
-# ------------------------------------------------------------------ the worker
+# ------------------------------------------------------------------ the service
 
 
-class LabelWorker(QObject):
-    """Owns a Library in a thread of its own; every label read and write goes through here."""
+class LabelService(QObject):
+    """Every label read and write, in order, in a LibraryThread of its own; one per window.
+
+    The answers come back as the signals below, in the GUI thread.
+    """
 
     suggested = Signal(int, object)  # request id, SuggestionBatch
-    changed = Signal(int)  # after any label was written or deleted: labels in the library
+    labelsChanged = Signal(int)  # after any label was written or deleted: labels in the library
     writeFailed = Signal(object, str)  # PairSuggestion, why: the pair view takes its label back
     deleted = Signal(int)  # labels deleted
     listed = Signal(int, list)  # request id, [LabelEntry]
@@ -119,44 +123,67 @@ class LabelWorker(QObject):
     feedbackDone = Signal(str)  # a message for the status bar
     failed = Signal(str, str)  # what was being done, why it failed
 
-    def __init__(self, library_path: str | os.PathLike):
-        super().__init__()
-        self._path = Path(library_path)
-        self._library = None
-        # (hash_a, hash_b) -> previous values of that pair, newest last, for undo
+    def __init__(self, library_path: str | os.PathLike, parent: QObject | None = None):
+        super().__init__(parent)
+        self._library = LibraryThread(library_path, "lookalike-labels", parent=self)
+        # (hash_a, hash_b) -> previous values of that pair, newest last, for undo; touched in
+        # the worker thread only, where the writes run in order
         self._undo: dict[tuple[str, str], list[LabelRow | None]] = {}
+        self._request = 0
 
-    def _open(self):
-        """The library, opened on first need (it may be created after the window opens)."""
-        from engine.library import Library
+    def next_request(self) -> int:
+        self._request += 1
+        return self._request
 
-        if self._library is None:
-            self._library = Library(self._path, create=False)
-        return self._library
+    def _call(self, what: str, function: Callable[[LibraryWorker], object], done: Callable[[object], None]) -> None:
+        self._library.call(function, done, lambda message: self.failed.emit(what, message), what=what)
 
-    def _guard(self, what: str, work: Callable[[], None]) -> None:
-        try:
-            work()
-        except LookalikeError as exc:
-            self.failed.emit(what, str(exc))
-        except Exception as exc:  # a bug must not kill the thread or vanish
-            log.exception("%s failed", what)
-            self.failed.emit(what, f"{what} failed: {exc}")
+    # ------------------------------------------------------------------ requests (GUI thread)
 
-    # ------------------------------------------------------------------ suggestions
-
-    @Slot(int, list, list, int, int)
     def suggest(self, request_id: int, recent: list, exclude: list, seed: int, count: int) -> None:
-        self._guard("suggesting pairs", lambda: self.suggested.emit(
-            request_id, self._suggest(recent, exclude, seed, count)))
+        self._call("suggesting pairs", lambda worker: self._suggest(worker, recent, exclude, seed, count),
+                   lambda batch: self.suggested.emit(request_id, batch))
 
-    def _suggest(self, recent: list, exclude: list, seed: int, count: int) -> SuggestionBatch:
-        from engine.index import thumbnail_path
-        from engine.suggest import recent_search, suggest_pairs
+    def write(self, pair: PairSuggestion, label: int, source: str) -> None:
+        self._library.call(lambda worker: self._write(worker, pair, label, source), self.labelsChanged.emit,
+                           lambda message: self.writeFailed.emit(pair, message), what="saving the label")
 
-        try:
-            library = self._open()
-        except UserError:
+    def undo(self, key: tuple) -> None:
+        self._call("undoing the label", lambda worker: self._undo_label(worker, tuple(key)), self.labelsChanged.emit)
+
+    def delete(self, keys: list) -> None:
+        self._call("deleting labels", lambda worker: self._delete(worker, list(keys)), self._on_deleted)
+
+    def feedback(self, query_path: str, result_path: str, label: int) -> None:
+        self._call("saving the feedback", lambda worker: self._feedback(worker, query_path, result_path, label),
+                   self._on_feedback)
+
+    def list_labels(self, request_id: int) -> None:
+        self._call("listing labels", self._list, lambda entries: self.listed.emit(request_id, entries))
+
+    def export(self, path: str) -> None:
+        self._call("exporting labels", lambda worker: export_csv_file(worker.library().store, path),
+                   lambda written: self.exported.emit(path, written))
+
+    def shutdown(self) -> None:
+        """Close the library after the work already queued, and end the thread."""
+        self._library.shutdown()
+
+    def _on_deleted(self, answer: tuple[int, int]) -> None:
+        removed, count = answer
+        self.deleted.emit(removed)
+        self.labelsChanged.emit(count)
+
+    def _on_feedback(self, answer: tuple[str, int]) -> None:
+        message, count = answer
+        self.feedbackDone.emit(message)
+        self.labelsChanged.emit(count)
+
+    # ------------------------------------------------------------------ work (worker thread)
+
+    def _suggest(self, worker: LibraryWorker, recent: list, exclude: list, seed: int, count: int) -> SuggestionBatch:
+        library = worker.library_or_none()
+        if library is None:
             return SuggestionBatch([], "There is no library yet: add your photo folders first "
                                        "(File > Add photo folders…).", 0)
         store = library.store
@@ -181,154 +208,62 @@ class LabelWorker(QObject):
                                     "are labelled or were shown in this session.")
         return SuggestionBatch(items, empty, batch.labelled)
 
-    # ------------------------------------------------------------------ writes
-
-    @Slot(object, int, str)
-    def write(self, pair: PairSuggestion, label: int, source: str) -> None:
-        try:
-            store = self._open().store
-            previous = store.label(pair.hash_a, pair.hash_b)
-            store.add_label(pair.hash_a, pair.hash_b, label, source=source, path_a=pair.path_a, path_b=pair.path_b)
-        except LookalikeError as exc:
-            self.writeFailed.emit(pair, str(exc))
-            return
-        except Exception as exc:  # a bug must not kill the thread or vanish
-            log.exception("saving a label failed")
-            self.writeFailed.emit(pair, f"saving the label failed: {exc}")
-            return
+    def _write(self, worker: LibraryWorker, pair: PairSuggestion, label: int, source: str) -> int:
+        store = worker.library().store
+        previous = store.label(pair.hash_a, pair.hash_b)
+        store.add_label(pair.hash_a, pair.hash_b, label, source=source, path_a=pair.path_a, path_b=pair.path_b)
         self._undo.setdefault(pair.key, []).append(previous)
-        self.changed.emit(store.label_count())
+        return store.label_count()
 
-    @Slot(object)
-    def undo(self, key: tuple) -> None:
-        def work() -> None:
-            history = self._undo.get(tuple(key))
-            if not history:
-                raise UserError("nothing to undo for that pair")
-            previous = history.pop()
-            store = self._open().store
-            if previous is None:
-                store.delete_label(*key)
-            else:
-                store.add_label(previous.hash_a, previous.hash_b, previous.label, source=previous.source,
-                                path_a=previous.path_a, path_b=previous.path_b, created_at=previous.created_at)
-            self.changed.emit(store.label_count())
+    def _undo_label(self, worker: LibraryWorker, key: tuple) -> int:
+        history = self._undo.get(key)
+        if not history:
+            raise UserError("nothing to undo for that pair")
+        previous = history.pop()
+        store = worker.library().store
+        if previous is None:
+            store.delete_label(*key)
+        else:
+            store.add_label(previous.hash_a, previous.hash_b, previous.label, source=previous.source,
+                            path_a=previous.path_a, path_b=previous.path_b, created_at=previous.created_at)
+        return store.label_count()
 
-        self._guard("undoing the label", work)
+    def _delete(self, worker: LibraryWorker, keys: list) -> tuple[int, int]:
+        store = worker.library().store
+        with store.transaction():
+            removed = sum(store.delete_label(a, b) for a, b in keys)
+        return removed, store.label_count()
 
-    @Slot(list)
-    def delete(self, keys: list) -> None:
-        def work() -> None:
-            store = self._open().store
-            with store.transaction():
-                removed = sum(store.delete_label(a, b) for a, b in keys)
-            self.deleted.emit(removed)
-            self.changed.emit(store.label_count())
+    def _feedback(self, worker: LibraryWorker, query_path: str, result_path: str, label: int) -> tuple[str, int]:
+        store = worker.library().store
+        result = store.image_by_path(result_path)
+        if result is None or result.content_hash is None or result.slot is None:
+            raise UserError(f"{display_path(os.path.basename(result_path))} is no longer in the library")
+        query_hash, indexed = photo_hash(store, query_path)
+        if query_hash == result.content_hash:
+            raise UserError("that result is the query photo itself")
+        store.add_label(query_hash, result.content_hash, label, source=FEEDBACK_SOURCE,
+                        path_a=os.path.abspath(query_path), path_b=result_path)
+        verdict = "similar" if label == SIMILAR else "dissimilar"
+        message = f"Marked {display_path(os.path.basename(result_path))} {verdict} to the query"
+        if not indexed:
+            message += ("; the query is not in the library, so this label counts for training once "
+                        "that photo is indexed")
+        return message, store.label_count()
 
-        self._guard("deleting labels", work)
+    def _list(self, worker: LibraryWorker) -> list[LabelEntry]:
+        library = worker.library_or_none()
+        if library is None:
+            return []
+        store = library.store
+        thumbs = store.thumbs_dir()
 
-    @Slot(object, object, int)
-    def feedback(self, query_path: str, result_path: str, label: int) -> None:
-        def work() -> None:
-            from engine.labels import photo_hash
+        def thumb(digest: str, current: str | None) -> str | None:
+            path = thumbnail_path(thumbs, digest)
+            return str(path) if path.exists() else current
 
-            store = self._open().store
-            result = store.image_by_path(result_path)
-            if result is None or result.content_hash is None or result.slot is None:
-                raise UserError(f"{display_path(os.path.basename(result_path))} is no longer in the library")
-            query_hash, indexed = photo_hash(store, query_path)
-            if query_hash == result.content_hash:
-                raise UserError("that result is the query photo itself")
-            store.add_label(query_hash, result.content_hash, label, source=FEEDBACK_SOURCE,
-                            path_a=os.path.abspath(query_path), path_b=result_path)
-            verdict = "similar" if label == SIMILAR else "dissimilar"
-            message = f"Marked {display_path(os.path.basename(result_path))} {verdict} to the query"
-            if not indexed:
-                message += ("; the query is not in the library, so this label counts for training once "
-                            "that photo is indexed")
-            self.feedbackDone.emit(message)
-            self.changed.emit(store.label_count())
-
-        self._guard("saving the feedback", work)
-
-    # ------------------------------------------------------------------ reads
-
-    @Slot(int)
-    def list_labels(self, request_id: int) -> None:
-        def work() -> None:
-            from engine.index import thumbnail_path
-
-            try:
-                store = self._open().store
-            except UserError:
-                self.listed.emit(request_id, [])
-                return
-            thumbs = store.thumbs_dir()
-
-            def thumb(digest: str, current: str | None) -> str | None:
-                path = thumbnail_path(thumbs, digest)
-                return str(path) if path.exists() else current
-
-            self.listed.emit(request_id, [LabelEntry(row, thumb(row.hash_a, row.current_a),
-                                                     thumb(row.hash_b, row.current_b))
-                                          for row in store.label_rows()])
-
-        self._guard("listing labels", work)
-
-    @Slot(str)
-    def export(self, path: str) -> None:
-        def work() -> None:
-            from engine.labels import export_csv_file
-
-            self.exported.emit(path, export_csv_file(self._open().store, path))
-
-        self._guard("exporting labels", work)
-
-    @Slot()
-    def close(self) -> None:
-        if self._library is not None:
-            self._library.close()
-            self._library = None
-        QThread.currentThread().quit()
-
-
-class LabelService(QObject):
-    """The label worker's thread and the queued signals that reach it; one per window."""
-
-    suggestRequested = Signal(int, list, list, int, int)
-    writeRequested = Signal(object, int, str)
-    undoRequested = Signal(object)
-    deleteRequested = Signal(list)
-    feedbackRequested = Signal(object, object, int)  # query path, result path (objects: any name), label
-    listRequested = Signal(int)
-    exportRequested = Signal(str)
-    closeRequested = Signal()
-    labelsChanged = Signal(int)  # labels in the library, after any change
-
-    def __init__(self, library_path: str | os.PathLike, parent: QObject | None = None):
-        super().__init__(parent)
-        self.worker = LabelWorker(library_path)
-        self.thread = QThread()
-        self.thread.setObjectName("lookalike-labels")
-        self.worker.moveToThread(self.thread)
-        for signal, slot in ((self.suggestRequested, self.worker.suggest), (self.writeRequested, self.worker.write),
-                             (self.undoRequested, self.worker.undo), (self.deleteRequested, self.worker.delete),
-                             (self.feedbackRequested, self.worker.feedback),
-                             (self.listRequested, self.worker.list_labels),
-                             (self.exportRequested, self.worker.export), (self.closeRequested, self.worker.close)):
-            signal.connect(slot)
-        self.worker.changed.connect(self.labelsChanged)  # queued: emitted here, in the GUI thread
-        self.thread.start()
-        self._request = 0
-
-    def next_request(self) -> int:
-        self._request += 1
-        return self._request
-
-    def shutdown(self) -> None:
-        if self.thread.isRunning():
-            self.closeRequested.emit()  # runs after the work already queued, then quits the loop
-            self.thread.wait()
+        return [LabelEntry(row, thumb(row.hash_a, row.current_a), thumb(row.hash_b, row.current_b))
+                for row in store.label_rows()]
 
 
 # ------------------------------------------------------------------ the pair view
@@ -405,10 +340,9 @@ class PairLabelView(QWidget):
         self._build()
         self.loader = ImageLoader(PAIR_IMAGE, threads=2, parent=self)
         self.loader.loaded.connect(self._on_image)
-        worker = service.worker
-        worker.suggested.connect(self._on_suggested)
-        worker.writeFailed.connect(self._on_write_failed)
-        worker.failed.connect(self._on_failed)
+        service.suggested.connect(self._on_suggested)
+        service.writeFailed.connect(self._on_write_failed)
+        service.failed.connect(self._on_failed)
         service.labelsChanged.connect(self._on_count)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
@@ -497,7 +431,7 @@ class PairLabelView(QWidget):
         exclude = sorted(self._seen)
         self._batches += 1
         self._request = self.service.next_request()
-        self.service.suggestRequested.emit(self._request, recent, exclude, self._seed + self._batches, BATCH)
+        self.service.suggest(self._request, recent, exclude, self._seed + self._batches, BATCH)
 
     def is_empty_state(self) -> bool:
         return self.stack.currentWidget() is self.message_page
@@ -585,7 +519,7 @@ class PairLabelView(QWidget):
         self._labelled.append(item)
         self.session_count += 1
         self._update_counter()
-        self.service.writeRequested.emit(item.pair, label, PAIR_SOURCE)
+        self.service.write(item.pair, label, PAIR_SOURCE)
         self._advance()
 
     def skip(self) -> None:
@@ -599,7 +533,7 @@ class PairLabelView(QWidget):
         item = self._labelled.pop()
         self.session_count -= 1
         self._update_counter()
-        self.service.undoRequested.emit(item.pair.key)
+        self.service.undo(item.pair.key)
         if self.current is not None:
             self._queue.appendleft(self.current)
         self.current = item
@@ -783,11 +717,10 @@ class LabelsDialog(QDialog):
         layout.addLayout(buttons)
         self.resize(900, 520)
 
-        worker = service.worker
-        worker.listed.connect(self._on_listed)
-        worker.deleted.connect(self._on_deleted)
-        worker.exported.connect(self._on_exported)
-        worker.failed.connect(self._on_failed)
+        service.listed.connect(self._on_listed)
+        service.deleted.connect(self._on_deleted)
+        service.exported.connect(self._on_exported)
+        service.failed.connect(self._on_failed)
         service.labelsChanged.connect(self._on_labels_changed)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self._update_buttons()
@@ -795,7 +728,7 @@ class LabelsDialog(QDialog):
 
     def refresh(self) -> None:
         self._request = self.service.next_request()
-        self.service.listRequested.emit(self._request)
+        self.service.list_labels(self._request)
 
     def _on_labels_changed(self, count: int) -> None:
         if self.isVisible():
@@ -839,7 +772,7 @@ class LabelsDialog(QDialog):
         keys = self.selected_keys()
         if not keys or not self.confirm_delete(len(keys)):
             return
-        self.service.deleteRequested.emit(keys)
+        self.service.delete(keys)
 
     def confirm_delete(self, count: int) -> bool:
         """Labels are the person's work: ask before deleting any."""
@@ -859,7 +792,7 @@ class LabelsDialog(QDialog):
             self.export_to(path)
 
     def export_to(self, path: str | os.PathLike) -> None:
-        self.service.exportRequested.emit(str(path))
+        self.service.export(str(path))
 
     def _on_exported(self, path: str, count: int) -> None:
         self.status.setText(f"Exported {count:,} labels to {path}")
@@ -904,8 +837,8 @@ class LabelingController(QObject):
         """The label worker, started on first use (a window that never labels has no such thread)."""
         if self._service is None:
             self._service = LabelService(self.library_path, parent=self)
-            self._service.worker.feedbackDone.connect(self._on_feedback_done)
-            self._service.worker.failed.connect(self._on_failed)
+            self._service.feedbackDone.connect(self._on_feedback_done)
+            self._service.failed.connect(self._on_failed)
         return self._service
 
     # ------------------------------------------------------------------ searches
@@ -950,7 +883,7 @@ class LabelingController(QObject):
     def feedback(self, result_path: str, label: int) -> None:
         query = self.shown_query
         if isinstance(query, str):
-            self.service.feedbackRequested.emit(query, result_path, label)
+            self.service.feedback(query, result_path, label)
 
     def _on_feedback_done(self, message: str) -> None:
         self.window.statusBar().showMessage(message, 8000)

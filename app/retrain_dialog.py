@@ -9,19 +9,19 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QProcess, QProcessEnvironment, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPlainTextEdit,
                                QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from app.background import Task, run_in_thread
 from app.indexing import format_duration
 from app.loss_chart import REDRAW_MS, LossChart
-from app.workers import call_reporting_failure
 from engine.store import ModelRow
 from trainer.catalog import LEARNED, MODES
 
@@ -275,82 +275,35 @@ def read_library_facts(library_path: str | os.PathLike) -> LibraryFacts:
         store.close()
 
 
-class FactsThread(QThread):
-    """Reads LibraryFacts off the GUI thread."""
-
-    ready = Signal(object)  # LibraryFacts
-    failed = Signal(str)
-
-    def __init__(self, library_path: str | os.PathLike, parent: QObject | None = None):
-        super().__init__(parent)
-        self.setObjectName("lookalike-retrain-facts")
-        self._path = Path(library_path)
-
-    def run(self) -> None:
-        ok, facts = call_reporting_failure(self.failed, "reading the library", lambda: read_library_facts(self._path))
-        if ok:
-            self.ready.emit(facts)
-
-
-class ActivationThread(QThread):
-    """Makes a model version active, or rolls back (``model_id`` None), with a Library of its own.
+def activate_model(library_path: str | os.PathLike, model_id: int | None, *, cancel: threading.Event,
+                   report: Callable[[tuple[int, int]], None]) -> ModelRow:
+    """Make a model version active, or roll back (``model_id`` None), with a Library of its own:
+    the ModelRow now active. Run with run_in_thread.
 
     Usually a second or so: photos indexed since the version was last active are coded from
     their stored features. A version whose backbone lacks features for some photos (a full
     fine-tune stopped before it encoded the library) decodes them again: that reports
-    ``progress`` and stops on ``cancel``, keeping what it wrote for the next try.
+    (photos encoded, photos to encode) and stops on ``cancel``, keeping what it wrote for the
+    next try.
     """
+    from engine.library import Library  # numpy and ONNX Runtime: in the worker thread
 
-    succeeded = Signal(object)  # the ModelRow now active
-    failed = Signal(str)
-    progress = Signal(int, int)  # photos encoded, photos to encode
+    def progress(state) -> None:
+        report((state.done, state.total))
 
-    def __init__(self, library_path: str | os.PathLike, model_id: int | None, parent: QObject | None = None):
-        super().__init__(parent)
-        self.setObjectName("lookalike-activate-model")
-        self._path = Path(library_path)
-        self.model_id = model_id
-        self.cancel = threading.Event()
-
-    def run(self) -> None:
-        ok, row = call_reporting_failure(self.failed, "activating the model", self._activate)
-        if ok:
-            self.succeeded.emit(row)
-
-    def _activate(self):
-        from engine.library import Library
-
-        def progress(state) -> None:
-            self.progress.emit(state.done, state.total)
-
-        with Library(self._path, create=False) as library:
-            if self.model_id is None:  # roll back: the target is read under the writer lock
-                return library.roll_back(cancel=self.cancel, progress=progress)
-            return library.activate(self.model_id, cancel=self.cancel, progress=progress)
+    with Library(Path(library_path), create=False) as library:
+        if model_id is None:  # roll back: the target is read under the writer lock
+            return library.roll_back(cancel=cancel, progress=progress)
+        return library.activate(model_id, cancel=cancel, progress=progress)
 
 
-class DeletionThread(QThread):
-    """Deletes a model version that is not active (engine.library.Library.delete_model)."""
+def delete_model(library_path: str | os.PathLike, model_id: int) -> int:
+    """Delete a model version that is not active (engine.library.Library.delete_model); its id."""
+    from engine.library import Library  # numpy and ONNX Runtime: in the worker thread
 
-    succeeded = Signal(int)  # the version deleted
-    failed = Signal(str)
-
-    def __init__(self, library_path: str | os.PathLike, model_id: int, parent: QObject | None = None):
-        super().__init__(parent)
-        self.setObjectName("lookalike-delete-model")
-        self._path = Path(library_path)
-        self.model_id = model_id
-
-    def run(self) -> None:
-        from engine.library import Library
-
-        def delete():
-            with Library(self._path, create=False) as library:
-                library.delete_model(self.model_id)
-
-        ok, _ = call_reporting_failure(self.failed, "deleting the model", delete)
-        if ok:
-            self.succeeded.emit(self.model_id)
+    with Library(Path(library_path), create=False) as library:
+        library.delete_model(model_id)
+    return model_id
 
 
 # ------------------------------------------------------------------ formatting
@@ -419,9 +372,9 @@ class RetrainDialog(QDialog):
         self.launcher = list(launcher) if launcher else None
         self.facts: LibraryFacts | None = None
         self._run: TrainerRun | None = None
-        self._facts_thread: FactsThread | None = None
+        self._facts_thread: Task | None = None
         self._facts_stale = False
-        self._activation: ActivationThread | DeletionThread | None = None  # one model change at a time
+        self._activation: Task | None = None  # one model change at a time: activation or deletion
         self._bits_chosen = False
         self._start_event: dict = {}
         self._evaluated: dict | None = None
@@ -667,17 +620,14 @@ class RetrainDialog(QDialog):
         if self._facts_thread is not None:
             self._facts_stale = True  # read again once the read in flight ends
             return
-        thread = FactsThread(self.library_path, self)
-        thread.ready.connect(self._on_facts)
-        thread.failed.connect(self._on_facts_failed)
+        path = self.library_path
+        thread = run_in_thread(lambda: read_library_facts(path), self._on_facts, self._on_facts_failed,
+                               what="reading the library", parent=self)
         thread.finished.connect(self._on_facts_thread_finished)
         self._facts_thread = thread
-        thread.start()
 
     def _on_facts_thread_finished(self) -> None:
-        thread, self._facts_thread = self._facts_thread, None
-        if thread is not None:
-            thread.deleteLater()
+        self._facts_thread = None
         if self._facts_stale:
             self._facts_stale = False
             self.reload()
@@ -975,16 +925,15 @@ class RetrainDialog(QDialog):
     def _activate(self, model_id: int | None) -> None:
         if self.is_activating() or self.is_training() or self._closed:
             return
-        thread = ActivationThread(self.library_path, model_id, self)
-        thread.succeeded.connect(self._on_activated)
-        thread.failed.connect(self._on_activation_failed)
-        thread.progress.connect(self._on_activation_progress)
-        thread.finished.connect(self._on_activation_thread_finished)
-        self._activation = thread
+        path, cancel = self.library_path, threading.Event()
         target = f"model v{model_id}" if model_id is not None else "the previous model"
         self._say(f"Activating {target} (coding photos indexed since it was last active)…")
+        thread = run_in_thread(lambda report: activate_model(path, model_id, cancel=cancel, report=report),
+                               self._on_activated, self._on_activation_failed, progress=self._on_activation_progress,
+                               cancel=cancel, what="activating the model", parent=self)
+        thread.finished.connect(self._on_activation_thread_finished)
+        self._activation = thread
         self._update_controls()
-        thread.start()
 
     def delete_selected(self) -> None:
         """Delete the selected version after the person confirms (never the active one)."""
@@ -1007,14 +956,14 @@ class RetrainDialog(QDialog):
             self.delete_confirmation = None
         if box.clickedButton() is not delete or self.is_activating() or self.is_training() or self._closed:
             return
-        thread = DeletionThread(self.library_path, model.id, self)
-        thread.succeeded.connect(self._on_deleted)
-        thread.failed.connect(lambda message: self._say(f"Could not delete: {message}", error=True))
+        path, model_id = self.library_path, model.id
+        self._say(f"Deleting model v{model_id}…")
+        thread = run_in_thread(lambda: delete_model(path, model_id), self._on_deleted,
+                               lambda message: self._say(f"Could not delete: {message}", error=True),
+                               what="deleting the model", parent=self)
         thread.finished.connect(self._on_activation_thread_finished)
         self._activation = thread
-        self._say(f"Deleting model v{model.id}…")
         self._update_controls()
-        thread.start()
 
     def _on_deleted(self, model_id: int) -> None:
         self._say(f"Deleted model v{model_id}; your labelled pairs are kept.")
@@ -1030,16 +979,15 @@ class RetrainDialog(QDialog):
             self.keep_button.hide()
         self.model_changed.emit()
 
-    def _on_activation_progress(self, done: int, total: int) -> None:
+    def _on_activation_progress(self, encoded: tuple[int, int]) -> None:
+        done, total = encoded
         self._say(f"Activating: encoding photos with the new network, {done} of {total}…")
 
     def _on_activation_failed(self, message: str) -> None:
         self._say(f"Could not activate: {message}", error=True)
 
     def _on_activation_thread_finished(self) -> None:
-        thread, self._activation = self._activation, None
-        if thread is not None:
-            thread.deleteLater()
+        self._activation = None
         self._update_controls()
         self.reload()
         if self._close_when_stopped and not self.is_training():
@@ -1055,11 +1003,11 @@ class RetrainDialog(QDialog):
 
     def reject(self) -> None:
         # Closing while training cancels it, and closes once the trainer has gone rather than
-        # block this thread; so does an activation in flight (see ActivationThread).
+        # block this thread; so does an activation in flight (see activate_model).
         if self.is_training() or self.is_activating():
             self._close_when_stopped = True
             self.cancel_training()
-            if isinstance(self._activation, ActivationThread):
+            if self._activation is not None:
                 self._activation.cancel.set()  # only an encoding catch-up stops early; it resumes next time
             return
         super().reject()
@@ -1076,8 +1024,6 @@ class RetrainDialog(QDialog):
         self._tick.stop()
         if self._run is not None:
             self._run.stop_now()
-        if isinstance(self._activation, ActivationThread):
-            self._activation.cancel.set()
         for thread in (self._facts_thread, self._activation):
             if thread is not None:
-                thread.wait()
+                thread.stop()  # an activation's encoding catch-up stops early and resumes next time
