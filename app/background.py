@@ -78,6 +78,7 @@ class Task(QThread):
         self.done: Callable[[object], None] | None = None
         self.failed: Callable[[str], None] | None = None
         self.progress: Callable[[object], None] | None = None
+        self.after: Callable[[], None] | None = None
         # bound methods of an object of the GUI thread: queued there from run()
         self._succeeded.connect(self._deliver_result)
         self._failed.connect(self._deliver_failure)
@@ -112,6 +113,8 @@ class Task(QThread):
         self.wait()  # finished is sent just before the thread ends: let it end
         self.ended = True
         self.deleteLater()
+        if self.after is not None:
+            self.after()
 
     def stop(self) -> None:
         """Ask the function to stop (``cancel``) and wait for its thread; safe once the task
@@ -124,15 +127,16 @@ class Task(QThread):
 def run_in_thread(function: Callable[..., object], done: Callable[[object], None] | None = None,
                   failed: Callable[[str], None] | None = None, *, what: str,
                   progress: Callable[[object], None] | None = None, cancel: threading.Event | None = None,
-                  parent: QObject | None = None) -> Task:
+                  after: Callable[[], None] | None = None, parent: QObject | None = None) -> Task:
     """Start ``function()`` in a thread; then ``done(result)`` or ``failed(message)`` in the GUI thread.
 
     With ``progress``, the function is called as ``function(report)`` and each ``report(value)``
     reaches ``progress(value)`` in the GUI thread. ``what`` names the work in a failure message.
-    Connect to the task's ``finished`` to learn when its thread has ended (after the outcome).
+    ``after()`` is called in the GUI thread once the thread has ended (after the outcome): set
+    here, before the thread starts, so that a quick function cannot end before it is connected.
     """
     task = Task(function, what=what, cancel=cancel, reports_progress=progress is not None, parent=parent)
-    task.done, task.failed, task.progress = done, failed, progress
+    task.done, task.failed, task.progress, task.after = done, failed, progress, after
     task.start()
     return task
 

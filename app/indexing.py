@@ -228,7 +228,7 @@ class IndexingService(QObject):
                 lambda report: index_folders(self.library_path, folders, model_provider=self.model_provider,
                                              indexer_options=options, setup=setup, cancel=cancel, report=report),
                 self._on_index_done, self._on_index_failed, progress=self._on_index_progress, cancel=cancel,
-                what="indexing", parent=self)
+                after=self._on_thread_finished, what="indexing", parent=self)
             self._thread_kind = "index"
         elif self._pending and not self._retry.isActive():
             paths = sorted(self._pending)
@@ -238,12 +238,11 @@ class IndexingService(QObject):
             self.updateStarted.emit(len(paths))
             thread = run_in_thread(
                 lambda: apply_folder_changes(self.library_path, paths, indexer_options=options, cancel=cancel),
-                self._on_update_done, self.updateFailed.emit, cancel=cancel,
+                self._on_update_done, self.updateFailed.emit, cancel=cancel, after=self._on_thread_finished,
                 what="updating the library", parent=self)
             self._thread_kind, self._update_paths = "update", paths
         else:
             return
-        thread.finished.connect(self._on_thread_finished)
         self._thread = thread
 
     def _on_index_progress(self, progress) -> None:

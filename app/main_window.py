@@ -408,7 +408,7 @@ class MainWindow(QMainWindow):
 
     def open_retrain_dialog(self, versions: bool = False):
         """The retrain dialog for this library (one at a time); on its Versions tab if asked."""
-        from app.retrain_dialog import RetrainDialog
+        from app.retrain import RetrainDialog
 
         dialog = self._retrain_dialog
         if dialog is None:
@@ -439,7 +439,7 @@ class MainWindow(QMainWindow):
         if self._query is not None and not self._closed:
             self.search(self._query)
 
-    # ------------------------------------------------------------------ labelling (app/labeling.py)
+    # ------------------------------------------------------------------ labelling (app/labeling/)
 
     def _init_labeling(self) -> None:
         """The Labels menu, the pair dock and the labels dialog; feedback on results."""
