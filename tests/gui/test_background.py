@@ -12,7 +12,7 @@ from tests.gui.conftest import _running_threads
 
 def _collect(qtbot, **kwargs):
     """Start a task and wait for its thread to end; (done values, failure messages, the GUI thread's share)."""
-    outcome = {"done": [], "failed": [], "progress": [], "in_gui_thread": []}
+    outcome = {"done": [], "failed": [], "progress": [], "after": [], "in_gui_thread": []}
     def record(key):
         def receive(value):
             outcome["in_gui_thread"].append(threading.current_thread() is threading.main_thread())
@@ -20,7 +20,8 @@ def _collect(qtbot, **kwargs):
         return receive
 
     task = run_in_thread(kwargs.pop("function"), record("done"), record("failed"),
-                         progress=record("progress") if kwargs.pop("progress", False) else None, **kwargs)
+                         progress=record("progress") if kwargs.pop("progress", False) else None,
+                         after=lambda: record("after")("ended"), **kwargs)
     qtbot.waitUntil(lambda: task.ended, timeout=10_000)  # after the outcome, which comes first
     return outcome
 
@@ -34,6 +35,13 @@ def test_a_task_answers_in_the_gui_thread_with_its_result_and_progress(qtbot):
     outcome = _collect(qtbot, function=count, progress=True, what="counting")
     assert outcome["progress"] == [0, 1, 2] and outcome["done"] == ["counted"] and outcome["failed"] == []
     assert all(outcome["in_gui_thread"])
+
+
+def test_a_task_that_ends_at_once_still_calls_after(qtbot):
+    """after() is set before the thread starts: a finished signal connected after start() was lost."""
+    for _ in range(20):
+        outcome = _collect(qtbot, function=lambda: None, what="nothing")
+        assert outcome["done"] == [None] and outcome["after"] == ["ended"]
 
 
 def test_a_typed_error_is_the_message_and_a_bug_is_logged_with_its_traceback(qtbot, caplog):
