@@ -166,7 +166,7 @@ class LibraryWorker(QObject):
     def library(self):
         """The Library, opened on first need (it may be created after the window opens);
         UserError when there is none at the path."""
-        # numpy and ONNX Runtime load here, in the worker thread, not before the first paint
+        # numpy and the engine load here, in the worker thread, not before the window's first paint
         from engine.library import Library
 
         if self._library is None:

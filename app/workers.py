@@ -20,8 +20,8 @@ from engine.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# The engine modules (numpy, ONNX Runtime) are imported inside the functions that run in a
-# worker thread: they load there, and the window paints first without them.
+# The engine modules (numpy with them) are imported inside the functions that run in a worker
+# thread: they load there, and the window paints first without them.
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class SearchThread(QObject):
 
     def _search(self, worker: LibraryWorker, request: int, query: object, k: int,
                 options: dict) -> tuple[str, list[ResultItem]]:
-        # numpy: in the worker thread
+        # numpy and the engine: in the worker thread
         from engine.index import thumbnail_path
         from engine.search import SearchParams
 
@@ -277,7 +277,7 @@ def index_folders(library_path, folders: Sequence[str], *, model_provider: Calla
     model gets ``model_provider(setup.bits)``. ``report`` receives a stage (str) or a copy of
     the engine.index.IndexProgress.
     """
-    # numpy and ONNX Runtime: in the worker thread
+    # numpy and the engine: in the worker thread
     from engine.index import Indexer, IndexReport, set_exclusions, set_indexed_suffixes
     from engine.library import Library
 
@@ -306,7 +306,7 @@ def apply_folder_changes(library_path, paths: Sequence[str], *, indexer_options:
     """Apply a folder watcher's batch of changed paths to the library (engine.watch.apply_changes):
     the engine.index.IndexReport, or None when another process holds the library's writer lock
     (the batch was not applied and should be tried again later). Run with run_in_thread."""
-    # numpy and ONNX Runtime: in the worker thread
+    # numpy and the engine: in the worker thread
     from engine.library import Library
     from engine.watch import apply_changes
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.store import ModelRow
+from engine.store import ModelRow, Store
 
 # Mirrors trainer.library_train.MIN_SIMILAR_PAIRS: importing that module here would import torch
 # into the GUI process. tests/gui/test_retrain.py checks that the two agree.
@@ -33,8 +33,6 @@ class LibraryFacts:
 
 def read_library_facts(library_path: str | os.PathLike) -> LibraryFacts:
     """Count the labelled pairs training can use, the way the trainer counts them, and list models."""
-    from engine.store import Store
-
     store = Store.open(library_path, create=False, readonly=True)
     try:
         rows = store.labels()
@@ -58,7 +56,7 @@ def activate_model(library_path: str | os.PathLike, model_id: int | None, *, can
     (photos encoded, photos to encode) and stops on ``cancel``, keeping what it wrote for the
     next try.
     """
-    from engine.library import Library  # numpy and ONNX Runtime: in the worker thread
+    from engine.library import Library  # a slow import: in the worker thread, not as the dialog opens
 
     def progress(state) -> None:
         report((state.done, state.total))
@@ -71,7 +69,7 @@ def activate_model(library_path: str | os.PathLike, model_id: int | None, *, can
 
 def delete_model(library_path: str | os.PathLike, model_id: int) -> int:
     """Delete a model version that is not active (engine.library.Library.delete_model); its id."""
-    from engine.library import Library  # numpy and ONNX Runtime: in the worker thread
+    from engine.library import Library  # a slow import: in the worker thread, not as the dialog opens
 
     with Library(Path(library_path), create=False) as library:
         library.delete_model(model_id)
