@@ -10,8 +10,6 @@ from PySide6.QtCore import QObject, Signal
 from app.background import LibraryThread, LibraryWorker
 from app.labeling.items import FEEDBACK_SOURCE, SIMILAR, LabelEntry, PairItem, SuggestionBatch
 from engine.errors import UserError
-from engine.index import thumbnail_path
-from engine.labels import export_csv_file, photo_hash
 from engine.paths import display_path
 from engine.store import LabelRow
 from engine.suggest import PairSuggestion, recent_search, suggest_pairs
@@ -71,7 +69,7 @@ class LabelService(QObject):
         self._call("listing labels", self._list, lambda entries: self.listed.emit(request_id, entries))
 
     def export(self, path: str) -> None:
-        self._call("exporting labels", lambda worker: export_csv_file(worker.library().store, path),
+        self._call("exporting labels", lambda worker: self._export(worker, path),
                    lambda written: self.exported.emit(path, written))
 
     def shutdown(self) -> None:
@@ -90,7 +88,12 @@ class LabelService(QObject):
 
     # ------------------------------------------------------------------ work (worker thread)
 
+    # engine.index and engine.labels (which loads engine.library) are imported in the worker
+    # thread: this module loads with the window, and they would add a good part of a second.
+
     def _suggest(self, worker: LibraryWorker, recent: list, exclude: list, seed: int, count: int) -> SuggestionBatch:
+        from engine.index import thumbnail_path
+
         library = worker.library_or_none()
         if library is None:
             return SuggestionBatch([], "There is no library yet: add your photo folders first "
@@ -144,6 +147,8 @@ class LabelService(QObject):
         return removed, store.label_count()
 
     def _feedback(self, worker: LibraryWorker, query_path: str, result_path: str, label: int) -> tuple[str, int]:
+        from engine.labels import photo_hash
+
         store = worker.library().store
         result = store.image_by_path(result_path)
         if result is None or result.content_hash is None or result.slot is None:
@@ -161,6 +166,8 @@ class LabelService(QObject):
         return message, store.label_count()
 
     def _list(self, worker: LibraryWorker) -> list[LabelEntry]:
+        from engine.index import thumbnail_path
+
         library = worker.library_or_none()
         if library is None:
             return []
@@ -173,3 +180,8 @@ class LabelService(QObject):
 
         return [LabelEntry(row, thumb(row.hash_a, row.current_a), thumb(row.hash_b, row.current_b))
                 for row in store.label_rows()]
+
+    def _export(self, worker: LibraryWorker, path: str) -> int:
+        from engine.labels import export_csv_file
+
+        return export_csv_file(worker.library().store, path)
