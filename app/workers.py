@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QObject, QRunnable, QSize, Qt, QThread, QThreadPool, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader
 
 from app.background import LibraryThread, LibraryWorker
@@ -48,22 +48,15 @@ class SearchThread(QObject):
     # that is not UTF-8 (Qt text cannot hold them).
     resultsReady = Signal(int, object, list)  # request id, query path, [ResultItem]
     failed = Signal(int, str)
-    refreshRequested = Signal()  # kept for the window, which still emits it; runs refresh
 
     def __init__(self, library_path, parent: QObject | None = None):
         super().__init__(parent)
-        self.refreshRequested.connect(self.refresh)
         self._path = Path(library_path)
         self._library = LibraryThread(library_path, "lookalike-search", parent=self)
         self._request = 0
         # read in the worker thread: an int read is atomic, and a stale one costs one search
         self._latest = 0
         self._tmp: tempfile.TemporaryDirectory | None = None  # pasted images; used in the worker thread only
-
-    @property
-    def worker(self) -> "SearchThread":
-        """Where the signals are (kept for the window, which still connects to ``worker``)."""
-        return self
 
     def refresh(self) -> None:
         self._library.call(self._status, self.statusReady.emit, self._on_status_failed, what="reading the library")
@@ -207,26 +200,6 @@ class ImageLoader(QObject):
     def shutdown(self) -> None:
         self.reset()
         self.pool.waitForDone()
-
-
-# ------------------------------------------------------------------ warm-up
-
-
-class FunctionThread(QThread):
-    """Runs one function once; ``result`` or ``error`` is set when it returns."""
-
-    def __init__(self, function: Callable[[], object], parent: QObject | None = None):
-        super().__init__(parent)
-        self._function = function
-        self.result = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.result = self._function()
-        except Exception as exc:  # reported, never raised into Qt
-            log.warning("background task failed: %s", exc)
-            self.error = exc
 
 
 # ------------------------------------------------------------------ folders
