@@ -1,11 +1,14 @@
-"""The `lookalike` command line: index folders, search by image, status, models."""
+"""The `lookalike` command line: index folders, search by image, status, models (no Qt: the window is app.entry's)."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import errno
 import json
 import logging
+import math
 import os
 import signal
 import sqlite3
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from engine import __version__
 from engine.default_model import build_default_model, default_model_cache
-from engine.errors import Cancelled, EnvironmentProblem, LookalikeError, UserError
+from engine.errors import Cancelled, EnvironmentProblem, LibraryDamaged, LookalikeError, UserError, environment_problem
 from trainer.catalog import BACKBONE_HELP, DEFAULT_METHOD, DEFAULT_MODE, FULL_MODE_BACKBONES, LEARNED, MODES
 
 log = logging.getLogger("lookalike")
@@ -23,6 +26,9 @@ log = logging.getLogger("lookalike")
 EXIT_USER = 2
 EXIT_ENVIRONMENT = 3
 EXIT_CANCELLED = 130
+
+# The engine modules that load numpy (and the trainer's, torch) are imported inside the
+# commands that use them, so `lookalike --help` and a mistyped command answer at once.
 def _open_library(args, *, create: bool):
     from engine.library import Library
 
@@ -179,8 +185,6 @@ def cmd_status(args) -> int:
 
 def _raise_if_damaged(problems: list[str]) -> None:
     if problems:
-        from engine.errors import LibraryDamaged
-
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise LibraryDamaged(f"the library is damaged: {problems[0]}{more}; run 'lookalike repair'")
 
@@ -199,8 +203,6 @@ def cmd_repair(args) -> int:
                       "'lookalike repair' gives them one")
             if not found.sound:
                 if not found.catalog_ok:
-                    from engine.errors import LibraryDamaged
-
                     raise LibraryDamaged("the catalog is damaged (see above): restore catalog.sqlite3 from a backup "
                                          "if you have one; 'lookalike labels export' may still save your labels")
                 _raise_if_damaged(found.problems())
@@ -375,8 +377,6 @@ def _bytes_field(name: str, path: str) -> dict:
         path.encode("utf-8")
         return {}
     except UnicodeEncodeError:
-        import base64
-
         return {f"{name}_bytes": base64.b64encode(os.fsencode(path)).decode("ascii")}
 
 
@@ -453,8 +453,6 @@ def cmd_train(args) -> int:
 
 def _check_summary(report: dict) -> str:
     """The held-out check in words: where the held-out partner ranks before -> after, then the other figures."""
-    import math
-
     def pct(value) -> str:
         return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
@@ -519,6 +517,7 @@ class _TrainProgress:
 
     def __enter__(self) -> "_TrainProgress":
         if self.enabled:
+            # rich: only when a bar is drawn on a terminal
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                        TimeRemainingColumn)
 
@@ -567,6 +566,7 @@ class _Progress:
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
+            # rich: only when a bar is drawn on a terminal
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
 
@@ -789,12 +789,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+def command_names() -> set[str]:
+    """The command words (index, search, ...): a word that is one is a command, never a photo."""
+    parser = build_parser()
     return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
             for name in action.choices}
 
 
-def _print_names_as_bytes() -> None:
+def print_names_as_bytes() -> None:
     """Print a file name that is not UTF-8 as its own bytes (as ls and find do), not crash on it."""
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
@@ -822,18 +824,9 @@ def _terminate_as_interrupt():
 
 
 def main(argv: list[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else argv
-    _print_names_as_bytes()
-    if words == []:  # no arguments: the desktop window
-        from app.main import main as gui_main
-
-        return gui_main()
+    """Run one command (``app.entry.main`` opens the window when there is none)."""
+    print_names_as_bytes()
     parser = build_parser()
-    if len(words) == 1 and words[0] not in _command_names(parser) and os.path.isfile(words[0]):
-        # One photo and no command: "Open with Lookalike" from a file manager searches for it.
-        from app.main import main as gui_main
-
-        return gui_main(query=os.path.abspath(words[0]))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -869,15 +862,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _environment_problem(exc: BaseException) -> EnvironmentProblem | None:
-    import errno
-
     if isinstance(exc, sqlite3.DatabaseError):
-        from engine.store import catalog_problem
+        from engine.store import catalog_problem  # numpy: only on this error path
 
         return catalog_problem(exc, None)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        from engine.errors import environment_problem
-
         return environment_problem(exc, f"write {exc.filename or 'a file'}")
     return None
 

@@ -8,6 +8,7 @@ X11 libraries; most desktops have them, minimal installs and containers often la
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -83,8 +84,6 @@ def install_line(sonames: list[str]) -> str:
 
 def xcb_plugin() -> Path | None:
     """PySide6's xcb platform plugin, found without importing Qt."""
-    import importlib.util
-
     spec = importlib.util.find_spec("PySide6")
     if spec is None or not spec.submodule_search_locations:
         return None

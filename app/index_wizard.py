@@ -7,6 +7,7 @@ it go on, and opening the wizard again while it runs shows its progress page.
 from __future__ import annotations
 
 import os
+import threading
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
@@ -15,7 +16,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 
 from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, format_duration,
                           read_library_info, saved_provider, saved_threads, time_left)
-from app.workers import CountThread, FunctionThread, IndexSetup
+from app.background import Task, run_in_thread
+from app.workers import IndexSetup, count_images
+from engine.index import suffix_families
 from engine.paths import display_path
 
 RATE_ESTIMATE = 20.0  # photos a second on a CPU, for the summary's rough time
@@ -107,8 +110,6 @@ class OptionsPage(QWizardPage):
         box.addLayout(edit_row)
 
         # file types
-        from engine.index import suffix_families
-
         self.type_boxes: dict[str, QCheckBox] = {}
         self._families = suffix_families()
         types_box = QGroupBox("File types")
@@ -237,7 +238,7 @@ class SummaryPage(QWizardPage):
         layout.addWidget(self.options_label)
         layout.addStretch(1)
         self.count: int | None = None
-        self._thread: CountThread | None = None
+        self._thread: Task | None = None
 
     def initializePage(self) -> None:
         self.stop()
@@ -248,10 +249,11 @@ class SummaryPage(QWizardPage):
         self.label.setText(f"Counting the photos in {len(folders)} folder(s)…")
         self.options_label.setText(self.options_text())
         suffixes = options.suffixes()
-        self._thread = CountThread(folders, parent=self, exclusions=options.exclusion_patterns(),
-                                   suffixes=suffixes)
-        self._thread.counted.connect(self._on_counted)
-        self._thread.start()
+        exclusions, cancel = options.exclusion_patterns(), threading.Event()
+        self._thread = run_in_thread(
+            lambda report: count_images(folders, exclusions=exclusions, suffixes=suffixes, cancel=cancel, report=report),
+            self._on_count_done, self._on_count_failed, progress=lambda count: self._on_counted(count, False),
+            cancel=cancel, what="counting the photos", parent=self)
 
     def options_text(self) -> str:
         wizard = self.wizard()
@@ -271,6 +273,13 @@ class SummaryPage(QWizardPage):
                      f"thread(s)")
         return "\n".join(lines)
 
+    def _on_count_done(self, count: int | None) -> None:
+        if count is not None:  # None: cancelled
+            self._on_counted(count, True)
+
+    def _on_count_failed(self, message: str) -> None:
+        self.label.setText(f"The photos could not be counted: {message}")
+
     def _on_counted(self, count: int, finished: bool) -> None:
         folders = len(self.wizard().folders_page.folders())
         if not finished:
@@ -289,8 +298,7 @@ class SummaryPage(QWizardPage):
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._thread.cancel.set()
-            self._thread.wait()
+            self._thread.stop()
             self._thread = None
 
 
@@ -451,17 +459,11 @@ class IndexWizard(QWizard):
         self.attached = service.is_indexing()
         if self.attached:
             self.setStartId(self.progress_id)
-        self._info_thread = FunctionThread(lambda: read_library_info(self.library_path), parent=self)
-        self._info_thread.setObjectName("lookalike-library-info")
-        self._info_thread.finished.connect(self._on_info)
-        self._info_thread.start()
+        self._info_thread: Task | None = run_in_thread(
+            lambda: read_library_info(self.library_path), self._on_info,
+            lambda message: self._on_info(LibraryInfo(error=message)), what="reading the library", parent=self)
 
-    def _on_info(self) -> None:
-        thread = self._info_thread
-        if thread is None:
-            return
-        thread.wait()
-        info = thread.result if isinstance(thread.result, LibraryInfo) else LibraryInfo(error=str(thread.error))
+    def _on_info(self, info: LibraryInfo) -> None:
         self.info = info
         self.folders_page.show_info(info)
         self.options_page.show_info(info)
@@ -487,7 +489,7 @@ class IndexWizard(QWizard):
     def _stop_threads(self) -> None:
         self.summary_page.stop()
         if self._info_thread is not None:
-            self._info_thread.wait()  # a read-only look at the library: quick
+            self._info_thread.stop()  # a read-only look at the library: quick
 
     def shutdown(self) -> None:
         """Stop the wizard's own workers (the app is quitting; the service stops the run)."""

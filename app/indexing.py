@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 
-from app.workers import IndexSetup, IndexThread, UpdateThread
+from app.background import Task, run_in_thread
+from app.workers import IndexSetup, apply_folder_changes, index_folders
+from engine.default_model import build_default_model
+from engine.errors import LookalikeError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +44,13 @@ def saved_provider(settings: QSettings) -> str:
 
 
 def default_model_provider(bits: int = 64) -> Path:
-    from engine.default_model import build_default_model
-
     # A torch subprocess the first time; a cached folder after that.
     return build_default_model(bits, quiet=True)
 
 
 def provider_choices() -> list[tuple[str, str]]:
     """(setting, label) of the devices this machine can index on; imports ONNX Runtime (slow: not on the GUI thread)."""
-    from engine.encoder import CPU_PROVIDER, choose_providers
+    from engine.encoder import CPU_PROVIDER, choose_providers  # ONNX Runtime: in a worker thread only
 
     auto, why = choose_providers("auto")
     now = "GPU" if auto[0] != CPU_PROVIDER else "CPU"
@@ -75,7 +77,7 @@ class LibraryInfo:
 
 def read_library_info(library_path: str | os.PathLike) -> LibraryInfo:
     """The library's model, roots, exclusions and file types, and the devices to index on."""
-    from engine.errors import LookalikeError, UserError
+    # numpy: read in the wizard's worker thread, never on the window's start (this module is)
     from engine.imageio import IMAGE_SUFFIXES
     from engine.index import indexed_suffixes
     from engine.store import Store
@@ -141,7 +143,9 @@ class IndexingService(QObject):
         self.model_provider = model_provider or default_model_provider
         self.fixed_options = dict(indexer_options or {})  # override the settings (tests, development)
         self.watch_debounce = watch_debounce
-        self._thread: IndexThread | UpdateThread | None = None
+        self._thread: Task | None = None  # the index run or the watched batch being applied
+        self._thread_kind: str | None = None  # "index" or "update"
+        self._update_paths: list[str] = []  # the batch being applied
         self._index_job: tuple[list[str], IndexSetup | None, dict] | None = None
         self._indexing = False
         self._pending: set[str] = set()
@@ -189,7 +193,7 @@ class IndexingService(QObject):
         self.last_stage = "Waiting for the update in progress…" if self._thread is not None else "Starting…"
         self.indexingStarted.emit()
         self.stage.emit(self.last_stage)
-        if isinstance(self._thread, UpdateThread):
+        if self._thread_kind == "update":
             self._thread.cancel.set()  # its batch goes back to the queue; the run covers it anyway
         self._pump()
 
@@ -204,7 +208,7 @@ class IndexingService(QObject):
             self.indexingFailed.emit(self.error)
             self.indexingFinished.emit()
             return
-        if isinstance(self._thread, IndexThread):
+        if self._thread_kind == "index":
             self._thread.cancel.set()
             self._set_stage("Cancelling: finishing the photos in flight…")
 
@@ -219,28 +223,32 @@ class IndexingService(QObject):
         if self._index_job is not None:
             folders, setup, options = self._index_job
             self._index_job = None
-            thread = IndexThread(self.library_path, folders, model_provider=self.model_provider,
-                                 indexer_options=options, setup=setup, parent=self)
-            thread.stage.connect(self._set_stage)
-            thread.progress.connect(self._on_index_progress)
-            thread.done.connect(self._on_index_done)
-            thread.failed.connect(self._on_index_failed)
+            cancel = threading.Event()
+            thread = run_in_thread(
+                lambda report: index_folders(self.library_path, folders, model_provider=self.model_provider,
+                                             indexer_options=options, setup=setup, cancel=cancel, report=report),
+                self._on_index_done, self._on_index_failed, progress=self._on_index_progress, cancel=cancel,
+                after=self._on_thread_finished, what="indexing", parent=self)
+            self._thread_kind = "index"
         elif self._pending and not self._retry.isActive():
             paths = sorted(self._pending)
             self._pending.clear()
             options = {k: v for k, v in self.indexer_options().items() if k in ("workers", "providers")}
-            thread = UpdateThread(self.library_path, paths, indexer_options=options, parent=self)
-            thread.done.connect(self._on_update_done)
-            thread.failed.connect(self.updateFailed)
-            thread.locked.connect(self._on_update_locked)
+            cancel = threading.Event()
             self.updateStarted.emit(len(paths))
+            thread = run_in_thread(
+                lambda: apply_folder_changes(self.library_path, paths, indexer_options=options, cancel=cancel),
+                self._on_update_done, self.updateFailed.emit, cancel=cancel, after=self._on_thread_finished,
+                what="updating the library", parent=self)
+            self._thread_kind, self._update_paths = "update", paths
         else:
             return
-        thread.finished.connect(self._on_thread_finished)
         self._thread = thread
-        thread.start()
 
     def _on_index_progress(self, progress) -> None:
+        if isinstance(progress, str):  # a stage: preparing the model, looking for photos
+            self._set_stage(progress)
+            return
         self.last_progress = progress
         self.progress.emit(progress)
 
@@ -253,15 +261,15 @@ class IndexingService(QObject):
         self.indexingFailed.emit(message)
 
     def _on_update_done(self, report) -> None:
+        if report is None:
+            # Another process (the command line) is writing: keep the batch and try again later.
+            if self._thread_kind == "update":
+                self._requeue(self._update_paths, LOCKED_RETRY_MS)
+            return
         if report.cancelled:  # cancelled for an index run or on quit: not applied yet
-            self._requeue(self._thread.paths if self._thread is not None else [], 0)
+            self._requeue(self._update_paths if self._thread is not None else [], 0)
             return
         self.updateDone.emit(report)
-
-    def _on_update_locked(self) -> None:
-        # Another process (the command line) is writing: keep the batch and try again later.
-        if isinstance(self._thread, UpdateThread):
-            self._requeue(self._thread.paths, LOCKED_RETRY_MS)
 
     def _requeue(self, paths: Sequence[str], delay_ms: int) -> None:
         self._pending.update(paths)
@@ -270,11 +278,11 @@ class IndexingService(QObject):
 
     def _on_thread_finished(self) -> None:
         thread, self._thread = self._thread, None
+        kind, self._thread_kind, self._update_paths = self._thread_kind, None, []
         if thread is None:
             return
-        thread.wait()  # finished is sent just before the thread ends: let it end
-        thread.deleteLater()
-        if isinstance(thread, IndexThread):
+        thread.wait()  # finished is sent just before the thread ends: let it end (the task deletes itself)
+        if kind == "index":
             self._indexing = False
             self.indexingFinished.emit()
         if not self._closed:
@@ -312,7 +320,7 @@ class IndexingService(QObject):
         if self._watcher is not None and not changed:
             return
         self._stop_watcher()
-        from engine.watch import FolderWatcher
+        from engine.watch import FolderWatcher  # numpy: not before the window's first paint
 
         self._watcher = FolderWatcher(config[0], self._changesDetected.emit, exclusions=config[1],
                                       suffixes=config[2], ignore=[self.library_path], debounce=self.watch_debounce,
@@ -342,6 +350,7 @@ class IndexingService(QObject):
         self._stop_watcher()
         self._index_job = None
         thread, self._thread = self._thread, None
+        self._thread_kind, self._update_paths = None, []
         if thread is not None:
             thread.cancel.set()
             thread.wait()

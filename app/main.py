@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from app.desktop_check import install_line, missing_for_window, missing_from_import_error
+
 
 def create_window(argv: list[str] | None = None, query: str | None = None):
     """The application (themed, with its icon) and a shown main window, searching for ``query``
     (a photo's path) when given; the event loop is not started."""
+    # Qt only after the system check: without the desktop's X11 libraries it cannot load
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -33,8 +36,6 @@ EXIT_ENVIRONMENT = 3  # as the CLI's: the machine is not right
 
 
 def main(argv: list[str] | None = None, query: str | None = None) -> int:
-    from app.desktop_check import install_line, missing_for_window, missing_from_import_error
-
     missing = missing_for_window()
     if missing:
         print(f"lookalike: {install_line(missing)}", file=sys.stderr)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QSettings, QSize, Qt, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPainter, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayout, QLabel, QListView,
-                               QMainWindow, QMenu, QPushButton, QSpinBox, QSplitter, QStackedWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPainter, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFrame, QGridLayout, QHBoxLayout,
+                               QLabel, QListView, QMainWindow, QMenu, QProgressBar, QPushButton, QSpinBox, QSplitter,
+                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
+from app.background import run_in_thread
 from app.icons import icon
+from app.indexing import IndexingService, compact_progress
+from app.labeling import LabelingController
 from app.refine import DISSIMILAR, SIMILAR, WindowQuery, refinement_text
 from app.results import MARK_NAMES, MarkDelegate, ResultsModel
-from app.workers import FunctionThread, ImageLoader, SearchThread
-from engine.paths import display_path, file_url
+from app.workers import ImageLoader, SearchThread
+from engine.paths import default_library_path, display_path, file_url
+from engine.search import warm_up as engine_warm_up
 
 SETTINGS_ORG = SETTINGS_APP = "Lookalike"
 DEFAULT_K = 50
@@ -23,7 +28,7 @@ PREVIEW = QSize(280, 280)
 
 
 def image_suffixes() -> frozenset[str]:
-    from engine.imageio import IMAGE_SUFFIXES
+    from engine.imageio import IMAGE_SUFFIXES  # Pillow and numpy: when a drop asks, not at start
 
     return IMAGE_SUFFIXES
 
@@ -68,8 +73,6 @@ def path_of_url(url: QUrl) -> str:
     that are not UTF-8 into replacement characters: a different file)."""
     if os.name == "nt":
         return url.toLocalFile()
-    from urllib.parse import unquote_to_bytes
-
     return os.fsdecode(unquote_to_bytes(url.path(QUrl.ComponentFormattingOption.FullyEncoded)))
 
 
@@ -118,8 +121,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, SETTINGS_APP)
         if library_path is None:
-            from engine.paths import default_library_path
-
             library_path = self.settings.value("library", str(default_library_path()))
         self.library_path = Path(library_path)
         self._wizard_options = dict(wizard_options or {})
@@ -150,21 +151,18 @@ class MainWindow(QMainWindow):
             self.resize(1100, 720)
 
         self.search_thread = SearchThread(self.library_path, parent=self)
-        self.search_thread.worker.statusReady.connect(self._on_status)
-        self.search_thread.worker.resultsReady.connect(self._on_results)
-        self.search_thread.worker.failed.connect(self._on_failed)
+        self.search_thread.statusReady.connect(self._on_status)
+        self.search_thread.resultsReady.connect(self._on_results)
+        self.search_thread.failed.connect(self._on_failed)
         self._build_indexing()
         self._init_labeling()
-        self.search_thread.refreshRequested.emit()
+        self.search_thread.refresh()
 
         self._warm_thread = None
         if warm_up:
             # Searches use numpy until the numba kernels are loaded; loading them takes
             # about a second (far longer the first time ever), so never on this thread.
-            from engine.search import warm_up as engine_warm_up
-
-            self._warm_thread = FunctionThread(engine_warm_up, parent=self)
-            self._warm_thread.start()
+            self._warm_thread = run_in_thread(engine_warm_up, what="loading the search kernels", parent=self)
 
     # ------------------------------------------------------------------ layout
 
@@ -301,7 +299,7 @@ class MainWindow(QMainWindow):
         return self.stack.currentWidget() is self.empty_page
 
     def refresh_status(self) -> None:
-        self.search_thread.refreshRequested.emit()
+        self.search_thread.refresh()
 
     # ------------------------------------------------------------------ queries
 
@@ -629,7 +627,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ wizard
 
     def open_wizard(self) -> None:
-        from app.index_wizard import IndexWizard
+        from app.index_wizard import IndexWizard  # numpy (engine.index): when the wizard opens
 
         if self._wizard is not None:
             self._wizard.raise_()
@@ -662,7 +660,7 @@ class MainWindow(QMainWindow):
 
     def open_retrain_dialog(self, versions: bool = False):
         """The retrain dialog for this library (one at a time); on its Versions tab if asked."""
-        from app.retrain_dialog import RetrainDialog
+        from app.retrain import RetrainDialog  # QtCharts and the engine: when the dialog opens
 
         dialog = self._retrain_dialog
         if dialog is None:
@@ -692,14 +690,12 @@ class MainWindow(QMainWindow):
         self.refresh_status()
         self._rerun()
 
-    # ------------------------------------------------------------------ labelling (app/labeling.py)
+    # ------------------------------------------------------------------ labelling (app/labeling/)
 
     def _init_labeling(self) -> None:
         """The Labels menu, the pair dock and the labels dialog; feedback on results."""
-        from app.labeling import LabelingController
-
         self.labeling = LabelingController(self, self.library_path)
-        self.search_thread.worker.resultsReady.connect(self._on_results_for_labeling)
+        self.search_thread.resultsReady.connect(self._on_results_for_labeling)
 
     def _on_results_for_labeling(self, request_id: int, query_path: str, items: list) -> None:
         # The search behind the results on show: feedback labels against its query, and the
@@ -711,10 +707,6 @@ class MainWindow(QMainWindow):
 
     def _build_indexing(self) -> None:
         """The library's one writer (index runs, watched changes), its progress in the status bar, its menu."""
-        from PySide6.QtWidgets import QProgressBar, QToolButton
-
-        from app.indexing import IndexingService
-
         self.indexing = IndexingService(self.library_path, self.settings, parent=self, **self._wizard_options)
         self.indexing_label = QLabel()
         self.indexing_bar = QProgressBar()
@@ -739,7 +731,7 @@ class MainWindow(QMainWindow):
         service.updateFailed.connect(self._on_update_failed)
         service.libraryChanged.connect(self.refresh_status)
         service.watchProblem.connect(lambda message: self.statusBar().showMessage(message, 10_000))
-        self.search_thread.worker.statusReady.connect(self._on_library_status)
+        self.search_thread.statusReady.connect(self._on_library_status)
 
         self.watch_action = QAction("&Watch folders for changes", self, checkable=True)
         self.watch_action.setChecked(service.watch_enabled())
@@ -772,8 +764,6 @@ class MainWindow(QMainWindow):
             self.indexing_label.setText(text.rstrip(" .…") + "…")
 
     def _on_indexing_progress(self, progress) -> None:
-        from app.indexing import compact_progress
-
         if progress.phase == "indexing" and progress.total:
             self.indexing_bar.setRange(0, progress.total)
             self.indexing_bar.setValue(progress.done)
@@ -827,8 +817,6 @@ class MainWindow(QMainWindow):
 
     def _build_search_controls(self) -> QWidget:
         """Candidates (pool size or Hamming radius), re-rank on or off, and a folder filter."""
-        from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout
-
         box = QWidget()
         grid = QGridLayout(box)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -954,8 +942,6 @@ class MainWindow(QMainWindow):
     THUMBNAIL_SIZES = {"small": 96, "medium": 160, "large": 240}
 
     def _build_view_menu(self) -> None:
-        from PySide6.QtGui import QActionGroup
-
         view_menu = QMenu("&View", self)
         size_menu = view_menu.addMenu("&Thumbnail size")
         group = QActionGroup(self)
@@ -998,8 +984,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("k", self.k_spin.value())
-        from engine.paths import default_library_path
-
         # Remember only a chosen location, so $LOOKALIKE_LIBRARY keeps working otherwise.
         if self.library_path != default_library_path() or self.settings.contains("library"):
             self.settings.setValue("library", str(self.library_path))
@@ -1023,4 +1007,4 @@ class MainWindow(QMainWindow):
         self.model.shutdown()
         self.preview_loader.shutdown()
         if self._warm_thread is not None:
-            self._warm_thread.wait()
+            self._warm_thread.stop()  # waits: the kernels' loading cannot be cut short

@@ -1,8 +1,9 @@
-"""Work the window hands off its GUI thread: searching, image loading, folder counting and indexing."""
+"""The work the window hands off its GUI thread (run through app.background): searching, image loading, counting, indexing."""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import tempfile
@@ -11,27 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, Signal, Slot
+from PySide6.QtCore import QBuffer, QByteArray, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader
 
+from app.background import LibraryThread, LibraryWorker
 from app.refine import QueryExamples, WindowQuery
-from engine.errors import LookalikeError, UserError
+from engine.errors import UserError
 
 log = logging.getLogger(__name__)
 
-
-def call_reporting_failure(failed, what: str, job: Callable[[], object]) -> tuple[bool, object]:
-    """Run ``job`` in a worker thread: (True, its result), or (False, None) after sending the
-    failure to the ``failed`` signal: a LookalikeError's own message, or, for a bug, the error
-    logged with its traceback (a bug must reach the window, not vanish with the thread)."""
-    try:
-        return True, job()
-    except LookalikeError as exc:
-        failed.emit(str(exc))
-    except Exception as exc:
-        log.exception("%s failed", what)
-        failed.emit(f"{what} failed: {exc}")
-    return False, None
+# The engine modules (numpy with them) are imported inside the functions that run in a worker
+# thread: they load there, and the window paints first without them.
 
 
 @dataclass(frozen=True)
@@ -47,11 +38,10 @@ class ResultItem:
 # ------------------------------------------------------------------ search
 
 
-class SearchWorker(QObject):
-    """Owns the window's Library in a thread of its own (a Library is one SQLite connection).
+class SearchThread(QObject):
+    """The window's searches and status reads, in a LibraryThread of their own.
 
-    Move it to a QThread and talk to it only through queued signals; ``supersede`` is the one
-    direct call, so a burst of queries only runs the last one.
+    ``search`` supersedes the searches still queued: a burst of queries only runs the last one.
     """
 
     statusReady = Signal(object)  # a dict; an object, so the roots' names keep every byte
@@ -60,137 +50,91 @@ class SearchWorker(QObject):
     resultsReady = Signal(int, object, list)  # request id, query path, [ResultItem]
     failed = Signal(int, str)
 
-    def __init__(self, library_path: str | os.PathLike):
-        super().__init__()
-        self._path = Path(library_path)
-        self._library = None
-        self._latest = 0
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        self._examples = QueryExamples()  # the photos' codes and features, read once
-
-    def supersede(self, request_id: int) -> None:
-        # Called from the GUI thread: an int assignment is atomic, and a stale read only
-        # costs one wasted search.
-        self._latest = request_id
-
-    def _open(self):
-        from engine.library import Library
-
-        if self._library is None:
-            try:
-                self._library = Library(self._path, create=False)
-            except UserError:
-                return None
-        return self._library
-
-    @Slot()
-    def refresh(self) -> None:
-        try:
-            library = self._open()
-            if library is None:
-                status = {"exists": False, "library": str(self._path), "images": 0, "model": None}
-            else:
-                from engine.index import indexed_suffixes
-
-                # exclusions and types too: the folder watcher filters its events by them
-                status = {"exists": True, **library.status(), "exclusions": library.store.exclusions(),
-                          "suffixes": sorted(indexed_suffixes(library.store))}
-        except LookalikeError as exc:
-            status = {"exists": False, "library": str(self._path), "images": 0, "model": None, "error": str(exc)}
-        self.statusReady.emit(status)
-
-    @Slot(int, object, int, object)
-    def search(self, request_id: int, query: object, k: int, options: object = None) -> None:
-        """``query``: a photo's path, pasted pixels, or a WindowQuery (several photos, marked
-        results); searched as `lookalike search` does. ``options``: a dict of SearchParams
-        fields (pool, radius, rerank) plus ``folder``."""
-        from engine.index import thumbnail_path
-        from engine.search import SearchParams
-
-        if request_id != self._latest:
-            return  # a newer query came in meanwhile
-        # one photo (a path or pasted pixels), or an app.refine.WindowQuery: several, and marks
-        request = query if isinstance(query, WindowQuery) else WindowQuery.of(query)
-        try:
-            path = request.first_path or ""
-            library = self._open()
-            if library is None:
-                raise UserError("there is no library yet: add photo folders first")
-            options = dict(options or {})
-            folder = options.pop("folder", None)
-            hits = self._examples.search(library, request, SearchParams(k=k, **options), folder=folder,
-                                         image_path=self._query_path)
-            store = library.store
-            items = []
-            for hit in hits:
-                row = store.image_by_path(hit.path)
-                thumb = thumbnail_path(store.thumbs_dir(), row.content_hash) if row and row.content_hash else None
-                items.append(ResultItem(hit.path, hit.score, hit.hamming, str(thumb) if thumb else None))
-        except LookalikeError as exc:
-            self.failed.emit(request_id, str(exc))
-            return
-        except Exception as exc:  # a bug must not kill the worker thread
-            log.exception("search failed")
-            self.failed.emit(request_id, f"search failed: {exc}")
-            return
-        self.resultsReady.emit(request_id, path, items)
-
-    def _query_path(self, query: object) -> str:
-        if isinstance(query, QImage):
-            # Pasted or dropped pixels: the engine reads files, so write them out once here.
-            if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="lookalike-query-")
-            path = os.path.join(self._tmp.name, f"query-{self._latest}.png")
-            if not query.save(path, "PNG"):
-                raise UserError("the pasted image could not be saved for the search")
-            return path
-        return str(query)
-
-    @Slot()
-    def close(self) -> None:
-        if self._library is not None:
-            self._library.close()
-            self._library = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-        QThread.currentThread().quit()
-
-
-class SearchThread(QObject):
-    """The search worker's thread and the signals that reach it."""
-
-    searchRequested = Signal(int, object, int, object)
-    refreshRequested = Signal()
-    closeRequested = Signal()
-
     def __init__(self, library_path, parent: QObject | None = None):
         super().__init__(parent)
-        self.worker = SearchWorker(library_path)
-        self.thread = QThread()
-        self.thread.setObjectName("lookalike-search")
-        self.worker.moveToThread(self.thread)
-        self.searchRequested.connect(self.worker.search)
-        self.refreshRequested.connect(self.worker.refresh)
-        self.closeRequested.connect(self.worker.close)
-        self.thread.start()
+        self._path = Path(library_path)
+        self._library = LibraryThread(library_path, "lookalike-search", parent=self)
         self._request = 0
+        # read in the worker thread: an int read is atomic, and a stale one costs one search
+        self._latest = 0
+        self._tmp: tempfile.TemporaryDirectory | None = None  # pasted images; used in the worker thread only
+        self._examples = QueryExamples()  # the photos' codes and features, read once; worker thread only
+
+    def refresh(self) -> None:
+        self._library.call(self._status, self.statusReady.emit, self._on_status_failed, what="reading the library")
 
     def search(self, query: object, k: int, options: dict | None = None) -> int:
+        """Search for ``query``: a photo's path, pasted pixels, or a WindowQuery (several photos,
+        marked results), as `lookalike search` does; ``options``: SearchParams fields plus ``folder``."""
         self._request += 1
-        self.worker.supersede(self._request)
-        self.searchRequested.emit(self._request, query, k, dict(options or {}))
-        return self._request
+        request = self._latest = self._request
+        options = dict(options or {})
+        self._library.call(lambda worker: self._search(worker, request, query, k, options),
+                           lambda found: self.resultsReady.emit(request, *found),
+                           lambda message: self.failed.emit(request, message),
+                           what="search", stale=lambda: request != self._latest)
+        return request
 
     @property
     def current_request(self) -> int:
         return self._request
 
     def shutdown(self) -> None:
-        if self.thread.isRunning():
-            self.worker.supersede(-1)  # queued searches are dropped
-            self.closeRequested.emit()  # closes the Library in its thread, then quits the loop
-            self.thread.wait()
+        self._latest = -1  # queued searches are dropped
+        self._library.shutdown()
+        if self._tmp is not None:  # the worker thread has ended: nothing uses it now
+            self._tmp.cleanup()
+            self._tmp = None
+
+    # ------------------------------------------------------------------ in the worker thread
+
+    def _status(self, worker: LibraryWorker) -> dict:
+        from engine.index import indexed_suffixes  # numpy: in the worker thread
+
+        library = worker.library_or_none()
+        if library is None:
+            return {"exists": False, "library": str(self._path), "images": 0, "model": None}
+        # exclusions and types too: the folder watcher filters its events by them
+        return {"exists": True, **library.status(), "exclusions": library.store.exclusions(),
+                "suffixes": sorted(indexed_suffixes(library.store))}
+
+    def _on_status_failed(self, message: str) -> None:
+        self.statusReady.emit({"exists": False, "library": str(self._path), "images": 0, "model": None,
+                               "error": message})
+
+    def _search(self, worker: LibraryWorker, request: int, query: object, k: int,
+                options: dict) -> tuple[str, list[ResultItem]]:
+        # numpy and the engine: in the worker thread
+        from engine.index import thumbnail_path
+        from engine.search import SearchParams
+
+        # one photo (a path or pasted pixels), or an app.refine.WindowQuery: several, and marks
+        wanted = query if isinstance(query, WindowQuery) else WindowQuery.of(query)
+        path = wanted.first_path or ""
+        library = worker.library_or_none()
+        if library is None:
+            raise UserError("there is no library yet: add photo folders first")
+        folder = options.pop("folder", None)
+        hits = self._examples.search(library, wanted, SearchParams(k=k, **options), folder=folder,
+                                     image_path=lambda image: self._query_path(request, image))
+        store = library.store
+        items = []
+        for hit in hits:
+            row = store.image_by_path(hit.path)
+            thumb = thumbnail_path(store.thumbs_dir(), row.content_hash) if row and row.content_hash else None
+            items.append(ResultItem(hit.path, hit.score, hit.hamming, str(thumb) if thumb else None))
+        return path, items
+
+    def _query_path(self, request: int, query: object) -> str:
+        if isinstance(query, QImage):
+            # Pasted or dropped pixels: the engine reads files, so write them out once here.
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="lookalike-query-")
+            path = os.path.join(self._tmp.name, f"query-{request}.png")
+            if not query.save(path, "PNG"):
+                raise UserError("the pasted image could not be saved for the search")
+            return path
+        return str(query)
 
 
 # ------------------------------------------------------------------ images
@@ -227,8 +171,6 @@ def _image_reader(path: str) -> tuple[QImageReader, object]:
         path.encode("utf-8")
         return QImageReader(path), None
     except UnicodeEncodeError:
-        from PySide6.QtCore import QBuffer, QByteArray
-
         try:
             with open(path, "rb") as handle:
                 data = QByteArray(handle.read())
@@ -265,59 +207,29 @@ class ImageLoader(QObject):
         self.pool.waitForDone()
 
 
-# ------------------------------------------------------------------ warm-up
-
-
-class FunctionThread(QThread):
-    """Runs one function once; ``result`` or ``error`` is set when it returns."""
-
-    def __init__(self, function: Callable[[], object], parent: QObject | None = None):
-        super().__init__(parent)
-        self._function = function
-        self.result = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.result = self._function()
-        except Exception as exc:  # reported, never raised into Qt
-            log.warning("background task failed: %s", exc)
-            self.error = exc
-
-
 # ------------------------------------------------------------------ folders
 
 
-class CountThread(QThread):
-    """Counts the image files under folders (a stat-only walk); cancellable."""
+def count_images(folders: Sequence[str], *, exclusions: Sequence[str] = (), suffixes: Sequence[str] | None = None,
+                 cancel: threading.Event, report: Callable[[int], None]) -> int | None:
+    """The image files under ``folders`` (a stat-only walk), reporting every 500; None when cancelled."""
+    from engine.index import walk_images  # numpy: in the worker thread
 
-    counted = Signal(int, bool)  # files so far, finished
-
-    def __init__(self, folders: Sequence[str], parent: QObject | None = None, *,
-                 exclusions: Sequence[str] = (), suffixes: Sequence[str] | None = None):
-        super().__init__(parent)
-        self._folders = list(folders)
-        self._exclusions = list(exclusions)
-        self._suffixes = None if suffixes is None else frozenset(suffixes)
-        self.cancel = threading.Event()
-
-    def run(self) -> None:
-        from engine.index import walk_images
-
-        count = 0
-        for folder in self._folders:
-            for _ in walk_images(folder, exclusions=self._exclusions, suffixes=self._suffixes):
-                if self.cancel.is_set():
-                    return
-                count += 1
-                if count % 500 == 0:
-                    self.counted.emit(count, False)
-        self.counted.emit(count, True)
+    wanted = None if suffixes is None else frozenset(suffixes)
+    count = 0
+    for folder in folders:
+        for _ in walk_images(folder, exclusions=list(exclusions), suffixes=wanted):
+            if cancel.is_set():
+                return None
+            count += 1
+            if count % 500 == 0:
+                report(count)
+    return count
 
 
 @dataclass(frozen=True)
 class IndexSetup:
-    """What the wizard chose for a library, applied by the index thread before it walks."""
+    """What the wizard chose for a library, applied by the index run before it walks."""
 
     exclusions: tuple[str, ...] = ()        # the complete list of exclusion patterns
     suffixes: tuple[str, ...] | None = None  # the file types to index; None: every type
@@ -326,8 +238,6 @@ class IndexSetup:
 
 def call_model_provider(provider: Callable[..., Path], bits: int) -> Path:
     """A model provider is ``provider(bits)``; one that takes no argument gives its one model."""
-    import inspect
-
     try:
         takes_bits = bool(inspect.signature(provider).parameters)
     except (TypeError, ValueError):  # a builtin without a signature: assume the documented form
@@ -335,111 +245,53 @@ def call_model_provider(provider: Callable[..., Path], bits: int) -> Path:
     return provider(bits) if takes_bits else provider()
 
 
-class IndexThread(QThread):
-    """Indexes folders into the library at a path with a Library of its own; cancellable.
+def index_folders(library_path, folders: Sequence[str], *, model_provider: Callable[..., Path],
+                  indexer_options: dict | None = None, setup: IndexSetup | None = None,
+                  cancel: threading.Event, report: Callable[[object], None]):
+    """Index ``folders`` into the library at ``library_path`` (created if need be) with a Library
+    of its own; the engine.index.IndexReport. Run with run_in_thread.
 
-    ``setup`` (exclusions, file types) is written to the library first, in this thread;
-    a library without a model gets ``model_provider(setup.bits)``.
+    ``setup`` (exclusions, file types) is written to the library first; a library without a
+    model gets ``model_provider(setup.bits)``. ``report`` receives a stage (str) or a copy of
+    the engine.index.IndexProgress.
     """
+    # numpy and the engine: in the worker thread
+    from engine.index import Indexer, IndexReport, set_exclusions, set_indexed_suffixes
+    from engine.library import Library
 
-    stage = Signal(str)
-    progress = Signal(object)  # a copy of engine.index.IndexProgress
-    done = Signal(object)      # engine.index.IndexReport
-    failed = Signal(str)
-
-    def __init__(self, library_path, folders: Sequence[str], *, model_provider: Callable[..., Path],
-                 indexer_options: dict | None = None, setup: IndexSetup | None = None,
-                 parent: QObject | None = None):
-        super().__init__(parent)
-        self.setObjectName("lookalike-index")
-        self._path = Path(library_path)
-        self._folders = list(folders)
-        self._model_provider = model_provider
-        self._options = dict(indexer_options or {})
-        self._setup = setup
-        self.cancel = threading.Event()
-
-    def run(self) -> None:
-        from engine.index import Indexer, IndexReport
-        from engine.library import Library
-
-        try:
-            with Library(self._path, create=True) as library:
-                if self._setup is not None:
-                    from engine.index import set_exclusions, set_indexed_suffixes
-
-                    set_exclusions(library.store, self._setup.exclusions)
-                    set_indexed_suffixes(library.store, self._setup.suffixes)
-                if library.store.active_model() is None:
-                    self.stage.emit("Preparing the model (the first time only; this takes a minute) ...")
-                    bits = self._setup.bits if self._setup is not None else 64
-                    library.install_model(call_model_provider(self._model_provider, bits), cancel=self.cancel)
-                if self.cancel.is_set():
-                    self.done.emit(IndexReport(cancelled=True))
-                    return
-                self.stage.emit("Looking for photos ...")
-                indexer = Indexer(library, progress=self._on_progress, cancel=self.cancel, **self._options)
-                report = indexer.run(self._folders)
-        except LookalikeError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # a bug must reach the page, not vanish with the thread
-            log.exception("indexing failed")
-            self.failed.emit(f"indexing failed: {exc}")
-            return
-        self.done.emit(report)
-
-    def _on_progress(self, progress) -> None:
+    with Library(Path(library_path), create=True) as library:
+        if setup is not None:
+            set_exclusions(library.store, setup.exclusions)
+            set_indexed_suffixes(library.store, setup.suffixes)
+        if library.store.active_model() is None:
+            report("Preparing the model (the first time only; this takes a minute) ...")
+            bits = setup.bits if setup is not None else 64
+            library.install_model(call_model_provider(model_provider, bits), cancel=cancel)
+        if cancel.is_set():
+            return IndexReport(cancelled=True)
+        report("Looking for photos ...")
         # The indexer keeps mutating its snapshot: send a copy across threads.
-        self.progress.emit(dataclasses.replace(progress))
+        indexer = Indexer(library, progress=lambda progress: report(dataclasses.replace(progress)), cancel=cancel,
+                          **dict(indexer_options or {}))
+        return indexer.run(list(folders))
 
 
 # ------------------------------------------------------------------ watching
 
 
-class UpdateThread(QThread):
-    """Applies a folder watcher's batch of changed paths to the library (engine.watch.apply_changes).
+def apply_folder_changes(library_path, paths: Sequence[str], *, indexer_options: dict | None = None,
+                         cancel: threading.Event):
+    """Apply a folder watcher's batch of changed paths to the library (engine.watch.apply_changes):
+    the engine.index.IndexReport, or None when another process holds the library's writer lock
+    (the batch was not applied and should be tried again later). Run with run_in_thread."""
+    # numpy and the engine: in the worker thread
+    from engine.library import Library
+    from engine.watch import apply_changes
 
-    ``locked`` is sent instead of ``done`` when another process holds the library's writer
-    lock: the batch was not applied and should be tried again later.
-    """
-
-    progress = Signal(object)  # a copy of engine.index.IndexProgress
-    done = Signal(object)      # engine.index.IndexReport
-    locked = Signal()
-    failed = Signal(str)
-
-    def __init__(self, library_path, paths: Sequence[str], *, indexer_options: dict | None = None,
-                 parent: QObject | None = None):
-        super().__init__(parent)
-        self.setObjectName("lookalike-update")
-        self._path = Path(library_path)
-        self.paths = list(paths)
-        self._options = dict(indexer_options or {})
-        self.cancel = threading.Event()
-
-    def run(self) -> None:
-        from engine.library import Library
-        from engine.watch import apply_changes
-
+    with Library(Path(library_path), create=False) as library:
+        if not library.store.try_writer_lock():
+            return None
         try:
-            with Library(self._path, create=False) as library:
-                if not library.store.try_writer_lock():
-                    self.locked.emit()
-                    return
-                try:
-                    report = apply_changes(library, self.paths, progress=self._on_progress, cancel=self.cancel,
-                                           **self._options)
-                finally:
-                    library.store.release_writer_lock()
-        except LookalikeError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # a bug must be reported, not vanish with the thread
-            log.exception("applying folder changes failed")
-            self.failed.emit(f"updating the library failed: {exc}")
-            return
-        self.done.emit(report)
-
-    def _on_progress(self, progress) -> None:
-        self.progress.emit(dataclasses.replace(progress))
+            return apply_changes(library, list(paths), cancel=cancel, **dict(indexer_options or {}))
+        finally:
+            library.store.release_writer_lock()

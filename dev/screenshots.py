@@ -376,7 +376,7 @@ def shoot_labels(shot: Shooter, library: Path, scratch: Path) -> None:
 
 
 def shoot_retrain(shot: Shooter, library: Path, scratch: Path) -> None:
-    from app.retrain_dialog import RetrainDialog
+    from app.retrain import RetrainDialog
     from app.theme import Theme
 
     window = make_window(library, scratch)
@@ -461,7 +461,7 @@ def main() -> int:
         shot.run("main window with results", lambda: shoot_results(shot, library, scratch, photos))
         shot.run("pair labeling (app.labeling)", lambda: shoot_labeling(shot, library, scratch, photos))
         shot.run("labels list (app.labeling)", lambda: shoot_labels(shot, library, scratch))
-        shot.run("retrain dialog (app.retrain_dialog.RetrainDialog)", lambda: shoot_retrain(shot, library, scratch))
+        shot.run("retrain dialog (app.retrain.RetrainDialog)", lambda: shoot_retrain(shot, library, scratch))
         shot.settle(0.2)
     finally:
         if not args.keep:

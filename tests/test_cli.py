@@ -169,7 +169,7 @@ def test_sigterm_stops_a_command_like_ctrl_c_and_runs_its_cleanup(monkeypatch, c
 def test_a_photo_alone_opens_the_window_searching_for_it(monkeypatch, tmp_path):
     """What the desktop entry's "Open with Lookalike" runs: `lookalike PHOTO`."""
     import app.main
-    from app import cli
+    from app import cli, entry
 
     photo = tmp_path / "status"  # a file named like a command is still a command
     photo.write_bytes(b"x")
@@ -177,13 +177,26 @@ def test_a_photo_alone_opens_the_window_searching_for_it(monkeypatch, tmp_path):
     monkeypatch.setattr(app.main, "main", lambda argv=None, query=None: opened.append(query) or 0)
     photos.save(photos.scene(7), tmp_path / "beach.jpg")
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["beach.jpg"]) == 0
+    assert entry.main(["beach.jpg"]) == 0
     assert opened == [str(tmp_path / "beach.jpg")]
+    assert entry.main([]) == 0  # no arguments: the window, with no query
+    assert opened == [str(tmp_path / "beach.jpg"), None]
     monkeypatch.setenv("LOOKALIKE_LIBRARY", str(tmp_path / "no-library"))
-    assert cli.main(["status"]) == cli.EXIT_USER  # the command, though ./status exists
+    assert entry.main(["status"]) == cli.EXIT_USER  # the command, though ./status exists
     with pytest.raises(SystemExit):  # not a photo, not a command: argparse's usage error
-        cli.main(["no-such-file.jpg"])
-    assert opened == [str(tmp_path / "beach.jpg")]
+        entry.main(["no-such-file.jpg"])
+    assert len(opened) == 2
+
+
+def test_the_command_line_alone_never_opens_the_window(capsys):
+    """`app.cli` is the commands only: no arguments is its help, and it loads no Qt."""
+    from app import cli
+
+    assert cli.main([]) == 0
+    assert "usage:" in capsys.readouterr().out
+    code = "import sys, app.cli; print(','.join(sorted(m for m in sys.modules if m.startswith(('PySide6', 'torch')))))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
 
 
 def test_labels_import_of_class_folders(cli_env, indexed):

@@ -43,7 +43,7 @@ def test_the_app_prints_the_packages_and_exits_3_instead_of_aborting(tmp_path):
     (fake / "ldd").chmod(0o755)
     env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}", QT_QPA_PLATFORM="xcb",
                DISPLAY=":0", LOOKALIKE_LIBRARY=str(tmp_path / "library"))
-    proc = subprocess.run([sys.executable, "-m", "app.cli"], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "app"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "lookalike: Lookalike's window needs system libraries that are not installed (libxcb-cursor.so.0); "

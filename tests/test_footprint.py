@@ -18,7 +18,7 @@ app = QApplication([])
 window = MainWindow(sys.argv[1], warm_up=True)
 window.show()
 done = []
-window.search_thread.worker.resultsReady.connect(lambda *args: done.append(args))
+window.search_thread.resultsReady.connect(lambda *args: done.append(args))
 window.search(sys.argv[2])
 while not done:
     app.processEvents()

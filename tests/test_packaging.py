@@ -21,7 +21,7 @@ def test_desktop_entry_runs_this_checkout_and_offers_itself_for_images(tmp_path)
     assert desktop["Type"] == "Application" and desktop["Name"] == "Lookalike"
     program, *rest = shlex.split(desktop["Exec"])
     assert Path(program) == ROOT / "run-app" and os.access(program, os.X_OK)
-    assert rest == ["%f"]  # the photo handed over becomes the query (see app.cli.main)
+    assert rest == ["%f"]  # the photo handed over becomes the query (see app.entry.main)
     assert "image/jpeg" in desktop["MimeType"].split(";")
     icon = tmp_path / "data" / "icons" / "hicolor" / "scalable" / "apps" / f"{desktop['Icon']}.svg"
     assert icon.read_bytes() == (ROOT / "resources" / "icons" / "app.svg").read_bytes()

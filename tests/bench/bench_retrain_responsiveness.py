@@ -126,13 +126,13 @@ class Stopwatch:
 
 def measure(library: Path, mode: str, probe_ms: int, events_file: Path, replay: float | None) -> dict:
     """Train once in the dialog with its defaults; the probe's lateness while the trainer runs."""
-    from app import retrain_dialog
+    from app.retrain import trainer_run
 
     stopwatch = Stopwatch()
     # Reading the trainer's output covers parsing, the signals and the dialog's handlers; the
     # chart's paint (after the change: app.loss_chart) is where a growing series costs.
-    retrain_dialog.TrainerRun._read_stdout = stopwatch.wrap("reading trainer output",
-                                                           retrain_dialog.TrainerRun._read_stdout)
+    trainer_run.TrainerRun._read_stdout = stopwatch.wrap("reading trainer output",
+                                                         trainer_run.TrainerRun._read_stdout)
     try:
         from PySide6.QtCharts import QChartView
 
@@ -146,7 +146,7 @@ def measure(library: Path, mode: str, probe_ms: int, events_file: Path, replay: 
     from PySide6.QtCore import QElapsedTimer, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.retrain_dialog import RetrainDialog
+    from app.retrain import RetrainDialog
     from app.theme import Theme
 
     from engine.library import Library

@@ -31,13 +31,15 @@ PHOTOS = 16
 
 
 def _running_threads() -> list[str]:
-    """QThreads still running and thread pools still busy, found among live Python wrappers."""
+    """QThreads still running, with where they were started (app.background records it), and
+    thread pools still busy, found among live Python wrappers."""
     busy = []
     for obj in gc.get_objects():
         cls = type(obj)  # not isinstance: that asks some foreign objects for __class__
         try:
-            if issubclass(cls, QThread) and obj.isRunning():
-                busy.append(f"QThread {obj.objectName() or cls.__name__}")
+            if issubclass(cls, QThread) and obj.isRunning() and obj is not QApplication.instance().thread():
+                origin = getattr(obj, "origin", None) or "  (not started through app.background)\n"
+                busy.append(f"QThread {obj.objectName() or cls.__name__}, started at:\n{origin}")
             elif issubclass(cls, QThreadPool) and obj.activeThreadCount():
                 busy.append(f"QThreadPool with {obj.activeThreadCount()} active")
         except RuntimeError:  # the C++ object is gone: not running
@@ -53,7 +55,7 @@ def no_thread_left(qapp):
     yield
     QApplication.processEvents()
     busy = _running_threads()
-    assert not busy, f"threads left running: {busy}"
+    assert not busy, "threads left running:\n" + "\n".join(busy)
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ import textwrap
 import pytest
 from PySide6.QtCore import Qt
 
-from app import retrain_dialog
-from app.retrain_dialog import NOTHING_LEARNED, RetrainDialog, train_command
+from app.retrain import RetrainDialog, dialog as retrain_dialog, model_changes, wording
+from app.retrain.command import train_command, trainer_choices
+from app.retrain.wording import NOTHING_LEARNED
 from engine.library import Library
 
 # Four made-up "events" of four photos each: the photos are synthetic, so which pairs are
@@ -83,8 +84,8 @@ def _process_gone(pid: int) -> bool:
 def test_the_dialog_agrees_with_the_trainer_and_the_cli():
     from trainer.library_train import MIN_SIMILAR_PAIRS
 
-    assert retrain_dialog.MIN_SIMILAR_PAIRS == MIN_SIMILAR_PAIRS
-    methods, modes = retrain_dialog.trainer_choices()
+    assert model_changes.MIN_SIMILAR_PAIRS == MIN_SIMILAR_PAIRS
+    methods, modes = trainer_choices()
     assert "dpsh" in methods and retrain_dialog.DEFAULT_MODE in modes
     command = train_command("lib", method="dpsh", bits=32, mode="head", budget_minutes=5, extra_args=["--steps", "9"],
                             launcher=["lookalike"])
@@ -125,7 +126,7 @@ def test_train_shows_the_loss_curve_and_the_check_then_activates(qtbot, open_dia
     assert "pairs it did not train on" in dialog.verdict_label.text()
     # the big figures are where the search ranks the held-out partner; the others are named under the verdict
     evaluated = dialog._evaluated
-    assert dialog.after_value.text() == retrain_dialog.format_accuracy(evaluated["percentile_after"])
+    assert dialog.after_value.text() == wording.format_accuracy(evaluated["percentile_after"])
     assert "In the top 10" in dialog.verdict_label.text() and "pair accuracy" in dialog.verdict_label.text()
 
     # Written, not active: the person decides.

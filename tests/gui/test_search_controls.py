@@ -33,7 +33,7 @@ class ResultsSeen(QObject):
     def __init__(self, window):
         super().__init__(window)
         self.request = -1
-        window.search_thread.worker.resultsReady.connect(self.on_results)
+        window.search_thread.resultsReady.connect(self.on_results)
 
     def on_results(self, request_id: int, query_path: str, items: list) -> None:
         self.request = request_id

@@ -2,45 +2,35 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import logging
 import math
 import os
-import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QProcess, QProcessEnvironment, Qt, QThread, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPlainTextEdit,
-                               QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget,
+from PySide6.QtCore import QElapsedTimer, QEvent, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from app.background import Task, run_in_thread
 from app.indexing import format_duration
 from app.loss_chart import REDRAW_MS, LossChart
-from app.workers import call_reporting_failure
+from app.retrain.command import train_command, trainer_choices
+from app.retrain.model_changes import (MIN_SIMILAR_PAIRS, LibraryFacts, activate_model, delete_model,
+                                       read_library_facts)
+from app.retrain.trainer_run import TrainerOutcome, TrainerRun
+from app.retrain.versions_table import VersionsTable
+from app.retrain.wording import (MIN_PAIRS_FOR_CHECK, NOTHING_LEARNED, check_details, format_accuracy,
+                                 verdict_text)
 from engine.store import ModelRow
-from trainer.catalog import LEARNED, MODES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODE = "head"
 DEFAULT_METHOD = "dpsh"
 CODE_LENGTHS = (16, 32, 48, 64)
-# Mirrors trainer.library_train.MIN_SIMILAR_PAIRS: importing that module here would import torch
-# into the GUI process. tests/gui/test_retrain.py checks that the two agree.
-MIN_SIMILAR_PAIRS = 5
-# The trainer holds out a fifth of the pairs for the before/after check only from this many on.
-MIN_PAIRS_FOR_CHECK = 10
-TERMINATE_GRACE_MS = 3000      # after terminate(), kill() if the trainer is still running
-NOTHING_LEARNED = ("No training step did better on the held-out pairs than the current model, so the new "
-                   "version codes photos as before: label more pairs, then train again.")
-KILL_REAP_MS = 5000            # shutdown only: how long to wait for the OS to reap a killed trainer
-STDERR_KEEP = 64 * 1024        # bytes of the trainer's stderr kept for the failure report
-STDERR_TAIL_LINES = 20
 MODE_HELP = {
     "head": "Train the hash layer on the features stored at indexing time: seconds, no photo is decoded.",
     "full": "Fine-tune the backbone as well: decodes your labelled photos again and re-codes the whole "
@@ -48,354 +38,6 @@ MODE_HELP = {
 }
 PHASE_LABELS = {"decode": "Decoding your labelled photos", "train": "Training", "export": "Exporting the model",
                 "encode": "Coding your library"}
-HISTORY_COLUMNS = ("Version", "Name", "Bits", "Head", "Mode", "Held-out accuracy", "Created", "Active")
-
-
-# ------------------------------------------------------------------ the command line
-
-
-def trainer_choices() -> tuple[list[str], list[str]]:
-    """The methods and modes `lookalike train` accepts (the catalog its parser reads too)."""
-    return list(LEARNED), list(MODES)
-
-
-def default_launcher() -> list[str]:
-    """How to run the `lookalike` command line from this process."""
-    if getattr(sys, "frozen", False):
-        # A bundled app: its executable is the command line when given arguments.
-        return [sys.executable]
-    return [sys.executable, "-m", "app.cli"]
-
-
-def train_command(library_path: str | os.PathLike, *, method: str, bits: int, mode: str,
-                  budget_minutes: int | None = None, extra_args: Sequence[str] = (),
-                  launcher: Sequence[str] | None = None) -> list[str]:
-    """The trainer's full command line (program first), as the dialog runs it.
-
-    ``--no-activate``: the person decides after seeing the before/after accuracy.
-    """
-    command = [*(launcher or default_launcher()), "train", "--library", str(Path(library_path).absolute()),
-               "--method", method, "--bits", str(bits), "--mode", mode, "--progress", "json", "--no-activate"]
-    if budget_minutes:
-        command += ["--budget", f"{int(budget_minutes)}m"]
-    return command + list(extra_args)
-
-
-# ------------------------------------------------------------------ the trainer subprocess
-
-
-@dataclass(frozen=True)
-class TrainerOutcome:
-    """How a trainer run ended; ``message`` is one line for the person."""
-
-    ok: bool
-    cancelled: bool
-    exit_code: int | None
-    crashed: bool
-    message: str
-    stderr_tail: str
-    done: dict | None
-
-
-def failure_message(exit_code: int | None, crashed: bool, stderr_text: str) -> str:
-    """The trainer's own one-line complaint (``lookalike: ...``) when it gave one, else what is known."""
-    lines = [line.strip() for line in stderr_text.splitlines() if line.strip()]
-    said = next((line[len("lookalike: "):] for line in reversed(lines) if line.startswith("lookalike: ")), None)
-    last = f": {lines[-1]}" if lines else ""
-    if crashed:
-        return f"The trainer crashed{last}"
-    if said:
-        return said
-    if exit_code == 0:
-        return "The trainer ended without reporting a new model"
-    return f"The trainer failed (exit code {exit_code}){last}"
-
-
-class TrainerRun(QObject):
-    """One `lookalike train` subprocess: JSON progress lines in, one outcome out; cancellable.
-
-    Nothing here blocks: output arrives on readyRead signals, cancel is terminate() then kill()
-    after a grace period on a timer. Only ``stop_now`` (the app is quitting) waits, for the
-    OS to reap a killed child.
-    """
-
-    event = Signal(dict)
-    finished = Signal(object)  # TrainerOutcome
-
-    def __init__(self, command: Sequence[str], parent: QObject | None = None):
-        super().__init__(parent)
-        self.command = list(command)
-        self.process = QProcess(self)
-        self.process.setProgram(self.command[0])
-        self.process.setArguments(self.command[1:])
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        env.insert("PYTHONIOENCODING", "utf-8")
-        self.process.setProcessEnvironment(env)
-        self.process.readyReadStandardOutput.connect(self._read_stdout)
-        self.process.readyReadStandardError.connect(self._read_stderr)
-        self.process.finished.connect(self._on_finished)
-        self.process.errorOccurred.connect(self._on_error)
-        self._stdout = bytearray()
-        self._stderr = bytearray()
-        self._done: dict | None = None
-        self._cancel_requested = False
-        self._reported = False
-        self._kill_timer = QTimer(self)
-        self._kill_timer.setSingleShot(True)
-        self._kill_timer.setInterval(TERMINATE_GRACE_MS)
-        self._kill_timer.timeout.connect(self._kill)
-
-    def start(self) -> None:
-        log.info("starting the trainer: %s", " ".join(self.command))
-        self.process.start()
-
-    def is_running(self) -> bool:
-        return self.process.state() != QProcess.ProcessState.NotRunning
-
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel_requested
-
-    def cancel(self) -> None:
-        """Ask the trainer to stop; kill it if it has not after the grace period."""
-        if not self.is_running():
-            return
-        self._cancel_requested = True
-        self.process.terminate()
-        self._kill_timer.start()
-
-    def _kill(self) -> None:
-        if self.is_running():
-            self.process.kill()
-
-    def stop_now(self) -> None:
-        """Kill the trainer and reap it (the dialog is going away)."""
-        self._kill_timer.stop()
-        if self.is_running():
-            self._cancel_requested = True
-            self.process.kill()
-            self.process.waitForFinished(KILL_REAP_MS)
-
-    def _read_stdout(self) -> None:
-        self._stdout += self.process.readAllStandardOutput().data()
-        *lines, rest = self._stdout.split(b"\n")
-        self._stdout = bytearray(rest)  # a partial line waits for the rest of it
-        for line in lines:
-            self._parse(bytes(line))
-
-    def _parse(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace").strip()
-        if not text:
-            return
-        try:
-            event = json.loads(text)  # Python's json reads the NaN the trainer writes for "no check"
-        except ValueError:
-            log.info("trainer: %s", text)
-            return
-        if not isinstance(event, dict) or not isinstance(event.get("event"), str):
-            return
-        if event["event"] == "done":
-            self._done = event
-        self.event.emit(event)
-
-    def _read_stderr(self) -> None:
-        self._stderr += self.process.readAllStandardError().data()
-        if len(self._stderr) > STDERR_KEEP:
-            del self._stderr[:-STDERR_KEEP]
-
-    def stderr_text(self) -> str:
-        return self._stderr.decode("utf-8", "replace")
-
-    def _on_finished(self, exit_code: int, status: QProcess.ExitStatus) -> None:
-        self._kill_timer.stop()
-        self._read_stdout()
-        if self._stdout.strip():  # a last line without its newline
-            self._parse(bytes(self._stdout))
-        self._stdout.clear()
-        self._read_stderr()
-        crashed = status == QProcess.ExitStatus.CrashExit
-        stderr = self.stderr_text()
-        tail = "\n".join(stderr.rstrip().splitlines()[-STDERR_TAIL_LINES:])
-        if self._done is not None and exit_code == 0 and not crashed:
-            # Also when a cancel came too late: the version is written, so say so.
-            outcome = TrainerOutcome(True, False, exit_code, False, "", tail, self._done)
-        elif self._cancel_requested:
-            outcome = TrainerOutcome(False, True, exit_code, crashed, "Training cancelled", tail, None)
-        else:
-            outcome = TrainerOutcome(False, False, exit_code, crashed, failure_message(exit_code, crashed, stderr),
-                                     tail, None)
-        self._report(outcome)
-
-    def _on_error(self, error: QProcess.ProcessError) -> None:
-        # Only a failed start ends a run without finished(); the other errors come with it.
-        if error == QProcess.ProcessError.FailedToStart:
-            self._report(TrainerOutcome(False, False, None, False,
-                                        f"Could not start the trainer ({self.command[0]}): "
-                                        f"{self.process.errorString()}", "", None))
-
-    def _report(self, outcome: TrainerOutcome) -> None:
-        if not self._reported:
-            self._reported = True
-            self.finished.emit(outcome)
-
-
-# ------------------------------------------------------------------ library reads and model changes
-
-
-@dataclass(frozen=True)
-class LibraryFacts:
-    """What the dialog shows about a library: usable labelled pairs and the model versions."""
-
-    labelled: int      # every labelled pair
-    similar: int       # pairs labelled similar whose two photos are both indexed
-    dissimilar: int
-    models: tuple[ModelRow, ...]
-    active: ModelRow | None
-    previous: ModelRow | None  # what "Roll back" re-activates
-
-    @property
-    def can_train(self) -> bool:
-        return self.active is not None and self.similar >= MIN_SIMILAR_PAIRS
-
-
-def read_library_facts(library_path: str | os.PathLike) -> LibraryFacts:
-    """Count the labelled pairs training can use, the way the trainer counts them, and list models."""
-    from engine.store import Store
-
-    store = Store.open(library_path, create=False, readonly=True)
-    try:
-        rows = store.labels()
-        slot_of = store.slots_for_hashes({r[0] for r in rows} | {r[1] for r in rows})
-        usable = [r[2] for r in rows if r[0] in slot_of and r[1] in slot_of]
-        return LibraryFacts(labelled=len(rows), similar=sum(1 for label in usable if label > 0),
-                            dissimilar=sum(1 for label in usable if label < 0), models=tuple(store.models()),
-                            active=store.active_model(), previous=store.previous_model())
-    finally:
-        store.close()
-
-
-class FactsThread(QThread):
-    """Reads LibraryFacts off the GUI thread."""
-
-    ready = Signal(object)  # LibraryFacts
-    failed = Signal(str)
-
-    def __init__(self, library_path: str | os.PathLike, parent: QObject | None = None):
-        super().__init__(parent)
-        self.setObjectName("lookalike-retrain-facts")
-        self._path = Path(library_path)
-
-    def run(self) -> None:
-        ok, facts = call_reporting_failure(self.failed, "reading the library", lambda: read_library_facts(self._path))
-        if ok:
-            self.ready.emit(facts)
-
-
-class ActivationThread(QThread):
-    """Makes a model version active, or rolls back (``model_id`` None), with a Library of its own.
-
-    Usually a second or so: photos indexed since the version was last active are coded from
-    their stored features. A version whose backbone lacks features for some photos (a full
-    fine-tune stopped before it encoded the library) decodes them again: that reports
-    ``progress`` and stops on ``cancel``, keeping what it wrote for the next try.
-    """
-
-    succeeded = Signal(object)  # the ModelRow now active
-    failed = Signal(str)
-    progress = Signal(int, int)  # photos encoded, photos to encode
-
-    def __init__(self, library_path: str | os.PathLike, model_id: int | None, parent: QObject | None = None):
-        super().__init__(parent)
-        self.setObjectName("lookalike-activate-model")
-        self._path = Path(library_path)
-        self.model_id = model_id
-        self.cancel = threading.Event()
-
-    def run(self) -> None:
-        ok, row = call_reporting_failure(self.failed, "activating the model", self._activate)
-        if ok:
-            self.succeeded.emit(row)
-
-    def _activate(self):
-        from engine.library import Library
-
-        def progress(state) -> None:
-            self.progress.emit(state.done, state.total)
-
-        with Library(self._path, create=False) as library:
-            if self.model_id is None:  # roll back: the target is read under the writer lock
-                return library.roll_back(cancel=self.cancel, progress=progress)
-            return library.activate(self.model_id, cancel=self.cancel, progress=progress)
-
-
-class DeletionThread(QThread):
-    """Deletes a model version that is not active (engine.library.Library.delete_model)."""
-
-    succeeded = Signal(int)  # the version deleted
-    failed = Signal(str)
-
-    def __init__(self, library_path: str | os.PathLike, model_id: int, parent: QObject | None = None):
-        super().__init__(parent)
-        self.setObjectName("lookalike-delete-model")
-        self._path = Path(library_path)
-        self.model_id = model_id
-
-    def run(self) -> None:
-        from engine.library import Library
-
-        def delete():
-            with Library(self._path, create=False) as library:
-                library.delete_model(self.model_id)
-
-        ok, _ = call_reporting_failure(self.failed, "deleting the model", delete)
-        if ok:
-            self.succeeded.emit(self.model_id)
-
-
-# ------------------------------------------------------------------ formatting
-
-
-def format_accuracy(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{100 * float(value):.1f} %"
-
-
-def _format_created(text: str) -> str:
-    try:
-        return _dt.datetime.fromisoformat(text).astimezone().strftime("%Y-%m-%d %H:%M")
-    except (TypeError, ValueError):
-        return str(text)
-
-
-def verdict_text(before: float, after: float, not_worse: bool, held_out_pairs: int | None) -> str:
-    """What the held-out check says, in words."""
-    if math.isnan(after) or math.isnan(before):
-        return (f"Too few labelled pairs to hold some back for a check ({MIN_PAIRS_FOR_CHECK} or more are "
-                "needed), so nothing says which model is better: try the new one and roll back if "
-                "its results look worse.")
-    pairs = f" on {held_out_pairs} pairs it did not train on" if held_out_pairs else " on held-out pairs"
-    if not_worse and after > before:
-        return f"The new model is better than the current one{pairs}."
-    if not_worse:
-        return f"The new model is as good as the current one{pairs}."
-    return f"The new model is worse than the current one{pairs}; keeping the current model is recommended."
-
-
-def check_details(event: dict) -> str:
-    """What the figures are, in words, under the verdict (empty for an older trainer's event)."""
-    if "percentile_before" not in event or math.isnan(float(event["percentile_after"])):
-        return ""
-    return (f" The figures: searching with one photo of each held-out similar pair ({event.get('gate_searches', 0)} "
-            f"searches over the whole library), the share of the library ranked below the other photo. In the "
-            f"top 10: {format_accuracy(event['top10_before'])} → {format_accuracy(event['top10_after'])}; mAP over "
-            f"the held-out groups {float(event['map_before']):.3f} → {float(event['map_after']):.3f}; held-out "
-            f"pair accuracy {format_accuracy(event['held_out_accuracy_before'])} → "
-            f"{format_accuracy(event['held_out_accuracy_after'])}.")
-
-
-# ------------------------------------------------------------------ the dialog
 
 
 class RetrainDialog(QDialog):
@@ -419,9 +61,9 @@ class RetrainDialog(QDialog):
         self.launcher = list(launcher) if launcher else None
         self.facts: LibraryFacts | None = None
         self._run: TrainerRun | None = None
-        self._facts_thread: FactsThread | None = None
+        self._facts_thread: Task | None = None
         self._facts_stale = False
-        self._activation: ActivationThread | DeletionThread | None = None  # one model change at a time
+        self._activation: Task | None = None  # one model change at a time: activation or deletion
         self._bits_chosen = False
         self._start_event: dict = {}
         self._evaluated: dict | None = None
@@ -568,16 +210,7 @@ class RetrainDialog(QDialog):
         return page
 
     def _build_versions_tab(self) -> QWidget:
-        self.history = QTableWidget(0, len(HISTORY_COLUMNS))
-        self.history.setHorizontalHeaderLabels(HISTORY_COLUMNS)
-        self.history.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.history.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.history.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.history.verticalHeader().hide()
-        header = self.history.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        # The name takes what is left (elided if need be): no horizontal scroll bar at the dialog's width.
-        header.setSectionResizeMode(HISTORY_COLUMNS.index("Name"), QHeaderView.ResizeMode.Stretch)
+        self.history = VersionsTable()
         self.history.itemSelectionChanged.connect(self._update_controls)
         self.activate_selected_button = QPushButton("Activate selected")
         self.activate_selected_button.clicked.connect(self.activate_selected)
@@ -667,17 +300,13 @@ class RetrainDialog(QDialog):
         if self._facts_thread is not None:
             self._facts_stale = True  # read again once the read in flight ends
             return
-        thread = FactsThread(self.library_path, self)
-        thread.ready.connect(self._on_facts)
-        thread.failed.connect(self._on_facts_failed)
-        thread.finished.connect(self._on_facts_thread_finished)
-        self._facts_thread = thread
-        thread.start()
+        path = self.library_path
+        self._facts_thread = run_in_thread(lambda: read_library_facts(path), self._on_facts, self._on_facts_failed,
+                                           after=self._on_facts_thread_finished, what="reading the library",
+                                           parent=self)
 
     def _on_facts_thread_finished(self) -> None:
-        thread, self._facts_thread = self._facts_thread, None
-        if thread is not None:
-            thread.deleteLater()
+        self._facts_thread = None
         if self._facts_stale:
             self._facts_stale = False
             self.reload()
@@ -697,7 +326,7 @@ class RetrainDialog(QDialog):
             self.bits_combo.setCurrentIndex(self.bits_combo.findData(facts.active.bits))
         self.pairs_label.setText(self._pairs_text(facts))
         self.train_button.setToolTip("" if facts.can_train else self._pairs_text(facts))
-        self._fill_history(facts)
+        self.history.fill(facts.models)
         self._update_controls()
 
     @staticmethod
@@ -715,48 +344,11 @@ class RetrainDialog(QDialog):
                      "new model is better.")
         return text
 
-    def _fill_history(self, facts: LibraryFacts) -> None:
-        keep = self.selected_version()
-        self.history.setRowCount(0)
-        for model in reversed(facts.models):  # newest first
-            head = model.manifest.get("head") or {}
-            metrics = model.manifest.get("metrics") or {}
-            accuracy = metrics.get("held_out_pair_accuracy")
-            if accuracy is not None:
-                accuracy_text = format_accuracy(accuracy)
-            elif metrics.get("held_out_pair_accuracy_estimate") is not None:
-                # Full mode stopped before encoding the library: the training-time estimate.
-                accuracy_text = "≈ " + format_accuracy(metrics["held_out_pair_accuracy_estimate"])
-            else:
-                accuracy_text = "–"
-            cells = (f"v{model.id}", model.name, str(model.bits), str(head.get("kind", "?")),
-                     str(head.get("mode", "–")), accuracy_text,
-                     _format_created(model.created_at), "● active" if model.active else "")
-            row = self.history.rowCount()
-            self.history.insertRow(row)
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, model.id)
-                if model.active:
-                    font = item.font()
-                    font.setBold(True)
-                    item.setFont(font)
-                self.history.setItem(row, column, item)
-            if model.id == keep:
-                self.history.selectRow(row)
-
     def selected_version(self) -> int | None:
-        rows = self.history.selectionModel().selectedRows() if self.history.selectionModel() else []
-        if not rows:
-            return None
-        return self.history.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        return self.history.selected_version()
 
     def select_version(self, model_id: int) -> None:
-        for row in range(self.history.rowCount()):
-            if self.history.item(row, 0).data(Qt.ItemDataRole.UserRole) == model_id:
-                self.history.selectRow(row)
-                return
-        raise KeyError(model_id)
+        self.history.select_version(model_id)
 
     # ------------------------------------------------------------------ training
 
@@ -975,16 +567,14 @@ class RetrainDialog(QDialog):
     def _activate(self, model_id: int | None) -> None:
         if self.is_activating() or self.is_training() or self._closed:
             return
-        thread = ActivationThread(self.library_path, model_id, self)
-        thread.succeeded.connect(self._on_activated)
-        thread.failed.connect(self._on_activation_failed)
-        thread.progress.connect(self._on_activation_progress)
-        thread.finished.connect(self._on_activation_thread_finished)
-        self._activation = thread
+        path, cancel = self.library_path, threading.Event()
         target = f"model v{model_id}" if model_id is not None else "the previous model"
         self._say(f"Activating {target} (coding photos indexed since it was last active)…")
+        self._activation = run_in_thread(
+            lambda report: activate_model(path, model_id, cancel=cancel, report=report),
+            self._on_activated, self._on_activation_failed, progress=self._on_activation_progress, cancel=cancel,
+            after=self._on_activation_thread_finished, what="activating the model", parent=self)
         self._update_controls()
-        thread.start()
 
     def delete_selected(self) -> None:
         """Delete the selected version after the person confirms (never the active one)."""
@@ -1007,14 +597,13 @@ class RetrainDialog(QDialog):
             self.delete_confirmation = None
         if box.clickedButton() is not delete or self.is_activating() or self.is_training() or self._closed:
             return
-        thread = DeletionThread(self.library_path, model.id, self)
-        thread.succeeded.connect(self._on_deleted)
-        thread.failed.connect(lambda message: self._say(f"Could not delete: {message}", error=True))
-        thread.finished.connect(self._on_activation_thread_finished)
-        self._activation = thread
-        self._say(f"Deleting model v{model.id}…")
+        path, model_id = self.library_path, model.id
+        self._say(f"Deleting model v{model_id}…")
+        self._activation = run_in_thread(
+            lambda: delete_model(path, model_id), self._on_deleted,
+            lambda message: self._say(f"Could not delete: {message}", error=True),
+            after=self._on_activation_thread_finished, what="deleting the model", parent=self)
         self._update_controls()
-        thread.start()
 
     def _on_deleted(self, model_id: int) -> None:
         self._say(f"Deleted model v{model_id}; your labelled pairs are kept.")
@@ -1030,16 +619,15 @@ class RetrainDialog(QDialog):
             self.keep_button.hide()
         self.model_changed.emit()
 
-    def _on_activation_progress(self, done: int, total: int) -> None:
+    def _on_activation_progress(self, encoded: tuple[int, int]) -> None:
+        done, total = encoded
         self._say(f"Activating: encoding photos with the new network, {done} of {total}…")
 
     def _on_activation_failed(self, message: str) -> None:
         self._say(f"Could not activate: {message}", error=True)
 
     def _on_activation_thread_finished(self) -> None:
-        thread, self._activation = self._activation, None
-        if thread is not None:
-            thread.deleteLater()
+        self._activation = None
         self._update_controls()
         self.reload()
         if self._close_when_stopped and not self.is_training():
@@ -1055,11 +643,11 @@ class RetrainDialog(QDialog):
 
     def reject(self) -> None:
         # Closing while training cancels it, and closes once the trainer has gone rather than
-        # block this thread; so does an activation in flight (see ActivationThread).
+        # block this thread; so does an activation in flight (see activate_model).
         if self.is_training() or self.is_activating():
             self._close_when_stopped = True
             self.cancel_training()
-            if isinstance(self._activation, ActivationThread):
+            if self._activation is not None:
                 self._activation.cancel.set()  # only an encoding catch-up stops early; it resumes next time
             return
         super().reject()
@@ -1076,8 +664,6 @@ class RetrainDialog(QDialog):
         self._tick.stop()
         if self._run is not None:
             self._run.stop_now()
-        if isinstance(self._activation, ActivationThread):
-            self._activation.cancel.set()
         for thread in (self._facts_thread, self._activation):
             if thread is not None:
-                thread.wait()
+                thread.stop()  # an activation's encoding catch-up stops early and resumes next time
