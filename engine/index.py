@@ -107,6 +107,23 @@ def set_exclusions(store: Store, patterns: Iterable[str]) -> None:
             store.add_exclusion(pattern)
 
 
+def outermost_folders(folders: Iterable[str]) -> dict[str, str]:
+    """Each folder (absolute) -> the outermost of ``folders`` holding it, itself when none does.
+
+    Roots are kept apart from one another: a root inside another would be walked twice (its
+    photos counted twice, its broken files listed twice), so it is merged into the outer one.
+    """
+    unique = sorted(set(folders), key=len)
+    outer: dict[str, str] = {}
+    tops: list[str] = []
+    for folder in unique:
+        holder = next((top for top in tops if folder.startswith(_dir_prefix(top))), None)
+        if holder is None:
+            tops.append(folder)
+        outer[folder] = holder or folder
+    return outer
+
+
 def is_excluded(root: str, path: str, exclusions: Sequence[str] = (), *, include_hidden: bool = False) -> bool:
     """Whether ``path`` under ``root`` is one the walk would never reach: a hidden or excluded
     name, or root-relative path, anywhere along the way (the default exclusions included)."""
@@ -163,9 +180,10 @@ class IndexReport:
     elapsed: float = 0.0
     refit: str | None = None
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    merged: list[tuple[str, str]] = field(default_factory=list)  # (inner folder, the root now holding it)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "skipped_files"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("skipped_files", "merged")}
 
 
 @dataclass(frozen=True)
@@ -422,27 +440,42 @@ class Indexer:
 
     def run(self, paths: Sequence[str | os.PathLike] = ()) -> IndexReport:
         """Index ``paths`` (added as roots) or, when empty, every root the library has."""
+        from engine.errors import UserError
+
         started = time.monotonic()
         report = IndexReport()
+        wanted: list[str] = []
         for path in paths:
             absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
             if not os.path.isdir(absolute):
-                from engine.errors import UserError
-
                 raise UserError(f"{path} is not a folder")
-            self.store.add_root(absolute)
-        roots = self.store.roots()
-        if paths:
-            wanted = {os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths}
-            roots = [(i, p) for i, p in roots if p in wanted]
-        if not roots:
-            from engine.errors import UserError
-
+            wanted.append(absolute)
+        if not paths and not self.store.roots():
             raise UserError("nothing to index: name a folder (lookalike index PATH)")
         self.library.active_model()  # fail before walking when there is no model
         with self.store.writing():
+            roots = self._settle_roots(wanted, report)
             self._complete_active_model()
             return self._run(roots, report, started)
+
+    def _settle_roots(self, wanted: list[str], report: IndexReport) -> list[tuple[int, str]]:
+        """Add the ``wanted`` folders as roots, merging nested ones (an older library's too);
+        returns the roots to walk: those holding ``wanted``, or every root when none is named."""
+        known = dict((path, root_id) for root_id, path in self.store.roots())
+        outer = outermost_folders([*known, *wanted])
+        for folder in wanted:
+            if outer[folder] == folder and folder not in known:
+                known[folder] = self.store.add_root(folder)
+        for folder, holder in sorted(outer.items()):
+            if holder == folder:
+                continue
+            if folder in known:
+                # its photos keep their codes: they now belong to the outer root
+                self.store.merge_root(known.pop(folder), known[holder])
+            report.merged.append((folder, holder))
+            log.info("%s is inside %s: indexed as part of it", folder, holder)
+        targets = {outer[folder] for folder in wanted} if wanted else set(known)
+        return [(known[path], path) for path in sorted(targets)]
 
     def _complete_active_model(self) -> None:
         """Only after damage (an active array shorter than the catalog): encode those photos
