@@ -42,25 +42,55 @@ class FoldersPage(QWizardPage):
         buttons.addWidget(add)
         buttons.addWidget(self.remove_button)
         buttons.addStretch(1)
-        layout = QHBoxLayout(self)
-        layout.addWidget(self.list, 1)
-        layout.addLayout(buttons)
+        row = QHBoxLayout()
+        row.addWidget(self.list, 1)
+        row.addLayout(buttons)
+        # Says what happened to a folder inside another: the two are indexed as one.
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.TextFormat.PlainText)
+        self.note.setVisible(False)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row, 1)
+        layout.addWidget(self.note)
 
     def folders(self) -> list[str]:
         # Kept here, row for row: the list's Qt text cannot hold a name that is not UTF-8.
         return list(self._folders)
 
     def add_folder(self, path: str | os.PathLike) -> None:
+        """List a folder; one inside a listed folder is not listed again, and one holding
+        listed folders takes their place (the engine merges nested roots the same way)."""
+        from engine.index import outermost_folders
+
         path = os.path.abspath(os.fspath(path))
-        if path not in self._folders:
-            self._folders.append(path)
-            self.list.addItem(display_path(path))
-            self.completeChanged.emit()
+        if path in self._folders:
+            return
+        outer = outermost_folders([*self._folders, path])
+        if outer[path] != path:
+            self._say(f"{display_path(path)} is inside {display_path(outer[path])}: it is indexed as part of it.")
+            return
+        inner = [folder for folder in self._folders if outer[folder] == path]
+        for folder in inner:
+            self._take_row(self._folders.index(folder))
+        self._folders.append(path)
+        self.list.addItem(display_path(path))
+        if inner:
+            names = ", ".join(display_path(os.path.relpath(folder, path)) for folder in inner)
+            self._say(f"{display_path(path)} holds {names}: they are indexed as one folder.")
+        self.completeChanged.emit()
+
+    def _say(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
+
+    def _take_row(self, row: int) -> None:
+        self.list.takeItem(row)
+        del self._folders[row]
 
     def remove_selected(self) -> None:
         for row in sorted((self.list.row(item) for item in self.list.selectedItems()), reverse=True):
-            self.list.takeItem(row)
-            del self._folders[row]
+            self._take_row(row)
         self.completeChanged.emit()
 
     def _choose(self) -> None:
