@@ -10,7 +10,7 @@ import os
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget, QWizard, QWizardPage)
 
 from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, format_duration,
@@ -34,6 +34,7 @@ class FoldersPage(QWizardPage):
         self.list = QListWidget()
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self._folders: list[str] = []
+        self._library_roots: dict[str, int] = {}  # the library's folders -> photos indexed in each
         add = QPushButton("Add folder…")
         add.clicked.connect(self._choose)
         self.remove_button = QPushButton("Remove")
@@ -89,9 +90,36 @@ class FoldersPage(QWizardPage):
         del self._folders[row]
 
     def remove_selected(self) -> None:
-        for row in sorted((self.list.row(item) for item in self.list.selectedItems()), reverse=True):
+        """Take the selected folders off the list; a folder the library indexes is forgotten
+        by the next index run (its photos, not their labels), once the person confirms."""
+        rows = sorted((self.list.row(item) for item in self.list.selectedItems()), reverse=True)
+        indexed = [self._folders[row] for row in rows if self._folders[row] in self._library_roots]
+        if indexed and not self._confirm_forget(sorted(indexed)):
+            return
+        for row in rows:
             self._take_row(row)
         self.completeChanged.emit()
+
+    def _confirm_forget(self, roots: list[str]) -> bool:
+        photos = sum(self._library_roots[root] for root in roots)
+        box = QMessageBox(QMessageBox.Icon.Question, "Remove from the library",
+                          (f"Remove {display_path(roots[0])} from the library?" if len(roots) == 1 else
+                           f"Remove these {len(roots)} folders from the library?\n"
+                           + "\n".join(display_path(root) for root in roots)),
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setInformativeText(
+            f"{'Its' if len(roots) == 1 else 'Their'} {photos:,} photo{'s' if photos != 1 else ''} will be "
+            "forgotten when you index: they no longer come up in searches. The files themselves are not "
+            "touched, and your labels are kept: they come back if you add the folder again.")
+        box.button(QMessageBox.StandardButton.Yes).setText("Remove")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def forget_roots(self) -> list[str]:
+        """The library's folders taken off the list (and not inside a listed folder): to forget."""
+        listed = self._folders
+        return [root for root in sorted(self._library_roots)
+                if not any(root == folder or root.startswith(folder.rstrip(os.sep) + os.sep) for folder in listed)]
 
     def _choose(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Add a photo folder")
@@ -100,11 +128,13 @@ class FoldersPage(QWizardPage):
 
     def show_info(self, info: LibraryInfo) -> None:
         # Indexing the library's folders again is how exclusion and type changes reach them.
+        self._library_roots = dict(info.root_photos)
         for root in info.roots:
             self.add_folder(root)
 
     def isComplete(self) -> bool:
-        return self.list.count() > 0
+        # Removing every folder is a run too: it forgets them.
+        return self.list.count() > 0 or bool(self.forget_roots())
 
 
 class OptionsPage(QWizardPage):
@@ -299,6 +329,10 @@ class SummaryPage(QWizardPage):
             lines.append(f"Model: the default model, {options.bits()}-bit codes")
         lines.append(f"Device: {options.device_combo.currentText()} · {options.threads_spin.value()} decoder "
                      f"thread(s)")
+        forget = wizard.folders_page.forget_roots()
+        if forget:
+            lines.append("Forgetting: " + ", ".join(display_path(root) for root in forget)
+                         + " (their photos leave the library; labels are kept)")
         return "\n".join(lines)
 
     def _on_counted(self, count: int, finished: bool) -> None:
@@ -499,7 +533,7 @@ class IndexWizard(QWizard):
     def setup(self) -> IndexSetup:
         options = self.options_page
         return IndexSetup(exclusions=tuple(options.exclusion_patterns()), suffixes=options.suffixes(),
-                          bits=options.bits())
+                          bits=options.bits(), forget_roots=tuple(self.folders_page.forget_roots()))
 
     def save_settings(self) -> None:
         self.settings.setValue(SETTINGS_THREADS, self.options_page.threads_spin.value())

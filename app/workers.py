@@ -316,6 +316,7 @@ class IndexSetup:
     exclusions: tuple[str, ...] = ()        # the complete list of exclusion patterns
     suffixes: tuple[str, ...] | None = None  # the file types to index; None: every type
     bits: int = 64                           # code length of the model a new library gets
+    forget_roots: tuple[str, ...] = ()       # roots to forget (their photos, not their labels)
 
 
 def call_model_provider(provider: Callable[..., Path], bits: int) -> Path:
@@ -359,11 +360,16 @@ class IndexThread(QThread):
 
         try:
             with Library(self._path, create=True) as library:
+                forgotten = 0
                 if self._setup is not None:
                     from engine.index import set_exclusions, set_indexed_suffixes
 
                     set_exclusions(library.store, self._setup.exclusions)
                     set_indexed_suffixes(library.store, self._setup.suffixes)
+                    forgotten = sum(library.forget_root(root) for root in self._setup.forget_roots)
+                if not self._folders:  # only folders to forget
+                    self.done.emit(IndexReport(removed=forgotten))
+                    return
                 if library.store.active_model() is None:
                     self.stage.emit("Preparing the model (the first time only; this takes a minute) ...")
                     bits = self._setup.bits if self._setup is not None else 64
@@ -374,6 +380,7 @@ class IndexThread(QThread):
                 self.stage.emit("Looking for photos ...")
                 indexer = Indexer(library, progress=self._on_progress, cancel=self.cancel, **self._options)
                 report = indexer.run(self._folders)
+                report.removed += forgotten
         except LookalikeError as exc:
             self.failed.emit(str(exc))
             return
