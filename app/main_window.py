@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QSettings, QSize, Qt, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QListView, QMainWindow, QMenu,
                                QPushButton, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from app.icons import icon
+from app.open_files import open_file, reveal_file
 from app.results import ResultsModel
 from app.workers import FunctionThread, ImageLoader, SearchThread
 from engine.paths import display_path, file_url
@@ -366,11 +367,11 @@ class MainWindow(QMainWindow):
 
     def open_result(self, path: str | None) -> None:
         if path:
-            QDesktopServices.openUrl(url_of_path(path))
+            open_file(path, self, copy_path_to_clipboard)  # says so when nothing opens it
 
     def reveal_result(self, path: str | None) -> None:
         if path:
-            QDesktopServices.openUrl(url_of_path(os.path.dirname(path)))
+            reveal_file(path, self, copy_path_to_clipboard)
 
     # ------------------------------------------------------------------ wizard
 
