@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget, QWizard, QWizardPage)
@@ -19,6 +19,7 @@ from app.workers import CountThread, FunctionThread, IndexSetup
 from engine.paths import display_path
 
 RATE_ESTIMATE = 20.0  # photos a second on a CPU, for the summary's rough time
+WIZARD_SIZE = QSize(720, 560)  # every page fits: the dialog keeps one size from page to page
 CODE_LENGTHS = (16, 32, 48, 64)
 DEFAULT_BITS = 64
 
@@ -151,7 +152,12 @@ class OptionsPage(QWizardPage):
         self.exclusions = QListWidget()
         self.exclusions.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self.exclusion_edit = QLineEdit()
-        self.exclusion_edit.setPlaceholderText("a name or a path inside a folder, e.g. Private, Screenshots/*, *.tmp.jpg")
+        self.exclusion_edit.setPlaceholderText("e.g. Private")
+        # The examples in full, wrapped: a placeholder that long was cut off by the buttons.
+        self.exclusion_hint = QLabel("A folder or file name (Private), a path inside one of your folders "
+                                     "(Screenshots/*) or a pattern (*.tmp.jpg).")
+        self.exclusion_hint.setWordWrap(True)
+        self.exclusion_hint.setTextFormat(Qt.TextFormat.PlainText)
         self.exclusion_edit.returnPressed.connect(self._add_typed_exclusion)
         add = QPushButton("Add")
         add.clicked.connect(self._add_typed_exclusion)
@@ -165,6 +171,7 @@ class OptionsPage(QWizardPage):
         box = QVBoxLayout(exclusions_box)
         box.addWidget(self.exclusions)
         box.addLayout(edit_row)
+        box.addWidget(self.exclusion_hint)
 
         # file types
         from engine.index import suffix_families
@@ -191,6 +198,9 @@ class OptionsPage(QWizardPage):
         self.bits_combo.setToolTip("Longer codes tell more photos apart; shorter ones search a little faster.")
         self.bits_combo.setVisible(False)
         self.device_combo = QComboBox()
+        # A long device description must not widen the dialog when it arrives.
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device_combo.setMinimumContentsLength(24)
         self.device_combo.addItem("Reading the devices…", "auto")
         self.threads_spin = QSpinBox()
         self.threads_spin.setRange(1, max(64, 2 * (os.cpu_count() or 1)))
@@ -511,6 +521,7 @@ class IndexWizard(QWizard):
         self.summary_id = self.addPage(self.summary_page)
         self.progress_id = self.addPage(self.progress_page)
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
+        self.resize(self._fitting_size())
         # Opened while a run goes on: show that run rather than start another.
         self.attached = service.is_indexing()
         if self.attached:
@@ -519,6 +530,12 @@ class IndexWizard(QWizard):
         self._info_thread.setObjectName("lookalike-library-info")
         self._info_thread.finished.connect(self._on_info)
         self._info_thread.start()
+
+    def _fitting_size(self) -> QSize:
+        """WIZARD_SIZE, grown to the largest page (a large font), shrunk to the screen."""
+        size = WIZARD_SIZE.expandedTo(self.sizeHint())
+        screen = self.screen().availableGeometry().size() if self.screen() is not None else None
+        return size.boundedTo(screen) if screen is not None and screen.isValid() else size
 
     def _on_info(self) -> None:
         thread = self._info_thread

@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXCLUSIONS = ("@eaDir", "#recycle", ".Trash*", "$RECYCLE.BIN", "System Volume Information")
 
+# Camera raw formats, as one family: offered once engine.imageio can decode them.
+RAW_SUFFIXES = (".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".iiq", ".k25", ".kdc", ".mef",
+                ".mos", ".mrw", ".nef", ".nrw", ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf",
+                ".srw", ".x3f")
 # File types a person can choose to index, as the wizard names them; only the suffixes this
 # build can decode count (engine.imageio.IMAGE_SUFFIXES: HEIC and AVIF need their plugins).
 SUFFIX_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -51,17 +55,23 @@ SUFFIX_FAMILIES: dict[str, tuple[str, ...]] = {
     "BMP": (".bmp",),
     "GIF": (".gif",),
     "AVIF": (".avif",),
+    "RAW": RAW_SUFFIXES,
 }
 SUFFIXES_META = "index_suffixes"  # store meta: JSON list of the suffixes to index; absent: all
 SMALL_UPDATE = 16  # an update with fewer files to decode decodes them in the calling thread
 
 
 def suffix_families() -> dict[str, tuple[str, ...]]:
-    """The file type families this build can decode, each with its suffixes."""
+    """The file type families this build can decode, each with its suffixes; a decodable suffix
+    of no family is a family of its own (".jxl": "JXL"), so every type the engine reads is offered."""
     from engine.imageio import IMAGE_SUFFIXES
 
     families = {name: tuple(s for s in suffixes if s in IMAGE_SUFFIXES) for name, suffixes in SUFFIX_FAMILIES.items()}
-    return {name: suffixes for name, suffixes in families.items() if suffixes}
+    families = {name: suffixes for name, suffixes in families.items() if suffixes}
+    named = {s for suffixes in families.values() for s in suffixes}
+    for suffix in sorted(IMAGE_SUFFIXES - named):
+        families[suffix.lstrip(".").upper()] = (suffix,)
+    return families
 
 
 def indexed_suffixes(store: Store) -> frozenset[str]:

@@ -135,3 +135,50 @@ def test_nested_folders_are_merged_in_the_list_and_counted_once(make_window, qtb
     assert (report.found, report.added, report.reused) == (4, 4, 0)
     wizard.accept()
     qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
+def test_the_wizard_keeps_one_size_and_its_examples_fit(make_window, qtbot, tmp_path, photo_set, options):
+    window = make_window(tmp_path / "library", wizard_options=options)
+    window.open_wizard()
+    wizard = window.wizard
+    wizard.folders_page.add_folder(photo_set["dir"])
+    wizard.folders_page.add_folder(photo_set["broken"])  # the last page lists skipped files
+    qtbot.waitUntil(lambda: wizard.info is not None, timeout=10_000)
+    QApplication.processEvents()
+    sizes = [wizard.size()]
+    wizard.next()
+    qtbot.waitUntil(wizard.options_page.isComplete, timeout=10_000)
+    QApplication.processEvents()
+    sizes.append(wizard.size())
+    edit = wizard.options_page.exclusion_edit
+    assert edit.fontMetrics().horizontalAdvance(edit.placeholderText()) < edit.contentsRect().width() - 8
+    hint = wizard.options_page.exclusion_hint
+    assert hint.wordWrap() and "Screenshots/*" in hint.text()
+    wizard.next()
+    qtbot.waitUntil(lambda: wizard.summary_page.count is not None, timeout=10_000)
+    QApplication.processEvents()
+    sizes.append(wizard.size())
+    wizard.next()
+    qtbot.waitUntil(wizard.progress_page.isComplete, timeout=60_000)
+    QApplication.processEvents()
+    assert wizard.progress_page.skipped.isVisible()
+    sizes.append(wizard.size())
+    assert len(set((s.width(), s.height()) for s in sizes)) == 1, sizes
+    wizard.accept()
+    qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
+
+
+def test_file_types_follow_what_the_engine_decodes_raw_included(make_window, qtbot, tmp_path, monkeypatch):
+    import engine.imageio
+    from engine.index import suffix_families
+
+    decodable = engine.imageio.IMAGE_SUFFIXES | {".nef", ".dng", ".cr3", ".jxl"}
+    monkeypatch.setattr(engine.imageio, "IMAGE_SUFFIXES", frozenset(decodable))
+    families = suffix_families()
+    assert families["RAW"] == (".cr3", ".dng", ".nef") and families["JXL"] == (".jxl",)
+    assert {s for suffixes in families.values() for s in suffixes} == decodable  # every type is offered
+
+    window = make_window(tmp_path / "library")
+    window.open_wizard()
+    page = window.wizard.options_page
+    assert "RAW" in page.type_boxes and ".nef" in page.type_boxes["RAW"].toolTip()
+    window.wizard.reject()
+    qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
