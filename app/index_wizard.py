@@ -18,7 +18,12 @@ from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, 
 from app.workers import CountThread, FunctionThread, IndexSetup
 from engine.paths import display_path
 
-RATE_ESTIMATE = 20.0  # photos a second on a CPU, for the summary's rough time
+# The summary's rough time: photos read and decoded a second on a CPU; a run's own start
+# (decoder processes, the walk, the last commit); the default model's first build on this
+# machine (a torch export: 15-30 s measured), paid once.
+RATE_ESTIMATE = 20.0
+RUN_OVERHEAD_ESTIMATE = 3.0
+MODEL_BUILD_ESTIMATE = 20.0
 WIZARD_SIZE = QSize(720, 560)  # every page fits: the dialog keeps one size from page to page
 CODE_LENGTHS = (16, 32, 48, 64)
 DEFAULT_BITS = 64
@@ -307,11 +312,13 @@ class SummaryPage(QWizardPage):
         layout.addWidget(self.options_label)
         layout.addStretch(1)
         self.count: int | None = None
+        self.to_read: int | None = None      # new or changed files: the ones that cost time
+        self.estimate: float | None = None   # seconds
         self._thread: CountThread | None = None
 
     def initializePage(self) -> None:
         self.stop()
-        self.count = None
+        self.count = self.to_read = self.estimate = None
         wizard = self.wizard()
         folders = wizard.folders_page.folders()
         options = wizard.options_page
@@ -319,7 +326,7 @@ class SummaryPage(QWizardPage):
         self.options_label.setText(self.options_text())
         suffixes = options.suffixes()
         self._thread = CountThread(folders, parent=self, exclusions=options.exclusion_patterns(),
-                                   suffixes=suffixes)
+                                   suffixes=suffixes, library_path=wizard.library_path)
         self._thread.counted.connect(self._on_counted)
         self._thread.start()
 
@@ -350,13 +357,33 @@ class SummaryPage(QWizardPage):
         if not finished:
             self.label.setText(f"Counting the photos in {folders} folder(s)… {count:,} so far")
             return
-        self.count = count
-        estimate = format_duration(count / RATE_ESTIMATE)
+        plan = self._thread.plan if self._thread is not None else None
+        if plan is None:
+            return
+        self.count, self.to_read = plan.found, plan.to_read
+        build = self.model_needs_building()
+        self.estimate = ((MODEL_BUILD_ESTIMATE if build else 0.0) + RUN_OVERHEAD_ESTIMATE
+                         + plan.to_read / RATE_ESTIMATE)
+        if not folders:
+            self.label.setText("Nothing to index: the folders you removed are forgotten.")
+            return
+        read = (f"{plan.to_read:,} to read" if not plan.unchanged else
+                f"{plan.to_read:,} new or changed to read, {plan.unchanged:,} unchanged since they were indexed")
         self.label.setText(
-            f"{count:,} image files in {folders} folder(s).\n\n"
-            f"Indexing them takes roughly {estimate} (about {RATE_ESTIMATE:.0f} photos a second; photos "
-            f"indexed before are not read again). Indexing goes on if you close this window; you can "
-            f"cancel at any time and go on later.")
+            f"{plan.found:,} image files in {folders} folder(s): {read}.\n\n"
+            f"Indexing takes roughly {format_duration(self.estimate)}"
+            + (f", {format_duration(MODEL_BUILD_ESTIMATE)} of it preparing the model (the first time only)"
+               if build else "")
+            + ". Indexing goes on if you close this window; you can cancel at any time and go on later.")
+
+    def model_needs_building(self) -> bool:
+        """A new library gets the default model, built once per machine (then cached)."""
+        wizard = self.wizard()
+        if wizard.info is not None and wizard.info.model is not None:
+            return False
+        from engine.default_model import default_model_built
+
+        return not default_model_built(wizard.options_page.bits())
 
     def cleanupPage(self) -> None:
         self.stop()

@@ -283,30 +283,46 @@ class FunctionThread(QThread):
 
 
 class CountThread(QThread):
-    """Counts the image files under folders (a stat-only walk); cancellable."""
+    """Counts the image files under folders (a stat-only walk), and with ``library_path`` the
+    ones its catalog holds unchanged (``plan`` once finished); cancellable."""
 
     counted = Signal(int, bool)  # files so far, finished
 
     def __init__(self, folders: Sequence[str], parent: QObject | None = None, *,
-                 exclusions: Sequence[str] = (), suffixes: Sequence[str] | None = None):
+                 exclusions: Sequence[str] = (), suffixes: Sequence[str] | None = None,
+                 library_path: str | os.PathLike | None = None):
         super().__init__(parent)
         self._folders = list(folders)
         self._exclusions = list(exclusions)
         self._suffixes = None if suffixes is None else frozenset(suffixes)
+        self._library_path = library_path
+        self.plan = None  # engine.index.IndexPlan, once finished
         self.cancel = threading.Event()
 
     def run(self) -> None:
-        from engine.index import walk_images
+        from engine.index import plan_index
 
-        count = 0
-        for folder in self._folders:
-            for _ in walk_images(folder, exclusions=self._exclusions, suffixes=self._suffixes):
-                if self.cancel.is_set():
-                    return
-                count += 1
-                if count % 500 == 0:
-                    self.counted.emit(count, False)
-        self.counted.emit(count, True)
+        store = self._open_store()
+        try:
+            plan = plan_index(self._folders, store=store, exclusions=self._exclusions, suffixes=self._suffixes,
+                              cancel=self.cancel, progress=lambda p: self.counted.emit(p.found, False))
+        finally:
+            if store is not None:
+                store.close()
+        if plan is not None:
+            self.plan = plan
+            self.counted.emit(plan.found, True)
+
+    def _open_store(self):
+        """The library's catalog, read-only; None when there is none (everything is new)."""
+        if self._library_path is None:
+            return None
+        from engine.store import Store
+
+        try:
+            return Store.open(self._library_path, create=False, readonly=True)
+        except LookalikeError:
+            return None
 
 
 @dataclass(frozen=True)

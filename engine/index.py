@@ -264,6 +264,42 @@ def walk_images(root: str, *, exclusions: Sequence[str] = (), include_hidden: bo
         stack.extend(reversed(subdirs))
 
 
+@dataclass
+class IndexPlan:
+    """What indexing some folders would take, from a stat-only walk and the catalog."""
+
+    found: int = 0      # image files under the folders
+    unchanged: int = 0  # catalogued with this size and time: not read again (a run costs ~0 for them)
+
+    @property
+    def to_read(self) -> int:
+        return self.found - self.unchanged
+
+
+def plan_index(folders: Sequence[str], *, store: Store | None = None, exclusions: Sequence[str] = (),
+               suffixes: Iterable[str] | None = None, cancel: threading.Event | None = None,
+               progress: Callable[[IndexPlan], None] | None = None, every: int = 500) -> IndexPlan | None:
+    """Count the image files under ``folders`` and, with the library's ``store``, those an index
+    run would leave alone; ``progress`` every ``every`` files; None when cancelled."""
+    plan = IndexPlan()
+    known_dir: str | None = None
+    known: dict[str, ImageRow] = {}
+    for folder in folders:
+        for path, st in walk_images(folder, exclusions=exclusions, suffixes=suffixes):
+            if cancel is not None and cancel.is_set():
+                return None
+            plan.found += 1
+            if store is not None and st is not None:
+                directory = os.path.dirname(path)
+                if directory != known_dir:
+                    known_dir, known = directory, store.images_in_dir(directory)
+                if _unchanged(known.get(path), st):
+                    plan.unchanged += 1
+            if progress is not None and plan.found % every == 0:
+                progress(plan)
+    return plan
+
+
 # -------------------------------------------------------------------- workers
 
 _worker_state: dict = {}

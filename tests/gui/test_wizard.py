@@ -135,6 +135,40 @@ def test_nested_folders_are_merged_in_the_list_and_counted_once(make_window, qtb
     assert (report.found, report.added, report.reused) == (4, 4, 0)
     wizard.accept()
     qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
+def test_the_estimate_counts_the_model_build_and_not_the_unchanged_photos(make_window, qtbot, tmp_path, options,
+                                                                          monkeypatch):
+    from app.index_wizard import MODEL_BUILD_ESTIMATE
+
+    monkeypatch.setenv("LOOKALIKE_CACHE_DIR", str(tmp_path / "empty-cache"))  # no default model built yet
+    folder = _folder(tmp_path / "photos", 850, count=3)
+    window = make_window(tmp_path / "library", wizard_options=options)
+    window.open_wizard()
+    wizard = window.wizard
+    wizard.folders_page.add_folder(folder)
+    summary = _to_summary(wizard, qtbot)
+    assert summary.count == 3 and summary.to_read == 3
+    assert summary.estimate >= MODEL_BUILD_ESTIMATE
+    assert "preparing the model" in summary.label.text()
+    wizard.next()
+    qtbot.waitUntil(wizard.progress_page.isComplete, timeout=60_000)
+    wizard.accept()
+    qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
+
+    window.open_wizard()  # the same folder again, nothing changed: next to nothing to do
+    wizard = window.wizard
+    qtbot.waitUntil(lambda: wizard.folders_page.folders() == [str(folder)], timeout=10_000)
+    summary = _to_summary(wizard, qtbot)
+    assert summary.count == 3 and summary.to_read == 0
+    assert summary.estimate < 10
+    assert "preparing the model" not in summary.label.text() and "3 unchanged" in summary.label.text()
+    photos.save(photos.scene(860, (320, 240)), folder / "new.jpg")
+    wizard.back()
+    summary = _to_summary(wizard, qtbot)
+    assert summary.count == 4 and summary.to_read == 1
+    wizard.reject()
+    qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
+
+
 def test_the_wizard_keeps_one_size_and_its_examples_fit(make_window, qtbot, tmp_path, photo_set, options):
     window = make_window(tmp_path / "library", wizard_options=options)
     window.open_wizard()
