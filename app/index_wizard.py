@@ -104,6 +104,7 @@ class FoldersPage(QWizardPage):
             return
         for row in rows:
             self._take_row(row)
+        self._say("")
         self.completeChanged.emit()
 
     def _confirm_forget(self, roots: list[str]) -> bool:
@@ -118,6 +119,7 @@ class FoldersPage(QWizardPage):
             "forgotten when you index: they no longer come up in searches. The files themselves are not "
             "touched, and your labels are kept: they come back if you add the folder again.")
         box.button(QMessageBox.StandardButton.Yes).setText("Remove")
+        box.button(QMessageBox.StandardButton.No).setText("Keep")
         box.setDefaultButton(QMessageBox.StandardButton.No)
         return box.exec() == QMessageBox.StandardButton.Yes
 
@@ -367,8 +369,12 @@ class SummaryPage(QWizardPage):
         if not folders:
             self.label.setText("Nothing to index: the folders you removed are forgotten.")
             return
-        read = (f"{plan.to_read:,} to read" if not plan.unchanged else
-                f"{plan.to_read:,} new or changed to read, {plan.unchanged:,} unchanged since they were indexed")
+        if not plan.unchanged:
+            read = f"{plan.to_read:,} to read"
+        elif not plan.to_read:
+            read = f"all {plan.unchanged:,} unchanged since they were indexed: nothing to read again"
+        else:
+            read = f"{plan.to_read:,} new or changed to read, {plan.unchanged:,} unchanged since they were indexed"
         self.label.setText(
             f"{plan.found:,} image files in {folders} folder(s): {read}.\n\n"
             f"Indexing takes roughly {format_duration(self.estimate)}"
@@ -423,7 +429,9 @@ class ProgressPage(QWizardPage):
         layout.addLayout(row)
         layout.addWidget(self.hint)
         layout.addWidget(self.skipped_title)
-        layout.addWidget(self.skipped, 1)
+        # The list takes the room when shown; else the stretch keeps the rest at the top.
+        layout.addWidget(self.skipped, 100)
+        layout.addStretch(1)
         self.report = None
         self.error: str | None = None
         self._bound = False

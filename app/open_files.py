@@ -88,7 +88,8 @@ class _OpenerWatch(QObject):
         if status:
             self._errors.seek(0)
             lines = self._errors.read(4096).decode("utf-8", "replace").strip().splitlines()
-            reason = lines[-1] if lines else f"{self._process.args[0]} ended with status {status}"
+            # "gio: file:///...: Failed to find default application ...": the file is named already
+            reason = lines[-1].rsplit(": ", 1)[-1] if lines else f"{self._process.args[0]} ended with status {status}"
             cannot_open(self.parent(), self._path, self._action,
                         f"no application is set up to open it ({reason})", self._copy_path)
         self._errors.close()

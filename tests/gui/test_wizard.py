@@ -160,7 +160,7 @@ def test_the_estimate_counts_the_model_build_and_not_the_unchanged_photos(make_w
     summary = _to_summary(wizard, qtbot)
     assert summary.count == 3 and summary.to_read == 0
     assert summary.estimate < 10
-    assert "preparing the model" not in summary.label.text() and "3 unchanged" in summary.label.text()
+    assert "preparing the model" not in summary.label.text() and "all 3 unchanged" in summary.label.text()
     photos.save(photos.scene(860, (320, 240)), folder / "new.jpg")
     wizard.back()
     summary = _to_summary(wizard, qtbot)
