@@ -383,8 +383,8 @@ class IndexThread(QThread):
                     set_exclusions(library.store, self._setup.exclusions)
                     set_indexed_suffixes(library.store, self._setup.suffixes)
                     forgotten = sum(library.forget_root(root) for root in self._setup.forget_roots)
-                if not self._folders:  # only folders to forget
-                    self.done.emit(IndexReport(removed=forgotten))
+                if not self._folders and self._setup is not None and self._setup.forget_roots:
+                    self.done.emit(IndexReport(removed=forgotten))  # every folder removed: nothing to walk
                     return
                 if library.store.active_model() is None:
                     self.stage.emit("Preparing the model (the first time only; this takes a minute) ...")

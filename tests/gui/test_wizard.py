@@ -100,6 +100,31 @@ def test_removing_a_folder_forgets_its_photos_but_not_their_labels_after_a_confi
     qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
 
 
+def test_removing_every_folder_forgets_them_all(make_window, qtbot, two_roots, options):
+    path, keep, drop = two_roots
+    window = make_window(path, wizard_options=options)
+    window.open_wizard()
+    wizard = window.wizard
+    page = wizard.folders_page
+    qtbot.waitUntil(lambda: len(page.folders()) == 2, timeout=10_000)
+    page.list.selectAll()
+    seen: list[str] = []
+    _answer_message_box(QMessageBox.StandardButton.Yes, seen)
+    page.remove_selected()  # one question for both
+    assert len(seen) == 1 and str(keep) in seen[0] and str(drop) in seen[0] and "4 photos" in seen[0]
+    assert page.folders() == [] and page.isComplete()
+    summary = _to_summary(wizard, qtbot)
+    assert "Nothing to index" in summary.label.text()
+    wizard.next()
+    qtbot.waitUntil(wizard.progress_page.isComplete, timeout=60_000)
+    assert wizard.progress_page.report.removed == 4
+    wizard.accept()
+    qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
+    with Library(path, readonly=True) as library:
+        assert library.roots() == [] and library.status()["images"] == 0
+        assert library.store.counts()["labels"] == 1
+
+
 def test_removing_a_folder_not_yet_indexed_asks_nothing(make_window, qtbot, tmp_path, options):
     window = make_window(tmp_path / "library", wizard_options=options)
     window.open_wizard()
