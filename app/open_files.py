@@ -53,27 +53,52 @@ def _launch(target: str, path: str, action: str, parent: QWidget, copy_path: Cal
             cannot_open(parent, path, action, "this system has no program that opens files "
                                               "(on Linux: xdg-open, from the xdg-utils package)", copy_path)
         return
-    errors = tempfile.TemporaryFile()
     try:
-        # A session of its own: the application it starts outlives this window.
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
-                                   start_new_session=True)
+        opener = _Opener(command)
     except OSError as exc:
-        errors.close()
         cannot_open(parent, path, action, f"{command[0]} could not run: {exc.strerror or exc}", copy_path)
         return
-    # Reaped by a thread of its own however long the application it became runs.
-    threading.Thread(target=process.wait, name="lookalike-opener", daemon=True).start()
-    _OpenerWatch(process, errors, parent, path, action, copy_path)
+    _OpenerWatch(opener, parent, path, action, copy_path)
+
+
+class _Opener:
+    """One opener process, reaped by a thread of its own however long the application it
+    became runs; what it said on failure is kept (its stderr goes to a file, not a pipe, so
+    the application never writes into a pipe that this process may have closed)."""
+
+    def __init__(self, command: list[str]):
+        self._errors = tempfile.TemporaryFile()
+        try:
+            # A session of its own: the application it starts outlives this window.
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=self._errors, start_new_session=True)
+        except OSError:
+            self._errors.close()
+            raise
+        self.status: int | None = None
+        self.message = ""
+        self.ended = threading.Event()
+        threading.Thread(target=self._reap, name="lookalike-opener", daemon=True).start()
+
+    def _reap(self) -> None:
+        status = self.process.wait()
+        with self._errors as errors:
+            if status:
+                errors.seek(0)
+                lines = errors.read(4096).decode("utf-8", "replace").strip().splitlines()
+                # "gio: file:///...: Failed to find default application ...": the file is named already
+                self.message = (lines[-1].rsplit(": ", 1)[-1] if lines
+                                else f"{self.process.args[0]} ended with status {status}")
+        self.status = status
+        self.ended.set()
 
 
 class _OpenerWatch(QObject):
     """Polls an opener on the GUI thread until it ends (a failure is said) or OPENER_WATCH_S passes."""
 
-    def __init__(self, process: subprocess.Popen, errors, parent: QWidget, path: str, action: str,
-                 copy_path: Callable[[str], None]):
+    def __init__(self, opener: _Opener, parent: QWidget, path: str, action: str, copy_path: Callable[[str], None]):
         super().__init__(parent)
-        self._process, self._errors = process, errors
+        self._opener = opener
         self._path, self._action, self._copy_path = path, action, copy_path
         self._deadline = time.monotonic() + OPENER_WATCH_S
         self._timer = QTimer(self)
@@ -81,18 +106,13 @@ class _OpenerWatch(QObject):
         self._timer.start(POLL_MS)
 
     def _poll(self) -> None:
-        status = self._process.returncode  # set by the reaping thread
-        if status is None and time.monotonic() < self._deadline:
+        ended = self._opener.ended.is_set()
+        if not ended and time.monotonic() < self._deadline:
             return
         self._timer.stop()
-        if status:
-            self._errors.seek(0)
-            lines = self._errors.read(4096).decode("utf-8", "replace").strip().splitlines()
-            # "gio: file:///...: Failed to find default application ...": the file is named already
-            reason = lines[-1].rsplit(": ", 1)[-1] if lines else f"{self._process.args[0]} ended with status {status}"
+        if ended and self._opener.status:
             cannot_open(self.parent(), self._path, self._action,
-                        f"no application is set up to open it ({reason})", self._copy_path)
-        self._errors.close()
+                        f"no application is set up to open it ({self._opener.message})", self._copy_path)
         self.deleteLater()
 
 
