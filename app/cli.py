@@ -71,8 +71,10 @@ def cmd_index(args) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
     if args.json:
-        print(json.dumps({**report.as_dict(), "skipped_files": report.skipped_files}))
+        print(json.dumps({**report.as_dict(), "skipped_files": report.skipped_files, "merged": report.merged}))
     elif not args.quiet:
+        for inner, outer in report.merged:
+            print(f"{inner} is inside {outer}: indexed as part of it", file=sys.stderr)
         print(_index_summary(report), file=sys.stderr)
         for path, reason in report.skipped_files[:20]:
             print(f"  skipped {path}: {reason}", file=sys.stderr)

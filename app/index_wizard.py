@@ -9,19 +9,27 @@ from __future__ import annotations
 import os
 import threading
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget, QWizard, QWizardPage)
 
 from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, format_duration,
                           read_library_info, saved_provider, saved_threads, time_left)
 from app.background import Task, run_in_thread
-from app.workers import IndexSetup, count_images
+from app.workers import IndexSetup, plan_folders
 from engine.index import suffix_families
 from engine.paths import display_path
 
-RATE_ESTIMATE = 20.0  # photos a second on a CPU, for the summary's rough time
+# The summary's rough time: photos read and decoded a second on a CPU (camera JPEGs; small
+# ones go faster); a run's own start (decoder processes, the walk, the last commit); the
+# default model's first build on this machine, paid once (a torch export: 6 s on an idle
+# 2-core machine, 30 s on a busy one; about 15 s in the run reported in issue 13).
+# tests/bench/bench_wizard_estimate.py compares them with the time taken.
+RATE_ESTIMATE = 20.0
+RUN_OVERHEAD_ESTIMATE = 2.0
+MODEL_BUILD_ESTIMATE = 15.0
+WIZARD_SIZE = QSize(720, 560)  # every page fits: the dialog keeps one size from page to page
 CODE_LENGTHS = (16, 32, 48, 64)
 DEFAULT_BITS = 64
 
@@ -37,6 +45,7 @@ class FoldersPage(QWizardPage):
         self.list = QListWidget()
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self._folders: list[str] = []
+        self._library_roots: dict[str, int] = {}  # the library's folders -> photos indexed in each
         add = QPushButton("Add folder…")
         add.clicked.connect(self._choose)
         self.remove_button = QPushButton("Remove")
@@ -45,26 +54,85 @@ class FoldersPage(QWizardPage):
         buttons.addWidget(add)
         buttons.addWidget(self.remove_button)
         buttons.addStretch(1)
-        layout = QHBoxLayout(self)
-        layout.addWidget(self.list, 1)
-        layout.addLayout(buttons)
+        row = QHBoxLayout()
+        row.addWidget(self.list, 1)
+        row.addLayout(buttons)
+        # Says what happened to a folder inside another: the two are indexed as one.
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.TextFormat.PlainText)
+        self.note.setVisible(False)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row, 1)
+        layout.addWidget(self.note)
 
     def folders(self) -> list[str]:
         # Kept here, row for row: the list's Qt text cannot hold a name that is not UTF-8.
         return list(self._folders)
 
     def add_folder(self, path: str | os.PathLike) -> None:
+        """List a folder; one inside a listed folder is not listed again, and one holding
+        listed folders takes their place (the engine merges nested roots the same way)."""
+        from engine.index import outermost_folders
+
         path = os.path.abspath(os.fspath(path))
-        if path not in self._folders:
-            self._folders.append(path)
-            self.list.addItem(display_path(path))
-            self.completeChanged.emit()
+        if path in self._folders:
+            return
+        outer = outermost_folders([*self._folders, path])
+        if outer[path] != path:
+            self._say(f"{display_path(path)} is inside {display_path(outer[path])}: it is indexed as part of it.")
+            return
+        inner = [folder for folder in self._folders if outer[folder] == path]
+        for folder in inner:
+            self._take_row(self._folders.index(folder))
+        self._folders.append(path)
+        self.list.addItem(display_path(path))
+        if inner:
+            names = ", ".join(display_path(os.path.relpath(folder, path)) for folder in inner)
+            self._say(f"{display_path(path)} holds {names}: they are indexed as one folder.")
+        self.completeChanged.emit()
+
+    def _say(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
+
+    def _take_row(self, row: int) -> None:
+        self.list.takeItem(row)
+        del self._folders[row]
 
     def remove_selected(self) -> None:
-        for row in sorted((self.list.row(item) for item in self.list.selectedItems()), reverse=True):
-            self.list.takeItem(row)
-            del self._folders[row]
+        """Take the selected folders off the list; a folder the library indexes is forgotten
+        by the next index run (its photos, not their labels), once the person confirms."""
+        rows = sorted((self.list.row(item) for item in self.list.selectedItems()), reverse=True)
+        indexed = [self._folders[row] for row in rows if self._folders[row] in self._library_roots]
+        if indexed and not self._confirm_forget(sorted(indexed)):
+            return
+        for row in rows:
+            self._take_row(row)
+        self._say("")
         self.completeChanged.emit()
+
+    def _confirm_forget(self, roots: list[str]) -> bool:
+        photos = sum(self._library_roots[root] for root in roots)
+        box = QMessageBox(QMessageBox.Icon.Question, "Remove from the library",
+                          (f"Remove {display_path(roots[0])} from the library?" if len(roots) == 1 else
+                           f"Remove these {len(roots)} folders from the library?\n"
+                           + "\n".join(display_path(root) for root in roots)),
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setInformativeText(
+            f"{'Its' if len(roots) == 1 else 'Their'} {photos:,} photo{'s' if photos != 1 else ''} will be "
+            "forgotten when you index: they no longer come up in searches. The files themselves are not "
+            "touched, and your labels are kept: they come back if you add the folder again.")
+        box.button(QMessageBox.StandardButton.Yes).setText("Remove")
+        box.button(QMessageBox.StandardButton.No).setText("Keep")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def forget_roots(self) -> list[str]:
+        """The library's folders taken off the list (and not inside a listed folder): to forget."""
+        listed = self._folders
+        return [root for root in sorted(self._library_roots)
+                if not any(root == folder or root.startswith(folder.rstrip(os.sep) + os.sep) for folder in listed)]
 
     def _choose(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Add a photo folder")
@@ -73,11 +141,13 @@ class FoldersPage(QWizardPage):
 
     def show_info(self, info: LibraryInfo) -> None:
         # Indexing the library's folders again is how exclusion and type changes reach them.
+        self._library_roots = dict(info.root_photos)
         for root in info.roots:
             self.add_folder(root)
 
     def isComplete(self) -> bool:
-        return self.list.count() > 0
+        # Removing every folder is a run too: it forgets them.
+        return self.list.count() > 0 or bool(self.forget_roots())
 
 
 class OptionsPage(QWizardPage):
@@ -94,7 +164,12 @@ class OptionsPage(QWizardPage):
         self.exclusions = QListWidget()
         self.exclusions.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self.exclusion_edit = QLineEdit()
-        self.exclusion_edit.setPlaceholderText("a name or a path inside a folder, e.g. Private, Screenshots/*, *.tmp.jpg")
+        self.exclusion_edit.setPlaceholderText("e.g. Private")
+        # The examples in full, wrapped: a placeholder that long was cut off by the buttons.
+        self.exclusion_hint = QLabel("A folder or file name (Private), a path inside one of your folders "
+                                     "(Screenshots/*) or a pattern (*.tmp.jpg).")
+        self.exclusion_hint.setWordWrap(True)
+        self.exclusion_hint.setTextFormat(Qt.TextFormat.PlainText)
         self.exclusion_edit.returnPressed.connect(self._add_typed_exclusion)
         add = QPushButton("Add")
         add.clicked.connect(self._add_typed_exclusion)
@@ -108,6 +183,7 @@ class OptionsPage(QWizardPage):
         box = QVBoxLayout(exclusions_box)
         box.addWidget(self.exclusions)
         box.addLayout(edit_row)
+        box.addWidget(self.exclusion_hint)
 
         # file types
         self.type_boxes: dict[str, QCheckBox] = {}
@@ -132,6 +208,9 @@ class OptionsPage(QWizardPage):
         self.bits_combo.setToolTip("Longer codes tell more photos apart; shorter ones search a little faster.")
         self.bits_combo.setVisible(False)
         self.device_combo = QComboBox()
+        # A long device description must not widen the dialog when it arrives.
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device_combo.setMinimumContentsLength(24)
         self.device_combo.addItem("Reading the devices…", "auto")
         self.threads_spin = QSpinBox()
         self.threads_spin.setRange(1, max(64, 2 * (os.cpu_count() or 1)))
@@ -238,21 +317,24 @@ class SummaryPage(QWizardPage):
         layout.addWidget(self.options_label)
         layout.addStretch(1)
         self.count: int | None = None
+        self.to_read: int | None = None      # new or changed files: the ones that cost time
+        self.estimate: float | None = None   # seconds
         self._thread: Task | None = None
 
     def initializePage(self) -> None:
         self.stop()
-        self.count = None
+        self.count = self.to_read = self.estimate = None
         wizard = self.wizard()
         folders = wizard.folders_page.folders()
         options = wizard.options_page
         self.label.setText(f"Counting the photos in {len(folders)} folder(s)…")
         self.options_label.setText(self.options_text())
         suffixes = options.suffixes()
-        exclusions, cancel = options.exclusion_patterns(), threading.Event()
+        exclusions, cancel, library_path = options.exclusion_patterns(), threading.Event(), wizard.library_path
         self._thread = run_in_thread(
-            lambda report: count_images(folders, exclusions=exclusions, suffixes=suffixes, cancel=cancel, report=report),
-            self._on_count_done, self._on_count_failed, progress=lambda count: self._on_counted(count, False),
+            lambda report: plan_folders(folders, library_path=library_path, exclusions=exclusions, suffixes=suffixes,
+                                        cancel=cancel, report=report),
+            self._on_planned, self._on_count_failed, progress=self._on_counted,
             cancel=cancel, what="counting the photos", parent=self)
 
     def options_text(self) -> str:
@@ -271,27 +353,52 @@ class SummaryPage(QWizardPage):
             lines.append(f"Model: the default model, {options.bits()}-bit codes")
         lines.append(f"Device: {options.device_combo.currentText()} · {options.threads_spin.value()} decoder "
                      f"thread(s)")
+        forget = wizard.folders_page.forget_roots()
+        if forget:
+            lines.append("Forgetting: " + ", ".join(display_path(root) for root in forget)
+                         + " (their photos leave the library; labels are kept)")
         return "\n".join(lines)
-
-    def _on_count_done(self, count: int | None) -> None:
-        if count is not None:  # None: cancelled
-            self._on_counted(count, True)
 
     def _on_count_failed(self, message: str) -> None:
         self.label.setText(f"The photos could not be counted: {message}")
 
-    def _on_counted(self, count: int, finished: bool) -> None:
+    def _on_counted(self, count: int) -> None:
         folders = len(self.wizard().folders_page.folders())
-        if not finished:
-            self.label.setText(f"Counting the photos in {folders} folder(s)… {count:,} so far")
+        self.label.setText(f"Counting the photos in {folders} folder(s)… {count:,} so far")
+
+    def _on_planned(self, plan) -> None:
+        """The count is done: engine.index.IndexPlan (None: cancelled)."""
+        if plan is None:
             return
-        self.count = count
-        estimate = format_duration(count / RATE_ESTIMATE)
+        folders = len(self.wizard().folders_page.folders())
+        self.count, self.to_read = plan.found, plan.to_read
+        build = self.model_needs_building()
+        self.estimate = ((MODEL_BUILD_ESTIMATE if build else 0.0) + RUN_OVERHEAD_ESTIMATE
+                         + plan.to_read / RATE_ESTIMATE)
+        if not folders:
+            self.label.setText("Nothing to index: the folders you removed are forgotten.")
+            return
+        if not plan.unchanged:
+            read = f"{plan.to_read:,} to read"
+        elif not plan.to_read:
+            read = f"all {plan.unchanged:,} unchanged since they were indexed: nothing to read again"
+        else:
+            read = f"{plan.to_read:,} new or changed to read, {plan.unchanged:,} unchanged since they were indexed"
         self.label.setText(
-            f"{count:,} image files in {folders} folder(s).\n\n"
-            f"Indexing them takes roughly {estimate} (about {RATE_ESTIMATE:.0f} photos a second; photos "
-            f"indexed before are not read again). Indexing goes on if you close this window; you can "
-            f"cancel at any time and go on later.")
+            f"{plan.found:,} image files in {folders} folder(s): {read}.\n\n"
+            f"Indexing takes roughly {format_duration(self.estimate)}"
+            + (f", {format_duration(MODEL_BUILD_ESTIMATE)} of it preparing the model (the first time only)"
+               if build else "")
+            + ". Indexing goes on if you close this window; you can cancel at any time and go on later.")
+
+    def model_needs_building(self) -> bool:
+        """A new library gets the default model, built once per machine (then cached)."""
+        wizard = self.wizard()
+        if wizard.info is not None and wizard.info.model is not None:
+            return False
+        from engine.default_model import default_model_built
+
+        return not default_model_built(wizard.options_page.bits())
 
     def cleanupPage(self) -> None:
         self.stop()
@@ -330,7 +437,9 @@ class ProgressPage(QWizardPage):
         layout.addLayout(row)
         layout.addWidget(self.hint)
         layout.addWidget(self.skipped_title)
-        layout.addWidget(self.skipped, 1)
+        # The list takes the room when shown; else the stretch keeps the rest at the top.
+        layout.addWidget(self.skipped, 100)
+        layout.addStretch(1)
         self.report = None
         self.error: str | None = None
         self._bound = False
@@ -455,6 +564,7 @@ class IndexWizard(QWizard):
         self.summary_id = self.addPage(self.summary_page)
         self.progress_id = self.addPage(self.progress_page)
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
+        self.resize(self._fitting_size())
         # Opened while a run goes on: show that run rather than start another.
         self.attached = service.is_indexing()
         if self.attached:
@@ -462,6 +572,12 @@ class IndexWizard(QWizard):
         self._info_thread: Task | None = run_in_thread(
             lambda: read_library_info(self.library_path), self._on_info,
             lambda message: self._on_info(LibraryInfo(error=message)), what="reading the library", parent=self)
+
+    def _fitting_size(self) -> QSize:
+        """WIZARD_SIZE, grown to the largest page (a large font), shrunk to the screen."""
+        size = WIZARD_SIZE.expandedTo(self.sizeHint())
+        screen = self.screen().availableGeometry().size() if self.screen() is not None else None
+        return size.boundedTo(screen) if screen is not None and screen.isValid() else size
 
     def _on_info(self, info: LibraryInfo) -> None:
         self.info = info
@@ -471,7 +587,7 @@ class IndexWizard(QWizard):
     def setup(self) -> IndexSetup:
         options = self.options_page
         return IndexSetup(exclusions=tuple(options.exclusion_patterns()), suffixes=options.suffixes(),
-                          bits=options.bits())
+                          bits=options.bits(), forget_roots=tuple(self.folders_page.forget_roots()))
 
     def save_settings(self) -> None:
         self.settings.setValue(SETTINGS_THREADS, self.options_page.threads_spin.value())

@@ -69,6 +69,7 @@ class LibraryInfo:
     exists: bool = False
     model: dict | None = None  # {"version", "name", "bits"} of the active model
     roots: list[str] = field(default_factory=list)
+    root_photos: dict[str, int] = field(default_factory=dict)  # photos indexed under each root
     exclusions: list[str] = field(default_factory=list)
     suffixes: list[str] | None = None  # None: every type
     providers: list[tuple[str, str]] = field(default_factory=lambda: [("auto", "Automatic"), ("cpu", "CPU")])
@@ -100,7 +101,9 @@ def read_library_info(library_path: str | os.PathLike) -> LibraryInfo:
         model = store.active_model()
         if model is not None:
             info.model = {"version": model.id, "name": model.name, "bits": model.bits}
-        info.roots = [path for _, path in store.roots()]
+        counts = store.root_counts()
+        info.roots = [path for _, path, _, _ in counts]
+        info.root_photos = {path: photos for _, path, photos, _ in counts}
         info.exclusions = store.exclusions()
         suffixes = indexed_suffixes(store)
         info.suffixes = None if suffixes == IMAGE_SUFFIXES else sorted(suffixes)

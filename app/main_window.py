@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QSettings, QSize, Qt, QUrl
-from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPainter, QPixmap
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QImage, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFrame, QGridLayout, QHBoxLayout,
                                QLabel, QListView, QMainWindow, QMenu, QProgressBar, QPushButton, QSpinBox, QSplitter,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
@@ -16,6 +16,7 @@ from app.background import run_in_thread
 from app.icons import icon
 from app.indexing import IndexingService, compact_progress
 from app.labeling import LabelingController
+from app.open_files import open_file, reveal_file
 from app.refine import DISSIMILAR, SIMILAR, WindowQuery, refinement_text
 from app.results import MARK_NAMES, MarkDelegate, ResultsModel
 from app.workers import ImageLoader, SearchThread
@@ -505,11 +506,11 @@ class MainWindow(QMainWindow):
 
     def open_result(self, path: str | None) -> None:
         if path:
-            QDesktopServices.openUrl(url_of_path(path))
+            open_file(path, self, copy_path_to_clipboard)  # says so when nothing opens it
 
     def reveal_result(self, path: str | None) -> None:
         if path:
-            QDesktopServices.openUrl(url_of_path(os.path.dirname(path)))
+            reveal_file(path, self, copy_path_to_clipboard)
 
     # ------------------------------------------------------------------ marking (refines at once)
 

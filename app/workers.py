@@ -17,7 +17,7 @@ from PySide6.QtGui import QImage, QImageReader
 
 from app.background import LibraryThread, LibraryWorker
 from app.refine import QueryExamples, WindowQuery
-from engine.errors import UserError
+from engine.errors import LookalikeError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -210,21 +210,34 @@ class ImageLoader(QObject):
 # ------------------------------------------------------------------ folders
 
 
-def count_images(folders: Sequence[str], *, exclusions: Sequence[str] = (), suffixes: Sequence[str] | None = None,
-                 cancel: threading.Event, report: Callable[[int], None]) -> int | None:
-    """The image files under ``folders`` (a stat-only walk), reporting every 500; None when cancelled."""
-    from engine.index import walk_images  # numpy: in the worker thread
+def plan_folders(folders: Sequence[str], *, library_path: str | os.PathLike | None = None,
+                 exclusions: Sequence[str] = (), suffixes: Sequence[str] | None = None,
+                 cancel: threading.Event, report: Callable[[int], None]):
+    """Count the image files under ``folders`` (a stat-only walk), and with ``library_path`` the
+    ones its catalog holds unchanged: the engine.index.IndexPlan, or None when cancelled.
+    ``report`` receives the files found so far."""
+    from engine.index import plan_index  # numpy: in the worker thread
 
-    wanted = None if suffixes is None else frozenset(suffixes)
-    count = 0
-    for folder in folders:
-        for _ in walk_images(folder, exclusions=list(exclusions), suffixes=wanted):
-            if cancel.is_set():
-                return None
-            count += 1
-            if count % 500 == 0:
-                report(count)
-    return count
+    store = _open_catalog(library_path)
+    try:
+        return plan_index(list(folders), store=store, exclusions=list(exclusions),
+                          suffixes=None if suffixes is None else frozenset(suffixes),
+                          cancel=cancel, progress=lambda progress: report(progress.found))
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _open_catalog(library_path):
+    """The library's catalog, read-only; None when there is none (everything is new)."""
+    if library_path is None:
+        return None
+    from engine.store import Store
+
+    try:
+        return Store.open(library_path, create=False, readonly=True)
+    except LookalikeError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -234,6 +247,7 @@ class IndexSetup:
     exclusions: tuple[str, ...] = ()        # the complete list of exclusion patterns
     suffixes: tuple[str, ...] | None = None  # the file types to index; None: every type
     bits: int = 64                           # code length of the model a new library gets
+    forget_roots: tuple[str, ...] = ()       # roots to forget (their photos, not their labels)
 
 
 def call_model_provider(provider: Callable[..., Path], bits: int) -> Path:
@@ -260,20 +274,26 @@ def index_folders(library_path, folders: Sequence[str], *, model_provider: Calla
     from engine.library import Library
 
     with Library(Path(library_path), create=True) as library:
+        forgotten = 0
         if setup is not None:
             set_exclusions(library.store, setup.exclusions)
             set_indexed_suffixes(library.store, setup.suffixes)
+            forgotten = sum(library.forget_root(root) for root in setup.forget_roots)
+            if not folders and setup.forget_roots:
+                return IndexReport(removed=forgotten)  # every folder removed: nothing to walk
         if library.store.active_model() is None:
             report("Preparing the model (the first time only; this takes a minute) ...")
             bits = setup.bits if setup is not None else 64
             library.install_model(call_model_provider(model_provider, bits), cancel=cancel)
         if cancel.is_set():
-            return IndexReport(cancelled=True)
+            return IndexReport(cancelled=True, removed=forgotten)
         report("Looking for photos ...")
         # The indexer keeps mutating its snapshot: send a copy across threads.
         indexer = Indexer(library, progress=lambda progress: report(dataclasses.replace(progress)), cancel=cancel,
                           **dict(indexer_options or {}))
-        return indexer.run(list(folders))
+        result = indexer.run(list(folders))
+        result.removed += forgotten
+        return result
 
 
 # ------------------------------------------------------------------ watching

@@ -22,10 +22,20 @@ def default_model_cache() -> Path:
     return Path(platformdirs.user_cache_dir("lookalike", appauthor=False))
 
 
+def default_model_folder(bits: int = 64) -> Path:
+    return default_model_cache() / "models" / f"efficientnet-lite0-lsh-{bits}"
+
+
+def default_model_built(bits: int = 64) -> bool:
+    """Whether the default model for ``bits`` is built on this machine (using it costs no build)."""
+    target = default_model_folder(bits)
+    return (target / "manifest.json").is_file() and (target / "model.onnx").is_file()
+
+
 def build_default_model(bits: int = 64, *, quiet: bool = False) -> Path:
     """The default model folder for ``bits``, built (in a torch subprocess) if missing."""
-    target = default_model_cache() / "models" / f"efficientnet-lite0-lsh-{bits}"
-    if (target / "manifest.json").is_file() and (target / "model.onnx").is_file():
+    target = default_model_folder(bits)
+    if default_model_built(bits):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(target.name + f".{os.getpid()}.tmp")

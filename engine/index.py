@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXCLUSIONS = ("@eaDir", "#recycle", ".Trash*", "$RECYCLE.BIN", "System Volume Information")
 
+# Camera raw formats, as one family: offered once engine.imageio can decode them.
+RAW_SUFFIXES = (".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".iiq", ".k25", ".kdc", ".mef",
+                ".mos", ".mrw", ".nef", ".nrw", ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf",
+                ".srw", ".x3f")
 # File types a person can choose to index, as the wizard names them; only the suffixes this
 # build can decode count (engine.imageio.IMAGE_SUFFIXES: HEIC and AVIF need their plugins).
 SUFFIX_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -54,15 +58,21 @@ SUFFIX_FAMILIES: dict[str, tuple[str, ...]] = {
     "BMP": (".bmp",),
     "GIF": (".gif",),
     "AVIF": (".avif",),
+    "RAW": RAW_SUFFIXES,
 }
 SUFFIXES_META = "index_suffixes"  # store meta: JSON list of the suffixes to index; absent: all
 SMALL_UPDATE = 16  # an update with fewer files to decode decodes them in the calling thread
 
 
 def suffix_families() -> dict[str, tuple[str, ...]]:
-    """The file type families this build can decode, each with its suffixes."""
+    """The file type families this build can decode, each with its suffixes; a decodable suffix
+    of no family is a family of its own (".jxl": "JXL"), so every type the engine reads is offered."""
     families = {name: tuple(s for s in suffixes if s in IMAGE_SUFFIXES) for name, suffixes in SUFFIX_FAMILIES.items()}
-    return {name: suffixes for name, suffixes in families.items() if suffixes}
+    families = {name: suffixes for name, suffixes in families.items() if suffixes}
+    named = {s for suffixes in families.values() for s in suffixes}
+    for suffix in sorted(IMAGE_SUFFIXES - named):
+        families[suffix.lstrip(".").upper()] = (suffix,)
+    return families
 
 
 def indexed_suffixes(store: Store) -> frozenset[str]:
@@ -102,6 +112,23 @@ def set_exclusions(store: Store, patterns: Iterable[str]) -> None:
             store.remove_exclusion(pattern)
         for pattern in wanted:
             store.add_exclusion(pattern)
+
+
+def outermost_folders(folders: Iterable[str]) -> dict[str, str]:
+    """Each folder (absolute) -> the outermost of ``folders`` holding it, itself when none does.
+
+    Roots are kept apart from one another: a root inside another would be walked twice (its
+    photos counted twice, its broken files listed twice), so it is merged into the outer one.
+    """
+    unique = sorted(set(folders), key=len)
+    outer: dict[str, str] = {}
+    tops: list[str] = []
+    for folder in unique:
+        holder = next((top for top in tops if folder.startswith(_dir_prefix(top))), None)
+        if holder is None:
+            tops.append(folder)
+        outer[folder] = holder or folder
+    return outer
 
 
 def is_excluded(root: str, path: str, exclusions: Sequence[str] = (), *, include_hidden: bool = False) -> bool:
@@ -160,9 +187,10 @@ class IndexReport:
     elapsed: float = 0.0
     refit: str | None = None
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    merged: list[tuple[str, str]] = field(default_factory=list)  # (inner folder, the root now holding it)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "skipped_files"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("skipped_files", "merged")}
 
 
 @dataclass(frozen=True)
@@ -229,6 +257,42 @@ def walk_images(root: str, *, exclusions: Sequence[str] = (), include_hidden: bo
             if stat.S_ISREG(st.st_mode):
                 yield entry.path, st
         stack.extend(reversed(subdirs))
+
+
+@dataclass
+class IndexPlan:
+    """What indexing some folders would take, from a stat-only walk and the catalog."""
+
+    found: int = 0      # image files under the folders
+    unchanged: int = 0  # catalogued with this size and time: not read again (a run costs ~0 for them)
+
+    @property
+    def to_read(self) -> int:
+        return self.found - self.unchanged
+
+
+def plan_index(folders: Sequence[str], *, store: Store | None = None, exclusions: Sequence[str] = (),
+               suffixes: Iterable[str] | None = None, cancel: threading.Event | None = None,
+               progress: Callable[[IndexPlan], None] | None = None, every: int = 500) -> IndexPlan | None:
+    """Count the image files under ``folders`` and, with the library's ``store``, those an index
+    run would leave alone; ``progress`` every ``every`` files; None when cancelled."""
+    plan = IndexPlan()
+    known_dir: str | None = None
+    known: dict[str, ImageRow] = {}
+    for folder in folders:
+        for path, st in walk_images(folder, exclusions=exclusions, suffixes=suffixes):
+            if cancel is not None and cancel.is_set():
+                return None
+            plan.found += 1
+            if store is not None and st is not None:
+                directory = os.path.dirname(path)
+                if directory != known_dir:
+                    known_dir, known = directory, store.images_in_dir(directory)
+                if _unchanged(known.get(path), st):
+                    plan.unchanged += 1
+            if progress is not None and plan.found % every == 0:
+                progress(plan)
+    return plan
 
 
 # -------------------------------------------------------------------- workers
@@ -392,21 +456,38 @@ class Indexer:
         """Index ``paths`` (added as roots) or, when empty, every root the library has."""
         started = time.monotonic()
         report = IndexReport()
+        wanted: list[str] = []
         for path in paths:
             absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
             if not os.path.isdir(absolute):
                 raise UserError(f"{path} is not a folder")
-            self.store.add_root(absolute)
-        roots = self.store.roots()
-        if paths:
-            wanted = {os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths}
-            roots = [(i, p) for i, p in roots if p in wanted]
-        if not roots:
+            wanted.append(absolute)
+        if not paths and not self.store.roots():
             raise UserError("nothing to index: name a folder (lookalike index PATH)")
         self.library.active_model()  # fail before walking when there is no model
         with self.store.writing():
+            roots = self._settle_roots(wanted, report)
             self._complete_active_model()
             return self._run(roots, report, started)
+
+    def _settle_roots(self, wanted: list[str], report: IndexReport) -> list[tuple[int, str]]:
+        """Add the ``wanted`` folders as roots, merging nested ones (an older library's too);
+        returns the roots to walk: those holding ``wanted``, or every root when none is named."""
+        known = dict((path, root_id) for root_id, path in self.store.roots())
+        outer = outermost_folders([*known, *wanted])
+        for folder in wanted:
+            if outer[folder] == folder and folder not in known:
+                known[folder] = self.store.add_root(folder)
+        for folder, holder in sorted(outer.items()):
+            if holder == folder:
+                continue
+            if folder in known:
+                # its photos keep their codes: they now belong to the outer root
+                self.store.merge_root(known.pop(folder), known[holder])
+            report.merged.append((folder, holder))
+            log.info("%s is inside %s: indexed as part of it", folder, holder)
+        targets = {outer[folder] for folder in wanted} if wanted else set(known)
+        return [(known[path], path) for path in sorted(targets)]
 
     def _complete_active_model(self) -> None:
         """Only after damage (an active array shorter than the catalog): encode those photos

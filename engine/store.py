@@ -445,6 +445,12 @@ class Store:
             self._conn.execute("DELETE FROM roots WHERE id = ?", (row[0],))
         return count
 
+    def merge_root(self, inner_id: int, outer_id: int) -> None:
+        """Fold a root into the root holding its folder: its photos move over, codes and all."""
+        with self.transaction():
+            self._conn.execute("UPDATE images SET root_id = ? WHERE root_id = ?", (outer_id, inner_id))
+            self._conn.execute("DELETE FROM roots WHERE id = ?", (inner_id,))
+
     def add_exclusion(self, pattern: str) -> None:
         self._conn.execute("INSERT OR IGNORE INTO exclusions (pattern) VALUES (?)", (pattern,))
 

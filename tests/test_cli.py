@@ -50,6 +50,14 @@ def test_index_reports_counts_as_json(cli_env, indexed):
     assert report["unchanged"] == 16 and report["added"] == 0 and not report["cancelled"]
 
 
+def test_a_sub_folder_named_with_its_root_is_indexed_once_and_said_so(cli_env, indexed):
+    proc = run(cli_env, "index", str(indexed), str(indexed / "broken"))
+    assert "16 unchanged" in proc.stderr and "0 reused" in proc.stderr
+    assert f"{indexed / 'broken'} is inside {indexed}: indexed as part of it" in proc.stderr
+    roots = json.loads(run(cli_env, "roots", "--json").stdout)
+    assert [root["path"] for root in roots] == [str(indexed)]
+
+
 def test_search_json_contract(cli_env, indexed):
     queries = [str(indexed / "p03.jpg"), str(indexed / "p07.jpg")]
     proc = run(cli_env, "search", "--json", "-k", "5", *queries)

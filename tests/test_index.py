@@ -214,3 +214,46 @@ def test_indexing_runs_off_the_main_thread(tmp_path, default_model_dir, tree):
     thread.start()
     thread.join(timeout=300)
     assert not errors and reports[0].added == 11
+
+
+@pytest.fixture
+def nested(tmp_path):
+    """photos/ with two photos, and photos/Edited/ with one photo and one broken file."""
+    root = tmp_path / "photos"
+    for i in range(2):
+        photos.save(photos.scene(700 + i, (320, 240)), root / f"p{i}.jpg", quality=90)
+    photos.save(photos.scene(702, (320, 240)), root / "Edited" / "e0.jpg", quality=90)
+    photos.truncated(root / "Edited" / "half.jpg", photos.scene(703, (320, 240)))
+    return root, root / "Edited"
+
+
+def test_a_sub_folder_given_with_its_root_is_merged_and_counted_once(library, nested):
+    root, inner = nested
+    report = _index(library, root, inner)
+    assert (report.found, report.added, report.reused, report.skipped) == (4, 3, 0, 1)
+    assert [path for path, _ in report.skipped_files] == [str(inner / "half.jpg")]
+    assert report.merged == [(str(inner), str(root))]
+    assert [r["path"] for r in library.roots()] == [str(root)]
+    assert library.roots()[0]["photos"] == 3
+
+
+def test_a_root_added_around_an_indexed_one_takes_it_over_without_decoding_again(library, nested):
+    root, inner = nested
+    assert _index(library, inner).added == 1
+    report = _index(library, root)
+    assert (report.found, report.added, report.unchanged, report.removed) == (4, 2, 2, 0)
+    assert report.merged == [(str(inner), str(root))]
+    assert [(r["path"], r["photos"]) for r in library.roots()] == [(str(root), 3)]
+    # a sub-folder of a root, indexed again, is walked as part of its root: no second root
+    report = _index(library, inner)
+    assert (report.found, report.added, report.unchanged) == (4, 0, 4)
+    assert [r["path"] for r in library.roots()] == [str(root)]
+
+
+def test_nested_roots_left_by_an_older_version_are_merged_by_the_next_run(library, nested):
+    root, inner = nested
+    library.store.add_root(str(root))
+    library.store.add_root(str(inner))
+    report = _index(library)
+    assert report.found == 4 and report.reused == 0
+    assert [r["path"] for r in library.roots()] == [str(root)]

@@ -35,7 +35,7 @@ def latin1_library(tmp_path_factory, default_model_dir):
 
 
 def test_a_non_utf8_result_is_shown_replaced_and_opened_copied_and_labelled_by_its_real_name(
-        make_window, qtbot, latin1_library, monkeypatch):
+        make_window, qtbot, latin1_library, monkeypatch, tmp_path):
     library_path, photo = latin1_library
     window = make_window(library_path)
     window.k_spin.setValue(4)
@@ -47,6 +47,9 @@ def test_a_non_utf8_result_is_shown_replaced_and_opened_copied_and_labelled_by_i
     assert "d\ufffdj\ufffd/\ufffdt\ufffd.jpg" in model.data(model.index(0), Qt.ItemDataRole.ToolTipRole)
     assert "\ufffdt\ufffd.jpg" in window.query_caption.text()
 
+    # Without a desktop opener on PATH, Qt's openUrl gets a URL holding every byte.
+    (tmp_path / "no-opener").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "no-opener"))
     opened = []
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(bytes(url.toEncoded())) or True)
     menu = window.result_menu(model.index(0))
@@ -56,6 +59,17 @@ def test_a_non_utf8_result_is_shown_replaced_and_opened_copied_and_labelled_by_i
     raw = os.fsencode(photo)
     assert opened == [b"file://" + raw.replace(b"\xe9", b"%E9").replace(b"\xe0", b"%E0"),
                       b"file://" + os.path.dirname(raw).replace(b"\xe9", b"%E9").replace(b"\xe0", b"%E0")]
+    # With one (xdg-open), it gets the path's own bytes.
+    opener = tmp_path / "bin" / "xdg-open"
+    opener.parent.mkdir()
+    opener.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{tmp_path}/asked"\n')
+    opener.chmod(0o755)
+    monkeypatch.setenv("PATH", str(opener.parent))
+    actions["Open"].trigger()
+    actions["Reveal in file manager"].trigger()
+    qtbot.waitUntil(lambda: (tmp_path / "asked").exists()
+                    and len((tmp_path / "asked").read_bytes().splitlines()) == 2, timeout=10_000)
+    assert sorted((tmp_path / "asked").read_bytes().splitlines()) == sorted([raw, os.path.dirname(raw)])
     actions["Copy path"].trigger()
     mime = QApplication.clipboard().mimeData()
     assert bytes(mime.data("text/plain")) == raw
