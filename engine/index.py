@@ -67,10 +67,11 @@ SMALL_UPDATE = 16  # an update with fewer files to decode decodes them in the ca
 def suffix_families() -> dict[str, tuple[str, ...]]:
     """The file type families this build can decode, each with its suffixes; a decodable suffix
     of no family is a family of its own (".jxl": "JXL"), so every type the engine reads is offered."""
-    families = {name: tuple(s for s in suffixes if s in IMAGE_SUFFIXES) for name, suffixes in SUFFIX_FAMILIES.items()}
+    decodable = imageio.IMAGE_SUFFIXES  # looked up per call: what the decoders read may change (tests widen it)
+    families = {name: tuple(s for s in suffixes if s in decodable) for name, suffixes in SUFFIX_FAMILIES.items()}
     families = {name: suffixes for name, suffixes in families.items() if suffixes}
     named = {s for suffixes in families.values() for s in suffixes}
-    for suffix in sorted(IMAGE_SUFFIXES - named):
+    for suffix in sorted(decodable - named):
         families[suffix.lstrip(".").upper()] = (suffix,)
     return families
 
