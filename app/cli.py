@@ -401,7 +401,16 @@ def _json_progress(event: dict) -> None:
     print(json.dumps(event, default=float), flush=True)
 
 
+def _require_training() -> None:
+    """Exit 3 with one line naming the command to run when PyTorch (the train extra) is missing."""
+    from app.extras import training_available, training_missing_message
+
+    if not training_available():
+        raise EnvironmentProblem(training_missing_message())
+
+
 def cmd_train(args) -> int:
+    _require_training()
     if args.backbone and args.mode != "full":
         raise UserError("--backbone needs --mode full")
     library = _open_library(args, create=False)
@@ -474,6 +483,7 @@ def _check_summary(report: dict) -> str:
 
 
 def cmd_eval(args) -> int:
+    _require_training()
     from trainer.methods import METHODS
     from trainer.run_eval import run_eval
 
