@@ -654,6 +654,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lookalike", description="Find the photos in your folders that look like a query photo.")
     parser.add_argument("--version", action="version", version=f"lookalike {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation end to end on a few photos made on the spot (exit 0 or 1)")
     library = _Parser(add_help=False)
     library.add_argument("--library", metavar="DIR", default=None,
                          help="library folder (default: $LOOKALIKE_LIBRARY or the user data folder)")
@@ -847,6 +849,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.self_test:
+        from app.self_test import run as self_test
+
+        return self_test()
     if args.command is None:
         parser.print_help()
         return 0
