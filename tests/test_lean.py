@@ -1,4 +1,4 @@
-"""Without PyTorch (the plain install): index, search and the window work; train and eval say what to install."""
+"""Without PyTorch and QtCharts (the plain install): index, search and the window work; train and eval say what to install."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ BLOCKER = textwrap.dedent("""
 
     class NoTraining:
         def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] in BLOCKED:
+            if name.partition(".")[0] in BLOCKED or name == "PySide6.QtCharts":  # Addons: train extra
                 raise ImportError(f"No module named {name!r} (blocked: the lean install)")
             return None
 
@@ -91,6 +91,10 @@ def test_the_window_opens_without_torch_and_retrain_offers_the_extra(lean_env):
         window.show()
         app.processEvents()
         assert window.open_retrain_dialog() is None and offered == [window]
+        versions = window.open_retrain_dialog(versions=True)  # roll back, delete: no torch, no QtCharts
+        app.processEvents()
+        assert versions.isVisible() and "PySide6-Addons" in versions.loss_chart.text()
+        versions.close()
         window.close()
         app.processEvents()
         print('window ok')
