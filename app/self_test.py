@@ -162,6 +162,15 @@ def _run_checks(checks: _Checks, tmp: Path) -> None:
         assert best == "photo03.jpg", [Path(h.path).name for h in hits[:5]]
         return f"an edited copy finds its original first ({best}, Hamming {hits[0].hamming})"
 
+    def kernels():
+        from engine import search
+
+        backend = search.warm_up()  # numba's kernels, compiled once into the user cache folder
+        if backend == "numba":
+            hits = state["library"].search_file(tmp / "query.jpg")
+            assert Path(hits[0].path).name == "photo03.jpg"
+        return f"searches run on {backend}"
+
     def window():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # load Qt and its plugins, show nothing
         from PySide6.QtWidgets import QApplication
@@ -176,7 +185,7 @@ def _run_checks(checks: _Checks, tmp: Path) -> None:
         return "Qt loads, the SVG icons render"
 
     for name, fn in (("photos", make_photos), ("decode", decode), ("model", model), ("encode", encode),
-                     ("index", index), ("search", search), ("window", window)):
+                     ("index", index), ("search", search), ("search kernels", kernels), ("window", window)):
         if checks.step(name, fn) is None and name in ("photos", "model"):
             break
     if "library" in state:
