@@ -721,7 +721,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="build and manage model versions")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
-    p = model_sub.add_parser("build", parents=[library], help="install the default model (shipped; other code lengths derived from it) and make it active")
+    p = model_sub.add_parser("build", parents=[library],
+                             help="install the default model (shipped; other code lengths derived from it) and make it active")
     p.add_argument("--bits", type=int, default=64, choices=[16, 32, 48, 64, 128])
     p.set_defaults(func=cmd_model_build)
     p = model_sub.add_parser("list", parents=[library], help="list model versions")
