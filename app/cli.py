@@ -403,7 +403,16 @@ def _json_progress(event: dict) -> None:
     print(json.dumps(event, default=float), flush=True)
 
 
+def _require_training() -> None:
+    """Exit 3 with one line naming the command to run when PyTorch (the train extra) is missing."""
+    from app.extras import training_available, training_missing_message
+
+    if not training_available():
+        raise EnvironmentProblem(training_missing_message())
+
+
 def cmd_train(args) -> int:
+    _require_training()
     if args.backbone and args.mode != "full":
         raise UserError("--backbone needs --mode full")
     library = _open_library(args, create=False)
@@ -474,6 +483,7 @@ def _check_summary(report: dict) -> str:
 
 
 def cmd_eval(args) -> int:
+    _require_training()
     from trainer.methods import METHODS
     from trainer.run_eval import run_eval
 
@@ -646,6 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lookalike", description="Find the photos in your folders that look like a query photo.")
     parser.add_argument("--version", action="version", version=f"lookalike {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation end to end on a few photos made on the spot (exit 0 or 1)")
     library = _Parser(add_help=False)
     library.add_argument("--library", metavar="DIR", default=None,
                          help="library folder (default: $LOOKALIKE_LIBRARY or the user data folder)")
@@ -711,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="build and manage model versions")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
-    p = model_sub.add_parser("build", parents=[library], help="build the default model and make it active")
+    p = model_sub.add_parser("build", parents=[library],
+                             help="install the default model (shipped; other code lengths derived from it) and make it active")
     p.add_argument("--bits", type=int, default=64, choices=[16, 32, 48, 64, 128])
     p.set_defaults(func=cmd_model_build)
     p = model_sub.add_parser("list", parents=[library], help="list model versions")
@@ -832,6 +845,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.self_test:  # app.entry answers `lookalike --self-test`; the CLI alone has no window to check
+        print("lookalike: --self-test takes no other arguments (lookalike --self-test)", file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 0

@@ -44,7 +44,7 @@ def saved_provider(settings: QSettings) -> str:
 
 
 def default_model_provider(bits: int = 64) -> Path:
-    # A torch subprocess the first time; a cached folder after that.
+    # The shipped folder (64 bits), or one derived from it with numpy (other lengths) and cached.
     return build_default_model(bits, quiet=True)
 
 

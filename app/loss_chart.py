@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCharts import QAbstractAxis, QChart, QChartView, QLineSeries, QLogValueAxis, QValueAxis
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
 from PySide6.QtGui import QPainter, QPalette, QPen
 from PySide6.QtWidgets import QWidget
+
+try:  # QtCharts is in PySide6-Addons, which comes with the training extra (pyproject)
+    from PySide6.QtCharts import QAbstractAxis, QChart, QChartView, QLineSeries, QLogValueAxis, QValueAxis
+
+    HAVE_CHARTS = True
+except ImportError:  # the lean install: the retrain dialog's versions work, with no curve to draw
+    HAVE_CHARTS = False
+    QChartView = QWidget  # LossChart below is then replaced by app.loss_chart_fallback's
 
 REDRAW_MS = 250      # new points are drawn at most this often: the window stays responsive
 MAX_POINTS = 500     # more than the chart has pixels across: beyond this, neighbours are averaged
@@ -222,3 +229,7 @@ class LossChart(QChartView):
 
 def _mean(points: list[tuple[float, float]]) -> tuple[float, float]:
     return (sum(x for x, _ in points) / len(points), sum(y for _, y in points) / len(points))
+
+
+if not HAVE_CHARTS:
+    from app.loss_chart_fallback import LossChart  # noqa: F811

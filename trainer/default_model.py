@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from engine.atomic import write_json_atomic
+from engine.default_model import BACKBONE_NAME, NAME, lsh_head_from_centre
 from trainer.backbones import Backbone, get_backbone
 from trainer.export import check_parity, export_onnx, onnx_outputs, replace_head
 from trainer.images import image_pixels, open_rgb
@@ -24,8 +25,7 @@ from trainer.model import HashingNet
 
 log = logging.getLogger(__name__)
 
-NAME = "efficientnet-lite0-lsh"
-BACKBONE = "efficientnet-lite0"
+BACKBONE = BACKBONE_NAME
 
 # Natural photos bundled with scikit-image (read straight from its data folder, no pooch):
 # colour ones plus a few greyscale ones, since a library holds both. Synthetic test charts,
@@ -84,23 +84,28 @@ def backbone_id(backbone: Backbone) -> str:
 
 
 def lsh_head(features: np.ndarray, bits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random unit hyperplanes through the features' mean: (W [D, K], b [K]).
-
-    Centring makes each bit split the calibration features roughly in half, where planes
-    through the origin would give near-constant bits (ReLU features all lie in one orthant).
-    """
-    rng = np.random.default_rng(seed)
-    weight = rng.standard_normal((features.shape[1], bits))
-    weight /= np.linalg.norm(weight, axis=0, keepdims=True)
-    centre = features.astype(np.float64).mean(axis=0)
-    bias = -centre @ weight
-    return weight.astype(np.float32), bias.astype(np.float32)
+    """Random unit hyperplanes through the features' mean: (W [D, K], b [K]) (see the engine's twin)."""
+    return lsh_head_from_centre(feature_centre(features), bits, seed)
 
 
-def build_default_model(out_dir: str | os.PathLike, *, bits: int = 64, seed: int = 0) -> dict:
+def feature_centre(features: np.ndarray) -> np.ndarray:
+    """The calibration features' mean (float64 [D]): with it the engine derives any code length."""
+    return features.astype(np.float64).mean(axis=0)
+
+
+def _created_at() -> str:
+    """Now, or SOURCE_DATE_EPOCH's time when set (a reproducible build writes the same manifest)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (_dt.datetime.fromtimestamp(int(epoch), _dt.UTC) if epoch else _dt.datetime.now(_dt.UTC))
+    return moment.replace(microsecond=0).isoformat()
+
+
+def build_default_model(out_dir: str | os.PathLike, *, bits: int = 64, seed: int = 0,
+                        centre_path: str | os.PathLike | None = None) -> dict:
     """Build the default model version folder (model.onnx + manifest.json); return the manifest.
 
-    manifest.json is written last, so a folder with a manifest is complete.
+    manifest.json is written last, so a folder with a manifest is complete. ``centre_path``
+    also saves the calibration features' mean there (.npy), as the shipped model carries it.
     """
     started = time.monotonic()
     out_dir = Path(out_dir)
@@ -116,7 +121,10 @@ def build_default_model(out_dir: str | os.PathLike, *, bits: int = 64, seed: int
     # about twice as fast as eager torch on a CPU, and the head is a pure initializer swap.
     export_onnx(model, onnx_path)
     _, features = onnx_outputs(onnx_path, pixels)
-    weight, bias = lsh_head(features, bits, seed)
+    centre = feature_centre(features)
+    weight, bias = lsh_head_from_centre(centre, bits, seed)
+    if centre_path is not None:
+        np.save(centre_path, centre, allow_pickle=False)
     with torch.no_grad():
         model.head_weight.copy_(torch.from_numpy(weight))
         model.head_bias.copy_(torch.from_numpy(bias))
@@ -136,7 +144,7 @@ def build_default_model(out_dir: str | os.PathLike, *, bits: int = 64, seed: int
         "bits": bits,
         "feature_dim": backbone.feature_dim,
         "head": {"kind": "lsh", "fitted_on": int(len(pixels)), "seed": seed},
-        "created_at": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "created_at": _created_at(),
         "metrics": {"parity": parity},
     }
     write_json_atomic(out_dir / "manifest.json", manifest)
@@ -150,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", help="model version folder to write (created if missing)")
     parser.add_argument("--bits", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--centre", help="also save the calibration features' mean to this .npy file")
     args = parser.parse_args(argv)
     # stdout carries only the manifest (the app parses it); everything else goes to stderr.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    manifest = build_default_model(args.out_dir, bits=args.bits, seed=args.seed)
+    manifest = build_default_model(args.out_dir, bits=args.bits, seed=args.seed, centre_path=args.centre)
     sys.stdout.write(json.dumps(manifest) + "\n")
     return 0
 

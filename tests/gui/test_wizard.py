@@ -229,15 +229,18 @@ def test_file_types_follow_what_the_engine_decodes_raw_included(make_window, qtb
     import engine.imageio
     from engine.index import suffix_families
 
-    decodable = engine.imageio.IMAGE_SUFFIXES | {".nef", ".dng", ".cr3", ".jxl"}
+    # a build whose decoders read three RAW types, JPEG XL and a type of no family (".qoi")
+    others = engine.imageio.IMAGE_SUFFIXES - set(engine.imageio.RAW_SUFFIXES) - {".jxl"}
+    decodable = others | {".nef", ".dng", ".cr3", ".jxl", ".qoi"}
     monkeypatch.setattr(engine.imageio, "IMAGE_SUFFIXES", frozenset(decodable))
     families = suffix_families()
-    assert families["RAW"] == (".cr3", ".dng", ".nef") and families["JXL"] == (".jxl",)
+    assert families["Camera RAW"] == (".cr3", ".dng", ".nef") and families["JPEG XL"] == (".jxl",)
+    assert families["QOI"] == (".qoi",)
     assert {s for suffixes in families.values() for s in suffixes} == decodable  # every type is offered
 
     window = make_window(tmp_path / "library")
     window.open_wizard()
     page = window.wizard.options_page
-    assert "RAW" in page.type_boxes and ".nef" in page.type_boxes["RAW"].toolTip()
+    assert "Camera RAW" in page.type_boxes and ".nef" in page.type_boxes["Camera RAW"].toolTip()
     window.wizard.reject()
     qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
