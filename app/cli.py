@@ -140,6 +140,78 @@ def _example(library, path: str, flag: str):
     return library.example_from_file(path)
 
 
+@contextlib.contextmanager
+def _cancel_on_sigint(what: str):
+    """An Event set by the first Ctrl-C (the work stops at its next check and cleans up); a
+    second Ctrl-C stops at once."""
+    cancel = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        if cancel.is_set():
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        print(f"\nCancelling {what} (Ctrl-C again to stop at once) ...", file=sys.stderr)
+        cancel.set()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def cmd_duplicates(args) -> int:
+    from engine.duplicates import KEEP_RULES, find_duplicates
+
+    library = _open_library(args, create=False)
+    with library:
+        if args.strictness != "exact":
+            library.active_model()
+        with _cancel_on_sigint("the duplicate search") as cancel, \
+                _TrainProgress(enabled=not args.json and sys.stderr.isatty(), total=0) as bar:
+            groups = find_duplicates(
+                library, args.strictness, keep=args.keep, cancel=cancel,
+                progress=lambda done, total: bar.update({"event": "phase", "phase": "Comparing photos",
+                                                         "done": done, "total": total}))
+        copies = [m for g in groups for m in g.others]
+        wasted = sum(m.size for m in copies)
+        if args.json:
+            for group in groups:
+                print(json.dumps({"keep": group.keep.path, "others": [m.path for m in group.others],
+                                  "score": group.score}))
+        else:
+            for number, group in enumerate(groups, 1):
+                print(f"Group {number}: {1 + len(group.others)} photos, similarity {group.score:.3f}")
+                for tag, m in (("keep ", group.keep), *(("other", o) for o in group.others)):
+                    print(f"  {tag}  {_describe_member(m)}  {m.path}")
+            rule = KEEP_RULES[args.keep]
+            print(f"{len(groups)} groups ({args.strictness}), {len(copies)} other copies, {_size(wasted)}; "
+                  f"kept: {rule.description}", file=sys.stderr)
+        if args.trash_others:
+            return _trash_others(library, groups, yes=args.yes)
+    return 0
+
+
+def _describe_member(m) -> str:
+    return f"{_size(m.size):>9s}  {m.pixels / 1e6:5.1f} MP"
+
+
+def _size(count: int) -> str:
+    """Bytes for a person: 1.2 MB, 340 KB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def _trash_others(library, groups, *, yes: bool) -> int:
+    raise UserError("--trash-others is not built yet")
+
+
 def cmd_status(args) -> int:
     from engine.repair import check_library
 
@@ -685,6 +757,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same as --rerank none")
     p.add_argument("--json", action="store_true", help="one JSON object per query per line")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("duplicates", parents=[library], help="groups of copies of one photo across the library",
+                       description="Groups of photos that are copies of each other, with a suggested keeper "
+                                   "per group.")
+    p.add_argument("--strictness", default="near", choices=["exact", "near", "similar"],
+                   help="exact: the same bytes; near (default): resized, recompressed, re-encoded, rotated or "
+                        "lightly cropped copies; similar: looser, shots that look alike")
+    p.add_argument("--keep", default="largest", choices=["largest", "biggest-file", "oldest"],
+                   help="which photo of a group to keep: largest resolution (default), largest file, or oldest")
+    p.add_argument("--json", action="store_true",
+                   help='one group per line: {"keep": PATH, "others": [PATH, ...], "score": S}')
+    p.add_argument("--trash-others", action="store_true",
+                   help="move every photo but the keeper to the system trash (asks first; 'lookalike undo' "
+                        "restores them)")
+    p.add_argument("--yes", action="store_true", help="do not ask before trashing")
+    p.set_defaults(func=cmd_duplicates)
 
     p = sub.add_parser("roots", parents=[library], help="the folders the library indexes; forget one")
     p.add_argument("--json", action="store_true")

@@ -76,3 +76,21 @@ def test_keep_rules_choose_by_resolution_file_size_and_age(tmp_path):
     assert D.KEEP_RULES["largest"].choose(members).path == str(big)
     assert D.KEEP_RULES["biggest-file"].choose(members).path == str(small)
     assert D.KEEP_RULES["oldest"].choose(members).path == str(old)
+
+
+def test_a_cancelled_join_raises_cancelled_and_reports_progress_until_then():
+    import threading
+
+    from engine.errors import Cancelled
+
+    codes = _codes_with_copies(100_000, 1, 8, seed=3)
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append((done, total))
+        cancel.set()  # Ctrl-C after the first chunk
+
+    with pytest.raises(Cancelled):
+        D.MultiIndex(codes, 8).pairs(progress=progress, cancel=cancel, threads=1)
+    assert seen and seen[0][0] < seen[0][1]
