@@ -209,7 +209,70 @@ def _size(count: int) -> str:
 
 
 def _trash_others(library, groups, *, yes: bool) -> int:
-    raise UserError("--trash-others is not built yet")
+    others = [m.path for g in groups for m in g.others]
+    if not others:
+        print("Nothing to move to the trash", file=sys.stderr)
+        return 0
+    return _trash_confirmed(library, others, yes=yes)
+
+
+def _trash_confirmed(library, paths: list[str], *, yes: bool) -> int:
+    """Send ``paths`` to the trash after the person said yes to the count and total size (or --yes);
+    without a terminal to ask on, refuse unless --yes."""
+    from engine import actions
+
+    size = actions.total_size(paths)
+    what = f"{len(paths)} photo{'' if len(paths) == 1 else 's'} ({_size(size)})"
+    if actions.trash_restorable():
+        note = "'lookalike undo' puts them back"
+    else:
+        note = "Lookalike cannot put them back on this system: restore them from the trash yourself"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"not moving {what} to the trash without asking: run it in a terminal, or add --yes")
+        print(f"Move {what} to the trash? ({note}) [y/N] ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("Nothing was moved", file=sys.stderr)
+            return 0
+    report = actions.trash(library, paths)
+    return _action_summary(report, f"Moved {len(report.done)} of {what} to the trash; {note}")
+
+
+def _action_summary(report, line: str) -> int:
+    print(line, file=sys.stderr)
+    for path, why in report.failed:
+        print(f"  not done: {path}: {why}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_trash(args) -> int:
+    from engine.actions import existing_files
+
+    library = _open_library(args, create=False)
+    with library:
+        return _trash_confirmed(library, existing_files(args.paths), yes=args.yes)
+
+
+def cmd_move(args) -> int:
+    from engine import actions
+
+    library = _open_library(args, create=False)
+    with library:
+        report = actions.move(library, args.paths, args.to, copy=args.copy)
+    verb = "Copied" if args.copy else "Moved"
+    return _action_summary(report, f"{verb} {len(report.done)} of {len(args.paths)} files to {args.to} "
+                                   "('lookalike undo' reverses it)")
+
+
+def cmd_undo(args) -> int:
+    from engine import actions
+
+    library = _open_library(args, create=False)
+    with library:
+        report = actions.undo(library)
+    kind = report.kind.removeprefix("undo ")
+    done = {"move": "moved back", "copy": "copies sent to the trash", "trash": "restored from the trash"}.get(kind, "undone")
+    return _action_summary(report, f"Undid a {kind}: {len(report.done)} files {done}")
 
 
 def cmd_status(args) -> int:
@@ -773,6 +836,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "restores them)")
     p.add_argument("--yes", action="store_true", help="do not ask before trashing")
     p.set_defaults(func=cmd_duplicates)
+
+    p = sub.add_parser("trash", parents=[library], help="move photos to the system trash (asks first)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--yes", action="store_true", help="do not ask first")
+    p.set_defaults(func=cmd_trash)
+
+    p = sub.add_parser("move", parents=[library], help="move (or copy) photos into a folder; the library follows")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--to", required=True, metavar="DIR", help="the folder to move them into")
+    p.add_argument("--copy", action="store_true", help="copy instead of moving")
+    p.set_defaults(func=cmd_move)
+
+    p = sub.add_parser("undo", parents=[library],
+                       help="reverse the last trash, move or copy (a trashed photo comes back from the trash)")
+    p.set_defaults(func=cmd_undo)
 
     p = sub.add_parser("roots", parents=[library], help="the folders the library indexes; forget one")
     p.add_argument("--json", action="store_true")
