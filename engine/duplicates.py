@@ -145,16 +145,21 @@ class _Table:
 
 class MultiIndex:
     """Hamming tables over packed codes (N, W): all pairs within the plan's radius, or the
-    codes within it of one query. ``live``: rows that count (None: all)."""
+    codes within it of one query. ``live``: rows that count (None: all). ``bits``: the code
+    length (default 64 W); the substrings cover only those bits, since the unused high bits
+    are zero in every code and a table over them would put every row in a few buckets."""
 
     def __init__(self, codes: np.ndarray, radius: int, live: np.ndarray | None = None, *,
-                 plan_for: Plan | None = None):
+                 bits: int | None = None, plan_for: Plan | None = None):
         codes = np.ascontiguousarray(codes, dtype=np.uint64)
         if codes.ndim != 2:
             raise ValueError(f"codes must be (N, W) uint64, not {codes.shape}")
         self.codes = codes
         n, words = codes.shape
-        self.plan = plan_for or plan(n, 64 * words, radius)
+        bits = 64 * words if bits is None else int(bits)
+        if not 0 < bits <= 64 * words:
+            raise ValueError(f"{bits} bits do not fit codes of {words} words")
+        self.plan = plan_for or plan(n, bits, radius)
         self.live = (np.ones(n, dtype=bool) if live is None else np.ascontiguousarray(live[:n], dtype=bool))
         self.masks = np.stack([_substring_mask(words, s, length) for s, length in self.plan.tables])
         self.tables = [self._build(start, length) for start, length in self.plan.tables]
@@ -429,11 +434,13 @@ def complete_link_groups(features, i: np.ndarray, j: np.ndarray, edge_score: np.
 
 
 def group_codes(codes: np.ndarray, features, strictness: Strictness, live: np.ndarray | None = None, *,
-                progress: Callable[[int, int], None] | None = None,
+                bits: int | None = None, progress: Callable[[int, int], None] | None = None,
                 cancel: threading.Event | None = None) -> list[tuple[np.ndarray, float]]:
-    """Near or similar groups of rows from codes (N, W) and unit features (N, D): see the module docstring."""
+    """Near or similar groups of rows from codes (N, W) of ``bits`` bits (default 64 W) and unit
+    features (N, D): see the module docstring."""
     codes = np.asarray(codes)
-    index = MultiIndex(codes, strictness.radius_for(64 * codes.shape[1]), live)
+    bits = 64 * codes.shape[1] if bits is None else bits
+    index = MultiIndex(codes, strictness.radius_for(bits), live, bits=bits)
     i, j, _ = index.pairs(progress=progress, cancel=cancel)
     score = pair_cosines(features, i, j)
     keep = score >= strictness.edge_cosine
@@ -524,7 +531,7 @@ def find_duplicates(library, strictness: str = "near", *, keep: str | KeepRule =
         catalogued = np.zeros(live.size, dtype=bool)
         catalogued[[slot for slot, _, _ in rows]] = True
         slot_groups = group_codes(library.codes(), library.features(), STRICTNESS[strictness], catalogued,
-                                  progress=progress, cancel=cancel)
+                                  bits=library.active_model().bits, progress=progress, cancel=cancel)
     paths = {slot: path for slot, path, _ in rows}
     groups = []
     for slots, score in slot_groups:

@@ -94,3 +94,13 @@ def test_a_cancelled_join_raises_cancelled_and_reports_progress_until_then():
     with pytest.raises(Cancelled):
         D.MultiIndex(codes, 8).pairs(progress=progress, cancel=cancel, threads=1)
     assert seen and seen[0][0] < seen[0][1]
+
+
+def test_short_codes_are_cut_over_their_own_bits():
+    # 48-bit codes in one word: the 16 high bits are zero everywhere, and no table may cover them
+    codes = _codes_with_copies(3000, 1, 6, seed=9) & np.uint64((1 << 48) - 1)
+    index = D.MultiIndex(codes, 6, bits=48)
+    assert sum(length for _, length in index.plan.tables) == 48
+    i, j, _ = index.pairs(threads=1)
+    expected, _ = _brute_pairs(codes, 6, np.ones(3000, bool))
+    assert set(zip(i.tolist(), j.tolist())) == expected
