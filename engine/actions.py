@@ -110,9 +110,15 @@ def trash(library, paths: Sequence[str | os.PathLike]) -> ActionReport:
     """Send files to the system trash and forget them in the catalog; journalled for undo.
 
     The caller confirms with the person first (count and total size)."""
+    files = existing_files(paths)
+    with library.store.writing():  # a read-only or busy library fails here, before any file moves
+        read_journal(library)
+        return _trash(library, files)
+
+
+def _trash(library, files: list[str]) -> ActionReport:
     from send2trash import send2trash
 
-    files = existing_files(paths)
     report = ActionReport("trash")
     items = []
     try:
@@ -141,6 +147,12 @@ def move(library, paths: Sequence[str | os.PathLike], folder: str | os.PathLike,
     target_dir = os.path.abspath(os.fspath(folder))
     if not os.path.isdir(target_dir):
         raise UserError(f"{folder}: no such folder")
+    with library.store.writing():
+        read_journal(library)
+        return _move(library, files, target_dir, copy)
+
+
+def _move(library, files: list[str], target_dir: str, copy: bool) -> ActionReport:
     report = ActionReport("copy" if copy else "move")
     items = []
     try:
@@ -167,6 +179,11 @@ def move(library, paths: Sequence[str | os.PathLike], folder: str | os.PathLike,
 
 def undo(library) -> ActionReport:
     """Reverse the newest recorded action (files whose old place is taken are left, with why)."""
+    with library.store.writing():
+        return _undo(library)
+
+
+def _undo(library) -> ActionReport:
     actions = read_journal(library)
     if not actions:
         raise UserError("there is nothing to undo")

@@ -128,3 +128,13 @@ def test_copy_into_a_folder_and_undo_sends_the_copy_to_the_trash(setup):
     assert main(["undo", "--library", str(library)]) == 0
     assert not (outside / "p1.jpg").exists() and (trash / "files" / "p1.jpg").exists()
     assert (root / "p1.jpg").exists()
+
+
+def test_a_busy_library_refuses_before_any_file_moves(setup, capsys):
+    library, root, trash = setup
+    with Library(library, create=False) as other:  # another process indexing, say
+        with other.store.writing():
+            assert main(["trash", "--library", str(library), "--yes", str(root / "p1.jpg")]) == 2
+            assert main(["move", "--library", str(library), str(root / "p1.jpg"), "--to", str(library.parent)]) == 2
+    assert "another Lookalike process" in capsys.readouterr().err
+    assert (root / "p1.jpg").exists() and not trash.exists()
