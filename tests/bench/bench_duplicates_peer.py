@@ -53,6 +53,20 @@ def run_czkawka(folder: Path, level: int) -> tuple[list[list[str]], float]:
     return groups, time.perf_counter() - t0
 
 
+def sweep(library: Path, truth) -> None:
+    from engine import duplicates
+    from engine.library import Library
+
+    with Library(library, create=False) as lib:
+        for edge in (0.85, 0.86, 0.88, 0.90, 0.92):
+            for group in (0.75, 0.80, 0.84):
+                duplicates.STRICTNESS["sweep"] = duplicates.Strictness("sweep", 8, edge, group)
+                groups = [g.paths for g in duplicates.find_duplicates(lib, "sweep")]
+                scores = pair_scores(groups, truth)
+                print(f"edge {edge:.2f} group {group:.2f}: precision {scores['precision']:.3f} "
+                      f"recall {scores['recall']:.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=None, help="where to write the photos (default: a temp dir)")
@@ -61,6 +75,8 @@ def main() -> None:
     parser.add_argument("--fashion", type=int, default=100)
     parser.add_argument("--copied", type=int, default=60)
     parser.add_argument("--czkawka-levels", default="5,10,15,20")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also Lookalike's near level over a grid of (edge, group) cosines: how they were set")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = (args.folder or Path(tmp) / "photos").resolve()
@@ -72,6 +88,8 @@ def main() -> None:
             groups, t_index, t_dup = run_lookalike(folder, library, strictness)
             print(json.dumps({"tool": "lookalike", "strictness": strictness, **pair_scores(groups, truth),
                               "index_s": round(t_index, 2), "duplicates_s": round(t_dup, 2)}), flush=True)
+        if args.sweep:
+            sweep(library, truth)
         for level in (int(x) for x in args.czkawka_levels.split(",")):
             groups, elapsed = run_czkawka(folder, level)
             print(json.dumps({"tool": "czkawka", "similarity": level, **pair_scores(groups, truth),
