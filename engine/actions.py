@@ -313,11 +313,18 @@ def _trash_dirs(path: str) -> list[Path]:
 
 
 def _trash_entries(path: str) -> set[Path]:
+    """The trash's notes that may be about a file of this name: send2trash names them
+    NAME.trashinfo, or "STEM N.EXT.trashinfo" when the name is taken (only those are listed,
+    so trashing many files does not list the whole trash for each)."""
+    import glob
+
+    stem, suffix = os.path.splitext(os.path.basename(path))
+    pattern = f"{glob.escape(stem)}*{glob.escape(suffix)}.trashinfo"
     entries = set()
     for trash_dir in _trash_dirs(path):
         info = trash_dir / "info"
         if info.is_dir():
-            entries.update(info.glob("*.trashinfo"))
+            entries.update(info.glob(pattern))
     return entries
 
 

@@ -138,3 +138,15 @@ def test_a_busy_library_refuses_before_any_file_moves(setup, capsys):
             assert main(["move", "--library", str(library), str(root / "p1.jpg"), "--to", str(library.parent)]) == 2
     assert "another Lookalike process" in capsys.readouterr().err
     assert (root / "p1.jpg").exists() and not trash.exists()
+
+
+def test_two_photos_of_one_name_come_back_to_their_own_places(setup):
+    library, root, trash = setup
+    (root / "other").mkdir()
+    shutil.copyfile(root / "p3.jpg", root / "other" / "p1.jpg")  # same name, different folder and content
+    first, second = (root / "p1.jpg").read_bytes(), (root / "other" / "p1.jpg").read_bytes()
+    assert main(["trash", "--library", str(library), "--yes", str(root / "p1.jpg"), str(root / "other" / "p1.jpg")]) == 0
+    assert sorted(p.name for p in (trash / "files").iterdir()) == ["p1 1.jpg", "p1.jpg"]
+    assert main(["undo", "--library", str(library)]) == 0
+    assert (root / "p1.jpg").read_bytes() == first and (root / "other" / "p1.jpg").read_bytes() == second
+    assert not any((trash / "files").iterdir()) and not any((trash / "info").iterdir())
