@@ -83,3 +83,14 @@ def test_keep_rule_and_text_output(dup_library, capsys):
     out, err = capsys.readouterr()
     assert out.count("Group ") == 3 and "keep " in out
     assert "3 groups (near)" in err
+
+
+def test_the_command_offers_exactly_the_engines_levels_and_rules():
+    from app.cli import build_parser
+    from engine.duplicates import KEEP_RULES, STRICTNESS
+
+    args = build_parser().parse_args(["duplicates"])
+    assert (args.strictness, args.keep) == ("near", "largest")
+    sub = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices and "duplicates" in a.choices)
+    options = {a.dest: a.choices for a in sub.choices["duplicates"]._actions if a.choices}
+    assert set(options["strictness"]) == set(STRICTNESS) and set(options["keep"]) == set(KEEP_RULES)
