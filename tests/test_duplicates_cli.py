@@ -94,3 +94,25 @@ def test_the_command_offers_exactly_the_engines_levels_and_rules():
     sub = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices and "duplicates" in a.choices)
     options = {a.dest: a.choices for a in sub.choices["duplicates"]._actions if a.choices}
     assert set(options["strictness"]) == set(STRICTNESS) and set(options["keep"]) == set(KEEP_RULES)
+
+
+def test_ctrl_c_cancels_the_search_cleanly(dup_library, capsys, monkeypatch):
+    """The first Ctrl-C sets the cancel event the join checks between chunks; exit 130, one line."""
+    import signal
+
+    from engine import duplicates
+
+    real = duplicates.MultiIndex.pairs
+
+    def interrupted(self, *, progress=None, cancel=None, threads=None):
+        os.kill(os.getpid(), signal.SIGINT)  # the person presses Ctrl-C during the join
+        assert cancel is not None and cancel.is_set()
+        return real(self, progress=progress, cancel=cancel, threads=threads)
+
+    monkeypatch.setattr(duplicates.MultiIndex, "pairs", interrupted)
+    library, _, _ = dup_library
+    capsys.readouterr()
+    assert main(["duplicates", "--library", str(library)]) == 130
+    err = capsys.readouterr().err
+    assert "Cancelling the duplicate search" in err and "cancelled" in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
