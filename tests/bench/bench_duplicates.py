@@ -61,6 +61,35 @@ def synthetic(n: int, seed: int = 0):
     return codes, features.astype(np.float16), group
 
 
+def synthetic_clustered(n: int, seed: int = 0, dim: int = 256):
+    """As ``synthetic``, but features from bench_search's clustered generator (1,000 clusters, each
+    varying along a 32-dim subspace: look-alikes crowd together) and 64-bit ITQ codes computed from
+    them, copies included: the codes are as clustered as a library's, and a copy's code differs by
+    whatever its feature noise flips."""
+    from tests.bench.bench_search import encode, fit_itq
+    from tests.bench.bench_search import synthetic as clustered
+
+    rng = np.random.default_rng(seed)
+    features = clustered(n, dim, 1000, seed).astype(np.float32)
+    group = np.full(n, -1, np.int64)
+    originals = int(n * 0.02)
+    copies_per = rng.integers(1, 4, originals)
+    total_copies = int(copies_per.sum())
+    slots = rng.permutation(n)[: originals + total_copies]
+    source, copy_slots = slots[:originals], slots[originals:]
+    owner = np.repeat(np.arange(originals), copies_per)
+    group[source] = np.arange(originals)
+    group[copy_slots] = owner
+    noise = rng.standard_normal((total_copies, dim), dtype=np.float32)
+    noise *= 0.25 / np.linalg.norm(noise, axis=1, keepdims=True)
+    copied = features[source[owner]] + noise
+    features[copy_slots] = copied / np.linalg.norm(copied, axis=1, keepdims=True)
+    features = features.astype(np.float16)
+    sample = features[rng.choice(n, min(n, 50_000), replace=False)].astype(np.float32)
+    codes = encode(features, *fit_itq(sample, 64, seed))
+    return codes, features, group
+
+
 def planted_recall(groups, group_of: np.ndarray) -> tuple[float, int]:
     """Share of the planted pairs (both items in one planted group) found inside one found group."""
     found_id = np.full(group_of.size, -1, np.int64)
@@ -103,8 +132,8 @@ def join_check(codes, features, i, j, strictness, sample: int, seed: int = 1) ->
     return hits / max(expected, 1), expected, hits
 
 
-def bench_groups(n: int, strictness_name: str, sample: int) -> dict:
-    codes, features, group_of = synthetic(n)
+def bench_groups(n: int, strictness_name: str, sample: int, clustered: bool = False) -> dict:
+    codes, features, group_of = (synthetic_clustered if clustered else synthetic)(n)
     strictness = D.STRICTNESS[strictness_name]
     D._kernels()  # numba's load is a fixed start-up cost, not the join's
     tracemalloc.start()
@@ -121,7 +150,7 @@ def bench_groups(n: int, strictness_name: str, sample: int) -> dict:
     tracemalloc.stop()
     recall, planted_pairs = planted_recall(groups, group_of)
     join_recall, expected, hits = join_check(codes, features, i, j, strictness, sample)
-    return {"n": n, "strictness": strictness_name, "tables": len(index.plan.tables),
+    return {"n": n, "data": "clustered" if clustered else "uniform", "strictness": strictness_name, "tables": len(index.plan.tables),
             "probe_radius": index.plan.probe_radius, "candidates_within_radius": int(i.size),
             "edges": int(keep.sum()), "groups": len(groups), "build_s": round(t_build, 2),
             "join_s": round(t_join, 2), "total_s": round(elapsed, 2), "peak_traced_mb": round(peak / 1e6),
@@ -166,10 +195,12 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2000, help="items checked against brute force")
     parser.add_argument("--radius-at", type=int, default=10_000_000, help="codes for the radius search (0: skip)")
     parser.add_argument("--radius", type=int, default=8)
+    parser.add_argument("--clustered", action="store_true",
+                        help="clustered features and their ITQ codes instead of uniform random codes")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}")
     for n in (int(float(s)) for s in args.sizes.split(",")):
-        print(bench_groups(n, args.strictness, args.sample), flush=True)
+        print(bench_groups(n, args.strictness, args.sample, args.clustered), flush=True)
     if args.radius_at:
         for radius in sorted({4, args.radius}):
             print(bench_radius(args.radius_at, radius, 200), flush=True)
