@@ -198,7 +198,8 @@ def _undo(library) -> ActionReport:
             back.append(moved[1])
         else:
             report.failed.append((item.get("to") or item.get("from", "?"), moved))
-            left.append(item)
+            if isinstance(moved, _Retry):  # the person can clear the way and undo again
+                left.append(item)
     remaining = actions[:-1] + ([{**entry, "items": left}] if left else [])
     _write_journal(library, remaining)
     if entry.get("kind") == "copy":  # the copies went to the trash: the catalog forgets them
@@ -209,19 +210,24 @@ def _undo(library) -> ActionReport:
     return report
 
 
+class _Retry(str):
+    """Why a file could not be put back, when undo may work later (its old place is taken)."""
+
+
 def _undo_item(kind, item: dict) -> tuple[str, str] | str:
-    """Put one file back: (where it was, where it is now), or why it could not be."""
+    """Put one file back: (where it was, where it is now), or why it could not be (a _Retry
+    when undoing again may work; such items stay in the journal, the others leave it)."""
     if kind == "move":
         source, original = item["to"], item["from"]
         if not os.path.isfile(source):
             return "it is no longer where it was moved to"
         if os.path.lexists(original):
-            return f"{original} exists again"
+            return _Retry(f"{original} exists again")
         try:
             os.makedirs(os.path.dirname(original), exist_ok=True)
             _move_file(source, original)
         except OSError as exc:
-            return str(exc)
+            return _Retry(str(exc))
         return source, original
     if kind == "copy":  # undone by sending the copy to the trash
         from send2trash import send2trash
@@ -240,14 +246,14 @@ def _undo_item(kind, item: dict) -> tuple[str, str] | str:
         if not os.path.lexists(trashed):
             return "it is no longer in the trash (emptied, or restored already)"
         if os.path.lexists(original):
-            return f"{original} exists again"
+            return _Retry(f"{original} exists again")
         try:
             os.makedirs(os.path.dirname(original), exist_ok=True)
             _move_file(trashed, original)
             if info:
                 Path(info).unlink(missing_ok=True)  # the trash's note about the file, not the file
         except OSError as exc:
-            return str(exc)
+            return _Retry(str(exc))
         return trashed, original
     return f"unknown action {kind!r} in the journal"
 

@@ -150,3 +150,16 @@ def test_two_photos_of_one_name_come_back_to_their_own_places(setup):
     assert main(["undo", "--library", str(library)]) == 0
     assert (root / "p1.jpg").read_bytes() == first and (root / "other" / "p1.jpg").read_bytes() == second
     assert not any((trash / "files").iterdir()) and not any((trash / "info").iterdir())
+
+
+def test_undo_leaves_a_taken_place_alone_and_can_be_run_again(setup, capsys):
+    library, root, _ = setup
+    (root / "album").mkdir()
+    assert main(["move", "--library", str(library), str(root / "p4.jpg"), "--to", str(root / "album")]) == 0
+    (root / "p4.jpg").write_bytes(b"a new file where the photo was")
+    assert main(["undo", "--library", str(library)]) == 1
+    assert "exists again" in capsys.readouterr().err
+    assert (root / "album" / "p4.jpg").exists() and (root / "p4.jpg").read_bytes().startswith(b"a new file")
+    (root / "p4.jpg").unlink()
+    assert main(["undo", "--library", str(library)]) == 0  # the same move, now that its place is free
+    assert (root / "p4.jpg").exists() and not (root / "album" / "p4.jpg").exists()
