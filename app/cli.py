@@ -148,6 +148,141 @@ def _example(library, path: str, flag: str):
     return library.example_from_file(path)
 
 
+@contextlib.contextmanager
+def _cancel_on_sigint(what: str):
+    """An Event set by the first Ctrl-C (the work stops at its next check and cleans up); a
+    second Ctrl-C stops at once."""
+    cancel = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        if cancel.is_set():
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        print(f"\nCancelling {what} (Ctrl-C again to stop at once) ...", file=sys.stderr)
+        cancel.set()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def cmd_duplicates(args) -> int:
+    from engine.duplicates import KEEP_RULES, find_duplicates
+
+    library = _open_library(args, create=False)
+    with library:
+        if args.strictness != "exact":
+            library.active_model()
+        with _cancel_on_sigint("the duplicate search") as cancel, \
+                _TrainProgress(enabled=not args.json and sys.stderr.isatty(), total=0) as bar:
+            groups = find_duplicates(
+                library, args.strictness, keep=args.keep, cancel=cancel,
+                progress=lambda done, total: bar.update({"event": "phase", "phase": "Comparing photos",
+                                                         "done": done, "total": total}))
+        copies = [m for g in groups for m in g.others]
+        wasted = sum(m.size for m in copies)
+        if args.json:
+            for group in groups:
+                print(json.dumps({"keep": group.keep.path, "others": [m.path for m in group.others],
+                                  "score": group.score}))
+        else:
+            for number, group in enumerate(groups, 1):
+                print(f"Group {number}: {1 + len(group.others)} photos, similarity {group.score:.3f}")
+                for tag, m in (("keep ", group.keep), *(("other", o) for o in group.others)):
+                    print(f"  {tag}  {_describe_member(m)}  {m.path}")
+            rule = KEEP_RULES[args.keep]
+            print(f"{len(groups)} groups ({args.strictness}), {len(copies)} other copies, {_size(wasted)}; "
+                  f"kept: {rule.description}", file=sys.stderr)
+        if args.trash_others:
+            return _trash_others(library, groups, yes=args.yes)
+    return 0
+
+
+def _describe_member(m) -> str:
+    return f"{_size(m.size):>9s}  {m.pixels / 1e6:5.1f} MP"
+
+
+def _size(count: int) -> str:
+    """Bytes for a person: 1.2 MB, 340 KB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def _trash_others(library, groups, *, yes: bool) -> int:
+    others = [m.path for g in groups for m in g.others]
+    if not others:
+        print("Nothing to move to the trash", file=sys.stderr)
+        return 0
+    return _trash_confirmed(library, others, yes=yes)
+
+
+def _trash_confirmed(library, paths: list[str], *, yes: bool) -> int:
+    """Send ``paths`` to the trash after the person said yes to the count and total size (or --yes);
+    without a terminal to ask on, refuse unless --yes."""
+    from engine import actions
+
+    size = actions.total_size(paths)
+    what = f"{len(paths)} photo{'' if len(paths) == 1 else 's'} ({_size(size)})"
+    if actions.trash_restorable():
+        note = "'lookalike undo' puts them back"
+    else:
+        note = "Lookalike cannot put them back on this system: restore them from the trash yourself"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"not moving {what} to the trash without asking: run it in a terminal, or add --yes")
+        print(f"Move {what} to the trash? ({note}) [y/N] ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("Nothing was moved", file=sys.stderr)
+            return 0
+    report = actions.trash(library, paths)
+    return _action_summary(report, f"Moved {len(report.done)} of {what} to the trash; {note}")
+
+
+def _action_summary(report, line: str) -> int:
+    print(line, file=sys.stderr)
+    for path, why in report.failed:
+        print(f"  not done: {path}: {why}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_trash(args) -> int:
+    from engine.actions import existing_files
+
+    library = _open_library(args, create=False)
+    with library:
+        return _trash_confirmed(library, existing_files(args.paths), yes=args.yes)
+
+
+def cmd_move(args) -> int:
+    from engine import actions
+
+    library = _open_library(args, create=False)
+    with library:
+        report = actions.move(library, args.paths, args.to, copy=args.copy)
+    verb = "Copied" if args.copy else "Moved"
+    return _action_summary(report, f"{verb} {len(report.done)} of {len(args.paths)} files to {args.to} "
+                                   "('lookalike undo' reverses it)")
+
+
+def cmd_undo(args) -> int:
+    from engine import actions
+
+    library = _open_library(args, create=False)
+    with library:
+        report = actions.undo(library)
+    kind = report.kind.removeprefix("undo ")
+    done = {"move": "moved back", "copy": "copies sent to the trash", "trash": "restored from the trash"}.get(kind, "undone")
+    return _action_summary(report, f"Undid a {kind}: {len(report.done)} files {done}")
+
+
 def cmd_status(args) -> int:
     from engine.repair import check_library
 
@@ -699,6 +834,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same as --rerank none")
     p.add_argument("--json", action="store_true", help="one JSON object per query per line")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("duplicates", parents=[library], help="groups of copies of one photo across the library",
+                       description="Groups of photos that are copies of each other, with a suggested keeper "
+                                   "per group.")
+    p.add_argument("--strictness", default="near", choices=["exact", "near", "similar"],
+                   help="exact: the same bytes; near (default): resized, recompressed, re-encoded, rotated or "
+                        "lightly cropped copies; similar: looser, shots that look alike")
+    p.add_argument("--keep", default="largest", choices=["largest", "biggest-file", "oldest"],
+                   help="which photo of a group to keep: largest resolution (default), largest file, or oldest")
+    p.add_argument("--json", action="store_true",
+                   help='one group per line: {"keep": PATH, "others": [PATH, ...], "score": S}')
+    p.add_argument("--trash-others", action="store_true",
+                   help="move every photo but the keeper to the system trash (asks first; 'lookalike undo' "
+                        "restores them)")
+    p.add_argument("--yes", action="store_true", help="do not ask before trashing")
+    p.set_defaults(func=cmd_duplicates)
+
+    p = sub.add_parser("trash", parents=[library], help="move photos to the system trash (asks first)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--yes", action="store_true", help="do not ask first")
+    p.set_defaults(func=cmd_trash)
+
+    p = sub.add_parser("move", parents=[library], help="move (or copy) photos into a folder; the library follows")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--to", required=True, metavar="DIR", help="the folder to move them into")
+    p.add_argument("--copy", action="store_true", help="copy instead of moving")
+    p.set_defaults(func=cmd_move)
+
+    p = sub.add_parser("undo", parents=[library],
+                       help="reverse the last trash, move or copy (a trashed photo comes back from the trash)")
+    p.set_defaults(func=cmd_undo)
 
     p = sub.add_parser("roots", parents=[library], help="the folders the library indexes; forget one")
     p.add_argument("--json", action="store_true")

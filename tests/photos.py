@@ -102,3 +102,25 @@ def broken_files(folder: Path) -> dict[str, Path]:
     files["not an image"].write_text("this is a shopping list, not a photo\n" * 20)
     files["corrupt"].write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(2000))
     return files
+
+
+# The copies a duplicate finder must group with their original: (name, how to make it).
+COPY_EDITS = ("resized", "q60", "png", "exif-rotated", "cropped")
+
+
+def copy_edit(image: Image.Image, edit: str, path_stem: Path) -> Path:
+    """One edited copy of ``image`` (see COPY_EDITS), written beside ``path_stem`` with its suffix."""
+    w, h = image.size
+    if edit == "resized":
+        return save(image.resize((w * 3 // 5, h * 3 // 5), Image.Resampling.LANCZOS),
+                    path_stem.with_suffix(".resized.jpg"), quality=88)
+    if edit == "q60":
+        return save(image, path_stem.with_suffix(".q60.jpg"), quality=60)
+    if edit == "png":
+        return save(image, path_stem.with_suffix(".png"))
+    if edit == "exif-rotated":
+        return with_orientation(image, path_stem.with_suffix(".rotated.jpg"), 6)
+    if edit == "cropped":  # 5% off every side
+        return save(image.crop((w // 20, h // 20, w - w // 20, h - h // 20)), path_stem.with_suffix(".crop.jpg"),
+                    quality=90)
+    raise ValueError(f"no edit {edit!r}")

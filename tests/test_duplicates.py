@@ -1,0 +1,106 @@
+"""Duplicate groups: the multi-index self-join against brute force, complete-link groups, keep-best rules."""
+
+import numpy as np
+import pytest
+
+from engine import duplicates as D
+from tests import photos
+
+
+def _codes_with_copies(n: int, words: int, radius: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 2**64 - 1, (n, words), dtype=np.uint64, endpoint=True)
+    for row in range(n // 10):  # a tenth of the rows are near copies of another row
+        copy = codes[rng.integers(n // 10, n)].copy()
+        for bit in rng.choice(64 * words, rng.integers(0, radius + 3), replace=False):
+            copy[bit // 64] ^= np.uint64(1 << int(bit % 64))
+        codes[row] = copy
+    return codes
+
+
+def _brute_pairs(codes, radius, live):
+    dist = sum(np.bitwise_count(codes[:, None, w] ^ codes[None, :, w]).astype(int) for w in range(codes.shape[1]))
+    i, j = np.nonzero(np.triu(dist <= radius, 1) & live[:, None] & live[None, :])
+    return set(zip(i.tolist(), j.tolist())), dist
+
+
+@pytest.mark.parametrize("words, radius", [(1, 8), (1, 3), (2, 10), (4, 12)])
+def test_self_join_finds_exactly_the_pairs_within_the_radius(words, radius):
+    codes = _codes_with_copies(2000, words, radius, seed=words * 100 + radius)
+    live = np.random.default_rng(1).random(2000) > 0.05
+    index = D.MultiIndex(codes, radius, live)
+    i, j, d = index.pairs(threads=2)
+    expected, dist = _brute_pairs(codes, radius, live)
+    assert len(expected) > 100
+    assert len(i) == len(expected)  # each pair once
+    assert set(zip(i.tolist(), j.tolist())) == expected
+    assert (d == dist[i, j]).all()
+    rows, found = index.within(codes[7])
+    assert rows.tolist() == sorted(np.flatnonzero((dist[7] <= radius) & live).tolist(),
+                                   key=lambda r: (dist[7, r], r))
+
+
+def test_plan_keeps_the_pigeonhole_bound():
+    for bits, radius in [(64, 8), (64, 12), (128, 16), (256, 40)]:
+        plan = D.plan(1_000_000, bits, radius)
+        assert sum(length for _, length in plan.tables) == bits
+        assert len(plan.tables) * (plan.probe_radius + 1) > radius  # some substring is within s
+        assert max(length for _, length in plan.tables) <= D.MAX_KEY_BITS
+
+
+def test_complete_link_does_not_chain():
+    # A~B and B~C are strong, but A and C are far apart: A and C never share a group.
+    a = np.array([1.0, 0.0, 0.0])
+    c = np.array([0.6, 0.8, 0.0])
+    b = (a + c) / np.linalg.norm(a + c)
+    features = np.stack([a, b, c]).astype(np.float32)
+    i, j = np.array([0, 1]), np.array([1, 2])
+    score = D.pair_cosines(features, i, j)
+    assert (score > 0.89).all() and float(a @ c) < 0.7
+    groups = D.complete_link_groups(features, i, j, score, group_cosine=0.8)
+    together = [set(g.tolist()) for g, _ in groups if len(g) > 1]
+    assert len(together) == 1 and not {0, 2} <= together[0]
+    merged = D.complete_link_groups(features, i, j, score, group_cosine=0.5)
+    assert sorted(merged[0][0].tolist()) == [0, 1, 2] and merged[0][1] == pytest.approx(float(a @ c), abs=1e-5)
+
+
+def test_keep_rules_choose_by_resolution_file_size_and_age(tmp_path):
+    image = photos.scene(5)
+    big = photos.save(image, tmp_path / "big.jpg", quality=70)
+    small = photos.save(image.resize((320, 240)), tmp_path / "small.png")  # fewer pixels, bigger file
+    old = photos.save(image.resize((320, 240)), tmp_path / "old.jpg", quality=50)
+    import os
+    os.utime(old, ns=(1_000_000_000, 1_000_000_000))
+    members = [D.member(str(p)) for p in (small, big, old)]
+    assert os.path.getsize(small) > os.path.getsize(big)
+    assert D.KEEP_RULES["largest"].choose(members).path == str(big)
+    assert D.KEEP_RULES["biggest-file"].choose(members).path == str(small)
+    assert D.KEEP_RULES["oldest"].choose(members).path == str(old)
+
+
+def test_a_cancelled_join_raises_cancelled_and_reports_progress_until_then():
+    import threading
+
+    from engine.errors import Cancelled
+
+    codes = _codes_with_copies(100_000, 1, 8, seed=3)
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append((done, total))
+        cancel.set()  # Ctrl-C after the first chunk
+
+    with pytest.raises(Cancelled):
+        D.MultiIndex(codes, 8).pairs(progress=progress, cancel=cancel, threads=1)
+    assert seen and seen[0][0] < seen[0][1]
+
+
+def test_short_codes_are_cut_over_their_own_bits():
+    # 48-bit codes in one word: the 16 high bits are zero everywhere, and no table may cover them
+    codes = _codes_with_copies(3000, 1, 6, seed=9) & np.uint64((1 << 48) - 1)
+    index = D.MultiIndex(codes, 6, bits=48)
+    assert sum(length for _, length in index.plan.tables) == 48
+    i, j, _ = index.pairs(threads=1)
+    expected, _ = _brute_pairs(codes, 6, np.ones(3000, bool))
+    assert set(zip(i.tolist(), j.tolist())) == expected
