@@ -500,8 +500,9 @@ class PreviewWindow(QWidget):
             screen = self.screen() or QGuiApplication.primaryScreen()
             if screen is not None:
                 self.setGeometry(screen.availableGeometry())
-            self.show()
-        self.raise_()
+            self.show()  # a new window comes up in front
+        else:
+            self.raise_()
         self.activateWindow()
         self.setFocus()
 

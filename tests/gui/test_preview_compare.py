@@ -178,11 +178,11 @@ def test_compare_of_selected_results_zooms_and_pans_them_together(make_window, q
     assert small.zoom == png.zoom == big.zoom  # relative to each one's fit: the same part shows
     before = (small.cx, small.cy)
     _drag(small, QPointF(60, 60), QPointF(30, 40))  # drag left and up: the view moves right and down
-    assert small.cx > before[0] and small.cy > before[1]
+    assert small.cx > before[0]  # (cy stays 0.5 while the photos' height fits the tall panes)
     assert (big.cx, big.cy) == (small.cx, small.cy) == (png.cx, png.cy)
     # 100 % of the big photo: the small one (half the pixels a side) shows the same part, at 200 %
     compare.panes[0].actual_size()
-    assert small.zoom == big.zoom and small.scale() == pytest.approx(2 * big.scale())
+    assert small.zoom == big.zoom and small.scale() == pytest.approx(2 * big.scale(), rel=0.02)  # panes may differ by a pixel
     qtbot.waitUntil(big.is_full_resolution, timeout=10_000)  # every pixel once zoomed past the draft
     qtbot.keyClick(compare, Qt.Key.Key_0)
     assert big.zoom == small.zoom == png.zoom == 1.0
@@ -227,6 +227,16 @@ def test_a_corrupt_file_in_the_preview_shows_a_message(make_window, qtbot, previ
     assert window.preview.isVisible()
 
 
+def _double_click(widget, at: QPoint) -> None:
+    """What a mouse sends (QTest.mouseDClick sends no releases, and the view activates an item on
+    the release that ends a double-click)."""
+    for kind in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease, QEvent.Type.MouseButtonDblClick,
+                 QEvent.Type.MouseButtonRelease):
+        held = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else Qt.MouseButton.LeftButton
+        QApplication.sendEvent(widget, QMouseEvent(kind, QPointF(at), widget.mapToGlobal(QPointF(at)),
+                                                   Qt.MouseButton.LeftButton, held, Qt.KeyboardModifier.NoModifier))
+
+
 def test_double_click_previews_by_default_and_opens_when_set(make_window, qtbot, preview_library, monkeypatch):
     library, paths = preview_library
     window = make_window(library)
@@ -236,12 +246,12 @@ def test_double_click_previews_by_default_and_opens_when_set(make_window, qtbot,
     assert window.double_click_action.isChecked()
     viewport = window.view.viewport()
     at = window.view.visualRect(window.model.index(2)).center()
-    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=at)
+    _double_click(viewport, at)
     assert window.preview is not None and window.preview.isVisible() and window.preview.row == 2
     assert not opened
     window.preview.close()
 
     window.double_click_action.setChecked(False)
     assert window.settings.value("view/double_click") == "open"
-    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=at)
+    _double_click(viewport, at)
     assert opened == [window.model.item(2).path]
