@@ -468,13 +468,17 @@ class PreviewWindow(QWidget):
             self.show_row(self.row + by)
 
     def _update_info(self) -> None:
-        lines = info_lines(self.pane.info, self.score) if self.pane.info is not None else [
-            display_path(os.path.basename(self.pane.path or ""))]
+        """Two lines under the photo (the photo gets the height): where it is in the results,
+        its name and its similarity; then its facts and its folder."""
+        name = display_path(os.path.basename(self.pane.path or ""))
+        first = [f"{self.row + 1} of {self._count()}", name]
+        if self.score is not None:
+            first.append(f"{similarity_in_words(self.score)} (score {self.score:.2f})")
+        second = info_lines(self.pane.info)[1:] if self.pane.info is not None else []
         if self.pane.message and self.pane.shown is None:
-            lines.append(self.pane.message)
-        position = f"{self.row + 1} of {self._count()}"
-        self.info_label.setText(f"{position} · " + "\n".join(lines))
-        self.setWindowTitle(f"{lines[0]} – Preview")
+            second.append(self.pane.message)
+        self.info_label.setText(" · ".join(first) + "\n" + " · ".join(second))
+        self.setWindowTitle(f"{name} – Preview")
 
     def keyPressEvent(self, event) -> None:
         key = event.key()
@@ -501,7 +505,7 @@ class PreviewWindow(QWidget):
             if screen is not None:
                 self.setGeometry(screen.availableGeometry())
             self.show()  # a new window comes up in front
-        else:
+        elif not self.isActiveWindow():
             self.raise_()
         self.activateWindow()
         self.setFocus()

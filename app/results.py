@@ -8,7 +8,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPointF, QR
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
-from app.preview import info_lines
+from app.preview import info_lines, similarity_in_words
 from app.workers import ImageLoader, ResultItem
 from engine.paths import display_path
 
@@ -113,7 +113,10 @@ class ResultsModel(QAbstractListModel):
 
     def _details(self, item: ResultItem) -> str:
         info = self._infos.get(item.path)
-        return "" if info is None else "\n\n" + "\n".join(info_lines(info, item.score)[1:-1])
+        if info is None:
+            return ""
+        # the facts between the name and the folder (the tooltip shows the path), and the score in words
+        return "\n\n" + "\n".join(info_lines(info)[1:-1] + [similarity_in_words(item.score).capitalize()])
 
     def reorder(self, order: list[int]) -> None:
         """Show the rows in another order (``order[i]``: the row now shown at i), without a new
