@@ -1012,6 +1012,7 @@ class MainWindow(QMainWindow):
         self.details = PhotoDetails(self)
         self.model.set_infos(self.details.infos)
         self.details.complete.connect(self._apply_sort)
+        self.indexing.libraryChanged.connect(self.details.forget)  # sizes and dates may have changed
         self.search_thread.resultsReady.connect(self._on_results_for_details)
 
         def view_action(text: str, key: str, slot) -> QAction:
