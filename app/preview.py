@@ -216,17 +216,22 @@ class PhotoPane(QWidget):
         self.zoom, self.cx, self.cy = 1.0, 0.5, 0.5
         self._full_asked = False
         self._drag: QPointF | None = None
+        self.draft_first = True  # False: every pixel at once (the benchmark's naive peer)
 
     # ---------------------------------------------------------------- what it shows
 
-    def show_photo(self, path: str) -> None:
-        """Decode ``path`` (a draft first); the view goes back to fit."""
+    def show_photo(self, path: str, ready: Shown | None = None) -> None:
+        """Decode ``path`` (a draft first), or show ``ready``, its draft decoded beforehand; the
+        view goes back to fit."""
         self.path = path
         self.shown = None
         self._full_asked = False
         self.message = "Loading…"
         self.zoom, self.cx, self.cy = 1.0, 0.5, 0.5
-        self.decoder.request(path, screen_fit(self))
+        if ready is not None and ready.path == path:
+            self._on_decoded(ready)
+        else:
+            self.decoder.request(path, screen_fit(self) if self.draft_first else None)
         self.update()
 
     @property
@@ -437,8 +442,16 @@ class PreviewWindow(QWidget):
         self._count, self._photo = count, photo
         self.row = -1
         self.score: float | None = None
+        self._direction = 1  # the way the person is going through the results
         self.pane = PhotoPane(self)
         self.pane.shownChanged.connect(self._update_info)
+        self.pane.shownChanged.connect(self._prefetch)
+        # Drafts of the photos next to the one on show, decoded while it is looked at, so an
+        # arrow shows the next photo at once.
+        self.drafts: dict[str, Shown] = {}
+        self._prefetcher = PhotoDecoder(self)
+        self._prefetcher.decoded.connect(self._keep_draft)
+        self.pane.decoder.decoded.connect(self._keep_draft)
         self.info_label = QLabel()
         self.info_label.setWordWrap(True)
         self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -459,13 +472,36 @@ class PreviewWindow(QWidget):
         row = min(max(row, 0), count - 1)
         self.row = row
         path, self.score = self._photo(row)
-        self.pane.show_photo(path)
+        self.pane.show_photo(path, self.drafts.get(path))
         self._update_info()
         self.rowChanged.emit(row)
 
     def step(self, by: int) -> None:
         if self._count():
+            self._direction = 1 if by > 0 else -1
             self.show_row(self.row + by)
+
+    KEPT_DRAFTS = 4  # about 9 MB each for a 12 MP photo on a 1080p screen
+
+    def _keep_draft(self, shown: Shown) -> None:
+        """Keep a decode made for the screen (a draft, or a whole photo no bigger than the
+        screen), not a big photo's every pixel."""
+        fit_w, fit_h = screen_fit(self)
+        if shown.is_draft or shown.width * shown.height <= fit_w * fit_h:
+            self.drafts.pop(shown.path, None)
+            self.drafts[shown.path] = shown
+            while len(self.drafts) > self.KEPT_DRAFTS:
+                self.drafts.pop(next(iter(self.drafts)))
+
+    def _prefetch(self) -> None:
+        """Once the photo on show is there: the draft of the next one the way the person is going."""
+        if self.pane.shown is None or not self.isVisible():
+            return
+        row = self.row + self._direction
+        if 0 <= row < self._count():
+            path = self._photo(row)[0]
+            if path not in self.drafts:
+                self._prefetcher.request(path, screen_fit(self))
 
     def _update_info(self) -> None:
         """Two lines under the photo (the photo gets the height): where it is in the results,
@@ -511,5 +547,6 @@ class PreviewWindow(QWidget):
         self.setFocus()
 
     def shutdown(self) -> None:
+        self._prefetcher.shutdown()
         self.pane.shutdown()
 

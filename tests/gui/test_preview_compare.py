@@ -68,12 +68,18 @@ def test_space_previews_the_current_result_and_the_arrows_move(make_window, qtbo
     results = _searched(window, qtbot, paths["big"])
     view = window.view
     view.setFocus()
-    view.setCurrentIndex(window.model.index(1))
+    view.setCurrentIndex(window.model.index(0))
     qtbot.keyClick(view, Qt.Key.Key_Space)
     preview = window.preview
     assert preview is not None and preview.isVisible()
-    assert preview.pane.path == results[1]
+    assert preview.pane.path == results[0] == paths["big"]
     qtbot.waitUntil(lambda: preview.pane.shown is not None, timeout=10_000)
+    # While one photo is looked at, the next one's draft is decoded: the arrow shows it at once.
+    assert results[1] == paths["small"]  # its copy
+    qtbot.waitUntil(lambda: results[1] in preview.drafts, timeout=10_000)
+    qtbot.keyClick(preview, Qt.Key.Key_Right)
+    assert preview.pane.path == results[1] and view.currentIndex().row() == 1
+    assert preview.pane.shown is not None and preview.pane.shown.path == results[1]
 
     qtbot.keyClick(preview, Qt.Key.Key_Right)
     assert preview.pane.path == results[2] and view.currentIndex().row() == 2
