@@ -999,7 +999,7 @@ class MainWindow(QMainWindow):
         self.model.loader.size = QSize(side, side)
         self.model.set_results([self.model.item(row) for row in range(self.model.rowCount())])
 
-    # ------------------------------------------------------------------ preview, compare, sort (app/preview.py, app/compare.py)
+    # ------------------------------------------------------------------ preview, compare, sort
 
     VIEW_DOUBLE_CLICK = "view/double_click"  # "preview" (the default) or "open": what double-clicking a result does
 

@@ -45,8 +45,9 @@ def read_photo_info(path: str | os.PathLike) -> PhotoInfo:
     try:
         st = os.stat(path)
     except OSError as e:
-        reason = "file not found" if isinstance(e, FileNotFoundError) else f"unreadable: {(e.strerror or str(e)).lower()}"
-        return PhotoInfo(path, problem=reason)
+        if isinstance(e, FileNotFoundError):
+            return PhotoInfo(path, problem="file not found")
+        return PhotoInfo(path, problem=f"unreadable: {(e.strerror or str(e)).lower()}")
     try:
         header = read_header(path)
     except DecodeError as e:

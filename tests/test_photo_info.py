@@ -100,7 +100,8 @@ def test_display_draft_covers_the_screen_and_full_has_every_pixel_upright(tmp_pa
 def test_display_reduces_formats_without_a_draft_mode(tmp_path):
     data = read_file(photos.save(photos.scene(2, (1600, 1200)), tmp_path / "p.png"))
     draft = decode_for_display(data, fit=(500, 500))  # fitted: 500 x 375
-    assert draft.pixels.shape == (400, 534, 3) and draft.is_draft  # reduced by 3 (rounded up), the most that still covers it
+    # reduced by 3 (rounded up): the most that still covers it
+    assert draft.pixels.shape == (400, 534, 3) and draft.is_draft
 
 
 def test_display_of_a_bad_file_is_a_decode_error(tmp_path):

@@ -181,7 +181,7 @@ def main() -> None:
     reader = time_qimagereader(app, paths, args.rounds, screen)
     print(f"preview, Space to draft on screen        {_ms(ours['first'])}")
     print(f"preview, 100 % to every pixel on screen  {_ms(ours['full'])}")
-    print(f"preview, Right arrow to the next photo   {_ms(ours['arrow'])}  (its draft decoded while the last was on show)")
+    print(f"preview, Right arrow to the next photo   {_ms(ours['arrow'])}  (decoded while the last was on show)")
     print(f"peer: full decode first, Space to photo  {_ms(naive['first'])}")
     print(f"peer: QImageReader in the GUI thread     {_ms(reader)}  (the window frozen throughout)")
     speedup = statistics.median(naive["first"]) / statistics.median(ours["first"])
