@@ -546,6 +546,10 @@ class PreviewWindow(QWidget):
         self.activateWindow()
         self.setFocus()
 
+    def closeEvent(self, event) -> None:
+        self.drafts.clear()  # tens of megabytes while nobody looks
+        super().closeEvent(event)
+
     def shutdown(self) -> None:
         self._prefetcher.shutdown()
         self.pane.shutdown()
