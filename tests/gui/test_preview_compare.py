@@ -262,3 +262,26 @@ def test_double_click_previews_by_default_and_opens_when_set(make_window, qtbot,
     assert window.settings.value("view/double_click") == "open"
     _double_click(viewport, at)
     assert opened == [window.model.item(2).path]
+
+
+def test_c_compares_the_selected_results_and_says_when_there_are_too_many(make_window, qtbot, preview_library):
+    library, paths = preview_library
+    window = make_window(library)
+    results = _searched(window, qtbot, paths["big"])
+    view, selection = window.view, window.view.selectionModel()
+    view.setFocus()
+    for row in (0, 3):
+        selection.select(window.model.index(row), selection.SelectionFlag.Select)
+    menu = window.result_menu(window.model.index(3))
+    assert "Compare the 2 selected" in [action.text() for action in menu.actions()]
+    qtbot.keyClick(view, Qt.Key.Key_C)
+    compare = window.compare_windows[-1]
+    assert [photo.path for photo in compare.photos] == [results[0], results[3]]
+    assert not any(photo.is_query for photo in compare.photos)
+    compare.close()
+
+    for row in range(5):
+        selection.select(window.model.index(row), selection.SelectionFlag.Select)
+    qtbot.keyClick(view, Qt.Key.Key_C)
+    assert "2 to 4 photos: 5 are selected" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window.compare_windows, timeout=5_000)
