@@ -13,14 +13,18 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from app.background import run_in_thread
+from app.compare import MAX_PHOTOS, ComparedPhoto, CompareWindow
 from app.icons import icon
 from app.indexing import IndexingService, compact_progress
 from app.labeling import LabelingController
 from app.open_files import open_file, reveal_file
+from app.photo_details import PhotoDetails
+from app.preview import PreviewWindow
 from app.refine import DISSIMILAR, SIMILAR, WindowQuery, refinement_text
 from app.results import MARK_NAMES, MarkDelegate, ResultsModel
 from app.workers import ImageLoader, SearchThread
 from engine.paths import default_library_path, display_path, file_url
+from engine.photo_info import SORT_ORDERS, sort_order
 from engine.search import warm_up as engine_warm_up
 
 SETTINGS_ORG = SETTINGS_APP = "Lookalike"
@@ -157,6 +161,7 @@ class MainWindow(QMainWindow):
         self.search_thread.failed.connect(self._on_failed)
         self._build_indexing()
         self._init_labeling()
+        self._init_preview_compare()
         self.search_thread.refresh()
 
         self._warm_thread = None
@@ -235,6 +240,7 @@ class MainWindow(QMainWindow):
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.setSpacing(2)
         right_layout.addWidget(self._build_refine_bar())
+        right_layout.addWidget(self._build_sort_bar())
         right_layout.addWidget(self.stack, 1)
 
         splitter = QSplitter()
@@ -481,6 +487,7 @@ class MainWindow(QMainWindow):
         menu.addAction(icon("open"), "Open", lambda: self.open_result(path))
         menu.addAction(icon("reveal"), "Reveal in file manager", lambda: self.reveal_result(path))
         menu.addAction(icon("copy"), "Copy path", lambda: copy_path_to_clipboard(path))
+        self._add_preview_actions(menu, index)
         menu.addSeparator()
         menu.addAction(icon("search"), "Find lookalikes of this", lambda: self.search(path))
         menu.addSeparator()
@@ -992,6 +999,207 @@ class MainWindow(QMainWindow):
         self.model.loader.size = QSize(side, side)
         self.model.set_results([self.model.item(row) for row in range(self.model.rowCount())])
 
+    # ------------------------------------------------------------------ preview, compare, sort
+
+    VIEW_DOUBLE_CLICK = "view/double_click"  # "preview" (the default) or "open": what double-clicking a result does
+
+    def _init_preview_compare(self) -> None:
+        """Space previews the current result, C compares; double-click previews or opens (a
+        setting); the results' facts are read off the GUI thread for tooltips and sorting."""
+        self._preview: PreviewWindow | None = None
+        self._compare_windows: list[CompareWindow] = []
+        self._similarity_order: list[str] = []  # the results on show, as the search ranked them
+        self.details = PhotoDetails(self)
+        self.model.set_infos(self.details.infos)
+        self.details.complete.connect(self._apply_sort)
+        self.indexing.libraryChanged.connect(self.details.forget)  # sizes and dates may have changed
+        self.search_thread.resultsReady.connect(self._on_results_for_details)
+
+        def view_action(text: str, key: str, slot) -> QAction:
+            act = QAction(text, self.view)
+            act.setShortcut(QKeySequence(key))
+            act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            act.triggered.connect(slot)
+            self.view.addAction(act)
+            return act
+
+        self.preview_action = view_action("Preview", "Space", lambda: self.preview_result())
+        self.compare_action = view_action("Compare", "C", lambda: self.compare_results())
+        self.double_click_action = QAction("&Double-click shows the preview", self, checkable=True)
+        self.double_click_action.setToolTip("Off: double-click opens the photo in its application (Enter always does)")
+        self.double_click_action.setChecked(str(self.settings.value(self.VIEW_DOUBLE_CLICK, "preview")) == "preview")
+        self.double_click_action.toggled.connect(
+            lambda on: self.settings.setValue(self.VIEW_DOUBLE_CLICK, "preview" if on else "open"))
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.double_click_action)
+        self.view_menu.addMenu(self.sort_menu)
+        self.view.viewport().installEventFilter(self)
+
+    def _build_sort_bar(self) -> QWidget:
+        """"Sort: Similarity ▾" above the results: reorders the results on show, never searches again."""
+        self._sort_by = "similarity"
+        self.sort_menu = QMenu("&Sort results by", self)
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        self.sort_actions: dict[str, QAction] = {}
+        for key, label in SORT_ORDERS.items():
+            action = QAction(label, self, checkable=True)
+            action.setChecked(key == "similarity")
+            action.triggered.connect(lambda checked=False, key=key: self.sort_results(key))
+            group.addAction(action)
+            self.sort_menu.addAction(action)
+            self.sort_actions[key] = action
+        self.sort_button = QToolButton()
+        self.sort_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.sort_button.setMenu(self.sort_menu)
+        self.sort_button.setToolTip("Order the results on show (the search is not run again)")
+        self.sort_button.setAutoRaise(True)
+        bar = QWidget()
+        layout = QHBoxLayout(bar)
+        layout.setContentsMargins(4, 0, 4, 0)
+        layout.addStretch(1)
+        layout.addWidget(self.sort_button)
+        self._update_sort_button()
+        return bar
+
+    def _update_sort_button(self) -> None:
+        self.sort_button.setText(f"Sort: {SORT_ORDERS[self._sort_by].split(' (')[0]}")
+
+    def sort_order_name(self) -> str:
+        return self._sort_by
+
+    def sort_results(self, by: str) -> None:
+        """Order the results on show by ``by`` (an engine.photo_info.SORT_ORDERS key): at once
+        when their facts are known, else once they are read; a new search keeps the order."""
+        if by not in SORT_ORDERS:
+            raise ValueError(f"unknown order {by!r}")
+        self._sort_by = by
+        self.sort_actions[by].setChecked(True)
+        self._update_sort_button()
+        if by == "similarity" or self.details.want(self._similarity_order):
+            self._apply_sort()
+        else:
+            self.statusBar().showMessage("Reading the photos' details to sort them…", 5000)
+
+    def _on_results_for_details(self, request_id: int, query_path: str, items: list) -> None:
+        if request_id != self.search_thread.current_request:
+            return
+        self._similarity_order = [item.path for item in items]
+        # Facts for tooltips and sorting, read in the background; a sort applies when they are in.
+        if self.details.want(self._similarity_order):
+            self._apply_sort()
+
+    def _apply_sort(self) -> None:
+        paths = self._similarity_order
+        if len(paths) != self.model.rowCount() or (self._sort_by != "similarity" and self.details.missing(paths)):
+            return  # the results changed meanwhile, or their facts are not all in yet
+        row_of = {self.model.item(row).path: row for row in range(self.model.rowCount())}
+        if set(row_of) != set(paths):
+            return
+        self.model.reorder([row_of[paths[position]] for position in sort_order(paths, self.details.infos,
+                                                                               self._sort_by)])
+
+    def eventFilter(self, watched, event) -> bool:
+        # A double-click on a result previews it unless the setting says "open" (then the
+        # view's own activation opens it, as Enter does).
+        if (watched is self.view.viewport() and event.type() == event.Type.MouseButtonDblClick
+                and self.double_click_action.isChecked() and event.button() == Qt.MouseButton.LeftButton):
+            index = self.view.indexAt(event.position().toPoint())
+            if index.isValid():
+                self.preview_result(index.row())
+                return True
+        return super().eventFilter(watched, event)
+
+    def _add_preview_actions(self, menu: QMenu, index: QModelIndex) -> None:
+        row = index.row()
+        act = menu.addAction("Preview", lambda: self.preview_result(row))
+        act.setShortcut(self.preview_action.shortcut())
+        act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # a hint: the view's action holds the key
+        rows = self._selected_rows()
+        if row in rows and 2 <= len(rows) <= MAX_PHOTOS:
+            act = menu.addAction(f"Compare the {len(rows)} selected", lambda: self.compare_results(rows))
+        else:
+            act = menu.addAction("Compare with the query", lambda: self.compare_results([row]))
+            act.setEnabled(self.query_photo_path() is not None)
+        act.setShortcut(self.compare_action.shortcut())
+        act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+
+    def _selected_rows(self) -> list[int]:
+        return sorted(index.row() for index in self.view.selectionModel().selectedIndexes())
+
+    def query_photo_path(self) -> str | None:
+        """The query's file (the first of several), or None for pasted pixels."""
+        query = self._query
+        photos = query if isinstance(query, tuple) else (query,)
+        return next((photo for photo in photos if isinstance(photo, str)), None)
+
+    @property
+    def preview(self) -> PreviewWindow | None:
+        return self._preview
+
+    def preview_result(self, row: int | None = None) -> None:
+        """The full-size preview of result ``row`` (else the current one, else the first)."""
+        if self.model.rowCount() == 0:
+            return
+        if row is None:
+            current = self.view.currentIndex()
+            row = current.row() if current.isValid() else 0
+        if self._preview is None:
+            self._preview = PreviewWindow(self.model.rowCount,
+                                          lambda r: (self.model.item(r).path, self.model.item(r).score), parent=self)
+            self._preview.rowChanged.connect(self._on_preview_row)
+            self._preview.compareRequested.connect(lambda r: self.compare_results([r]))
+        self._preview.open_at(row)
+
+    def _on_preview_row(self, row: int) -> None:
+        index = self.model.index(row)
+        self.view.selectionModel().setCurrentIndex(index, self.view.selectionModel().SelectionFlag.ClearAndSelect)
+        self.view.scrollTo(index)
+
+    def compare_results(self, rows: list[int] | None = None) -> CompareWindow | None:
+        """Compare result rows side by side: one row with the query, or 2 to 4 rows; by default
+        the selected ones (the current one when none is)."""
+        if rows is None:
+            rows = self._selected_rows() or ([self.view.currentIndex().row()] if self.view.currentIndex().isValid()
+                                             else [])
+        rows = [row for row in rows if 0 <= row < self.model.rowCount()]
+        if not rows:
+            return None
+        if len(rows) > MAX_PHOTOS:
+            self.statusBar().showMessage(f"Compare shows 2 to {MAX_PHOTOS} photos: {len(rows)} are selected", 5000)
+            return None
+        photos = [ComparedPhoto(self.model.item(row).path, self.model.item(row).score, f"Result {row + 1}")
+                  for row in rows]
+        if len(photos) == 1:
+            query = self.query_photo_path()
+            if query is None:
+                self.statusBar().showMessage("The query is a pasted image: select 2 to 4 results to compare them",
+                                             5000)
+                return None
+            photos.insert(0, ComparedPhoto(query, None, "Query", is_query=True))
+        window = CompareWindow(photos, parent=self)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.destroyed.connect(lambda *_: self._compare_windows.remove(window)
+                                 if window in self._compare_windows else None)
+        self._compare_windows.append(window)
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None:
+            window.resize(int(screen.width() * 0.9), int(screen.height() * 0.85))
+        window.show()
+        window.start()
+        return window
+
+    @property
+    def compare_windows(self) -> list[CompareWindow]:
+        return list(self._compare_windows)
+
+    def _shutdown_preview_compare(self) -> None:
+        self.details.shutdown()
+        if self._preview is not None:
+            self._preview.shutdown()
+        for window in list(self._compare_windows):
+            window.shutdown()
+
     # ------------------------------------------------------------------ shutdown
 
     def closeEvent(self, event) -> None:
@@ -1018,6 +1226,7 @@ class MainWindow(QMainWindow):
         self._send_labels()  # marks whose results never came are still labels
         self.labeling.shutdown()
         self.model.shutdown()
+        self._shutdown_preview_compare()
         self.preview_loader.shutdown()
         if self._warm_thread is not None:
             self._warm_thread.stop()  # waits: the kernels' loading cannot be cut short

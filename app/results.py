@@ -8,6 +8,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPointF, QR
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
+from app.preview import info_lines, similarity_in_words
 from app.workers import ImageLoader, ResultItem
 from engine.paths import display_path
 
@@ -30,6 +31,7 @@ class ResultsModel(QAbstractListModel):
         self._icons: dict[int, QIcon] = {}
         self._requested: set[int] = set()
         self._marks: dict[str, int] = {}  # path -> 1 / -1; kept across result lists
+        self._infos: dict = {}  # path -> engine.photo_info.PhotoInfo, when read (app.photo_details)
         self.loader = ImageLoader(icon_size, threads=2, parent=self)
         self.loader.loaded.connect(self._on_loaded)
         pixmap = QPixmap(icon_size)
@@ -94,7 +96,7 @@ class ResultsModel(QAbstractListModel):
             mark = self._marks.get(item.path)
             marked = f"\nMarked {MARK_NAMES[mark]} (U unmarks)" if mark else ""
             return (f"{display_path(os.path.basename(item.path))}\nscore {item.score:.3f} · Hamming distance "
-                    f"{item.hamming}\n{display_path(item.path)}{marked}")
+                    f"{item.hamming}\n{display_path(item.path)}{marked}") + self._details(item)
         if role == PathRole:
             return display_path(item.path)
         if role == ScoreRole:
@@ -104,6 +106,34 @@ class ResultsModel(QAbstractListModel):
         if role == MarkRole:
             return self._marks.get(item.path, 0)
         return None
+
+    def set_infos(self, infos: dict) -> None:
+        """The photos' facts (path -> PhotoInfo) the tooltips show; the dict is read, not copied."""
+        self._infos = infos
+
+    def _details(self, item: ResultItem) -> str:
+        info = self._infos.get(item.path)
+        if info is None:
+            return ""
+        # the facts between the name and the folder (the tooltip shows the path), and the score in words
+        return "\n\n" + "\n".join(info_lines(info)[1:-1] + [similarity_in_words(item.score).capitalize()])
+
+    def reorder(self, order: list[int]) -> None:
+        """Show the rows in another order (``order[i]``: the row now shown at i), without a new
+        search; thumbnails, marks and the selection (persistent indexes) follow their photos."""
+        if sorted(order) != list(range(len(self._items))):
+            raise ValueError("an order must name every row once")
+        if order == list(range(len(self._items))):
+            return
+        self.layoutAboutToBeChanged.emit()
+        new_row = {old: new for new, old in enumerate(order)}
+        self._items = [self._items[old] for old in order]
+        self._icons = {new_row[row]: icon for row, icon in self._icons.items()}
+        self.loader.reset()  # thumbnails in flight were asked for by their old rows: asked again
+        self._requested = set(self._icons)
+        persistent = self.persistentIndexList()
+        self.changePersistentIndexList(persistent, [self.index(new_row[index.row()]) for index in persistent])
+        self.layoutChanged.emit()
 
     def _on_loaded(self, generation: int, row: object, image: QImage) -> None:
         if generation != self.loader.generation or not isinstance(row, int) or row >= len(self._items):

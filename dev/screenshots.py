@@ -7,7 +7,8 @@ Builds a demo photo folder from the photos bundled with scikit-image and scikit-
 mirrored, warmer, smaller), indexes it into a demo library with the default model, labels
 a few pairs, then drives the real windows on Qt's offscreen platform and saves
 ``QWidget.grab()`` of each as PNG: the main window empty and with the results of a
-dropped photo (light and dark), the result menu, the results refined by marks, every page of the indexing wizard, the
+dropped photo (light and dark), the result menu, the results refined by marks, a result's preview and its
+comparison with the query, every page of the indexing wizard, the
 pair-labeling view, the labels list and the retrain dialog (light and dark). A screen whose module is not
 there (yet) is skipped with a note, and the others are still made. Takes about a minute.
 """
@@ -121,7 +122,11 @@ def make_demo_photos(root: Path) -> dict:
     # they also make the wizard's indexing last long enough to be seen under way.
     (pictures / "Camera").mkdir()
     for number, name in enumerate(CAMERA):
-        camera_original(sample_image(name)).save(pictures / "Camera" / f"IMG_{2041 + 7 * number}.jpg", quality=90)
+        exif = Image.Exif()  # what a camera writes: the preview and compare panes show it
+        exif[0x010F], exif[0x0110] = "FUJIFILM", "X-T30"
+        exif.get_ifd(0x8769)[0x9003] = f"2024:05:{10 + number:02d} 16:{7 * number:02d}:31"
+        camera_original(sample_image(name)).save(pictures / "Camera" / f"IMG_{2041 + 7 * number}.jpg", quality=90,
+                                                 exif=exif.tobytes())
     # The stereo pair's other view: a second shot of the same scene, as people take.
     from skimage import data
 
@@ -329,6 +334,37 @@ def shoot_results(shot: Shooter, library: Path, scratch: Path, photos: dict) -> 
         window.close()
 
 
+def shoot_preview_compare(shot: Shooter, library: Path, scratch: Path, photos: dict) -> None:
+    """The full-size preview of a result (Space), and the query compared with it (C), zoomed in."""
+    from PySide6.QtCore import QPointF
+
+    window = make_window(library, scratch)
+    try:
+        shot.wait(lambda: " photos" in window.library_status.text(), what="the library")
+        drop_file(window, photos["query"])
+        shot.wait(lambda: window.model.rowCount() > 0, what="the results")
+        paths = [window.model.item(row).path for row in range(window.model.rowCount())]
+        row = next((r for r, p in enumerate(paths) if "IMG_" in p), 0)  # the espresso as the camera took it
+        window.preview_result(row)
+        preview = window.preview
+        preview.resize(*WINDOW)
+        shot.wait(lambda: preview.pane.shown is not None, what="the preview")
+        shot.save(preview, "preview")
+        preview.close()
+
+        compare = window.compare_results([row])
+        compare.resize(*WINDOW)
+        shot.wait(lambda: all(pane.info is not None for pane in compare.panes), what="the compared photos")
+        first = compare.panes[0]
+        first.zoom_by(2.5, QPointF(first.width() * 0.45, first.height() * 0.55))  # every pane follows
+        shot.wait(lambda: all(pane.shown is not None and (pane.is_full_resolution() or not pane.decoder.busy())
+                              for pane in compare.panes), what="every pixel")
+        shot.save(compare, "compare")
+        compare.close()
+    finally:
+        window.close()
+
+
 def labeling_controller(window, library: Path):
     """The window's labelling part (app.labeling.LabelingController), made here if the window has none."""
     from app.labeling import LabelingController  # another part of the app: skipped while it is missing
@@ -459,6 +495,8 @@ def main() -> int:
         print("screens:", flush=True)
         shot.run("main window, empty, and the indexing wizard", lambda: shoot_empty_and_wizard(shot, scratch, photos))
         shot.run("main window with results", lambda: shoot_results(shot, library, scratch, photos))
+        shot.run("preview and compare (app.preview, app.compare)",
+                 lambda: shoot_preview_compare(shot, library, scratch, photos))
         shot.run("pair labeling (app.labeling)", lambda: shoot_labeling(shot, library, scratch, photos))
         shot.run("labels list (app.labeling)", lambda: shoot_labels(shot, library, scratch))
         shot.run("retrain dialog (app.retrain.RetrainDialog)", lambda: shoot_retrain(shot, library, scratch))

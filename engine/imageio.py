@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import io
@@ -233,12 +234,20 @@ def decode_image(
         raise ValueError(f"bad size={size} or thumb_size={thumb_size}")
     if not data:
         raise DecodeError("empty file")
-    # Pillow warns on odd metadata and on big images; decoding runs in worker processes,
-    # so silencing warnings here (not thread-safe in general) is acceptable.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    return _classified(data, max_pixels, lambda: _decode(data, size, resize, thumb_size, max_pixels))
+
+
+def _classified(data: bytes, max_pixels: int, decode, *, quiet: bool = True):
+    """``decode()``, with every failure turned into a DecodeError whose reason names it.
+
+    quiet: silence Pillow's warnings (odd metadata, big images). Indexing decodes in worker
+    processes, where that is safe; catch_warnings is not thread-safe, so a decode in a thread
+    of the window passes quiet=False."""
+    with warnings.catch_warnings() if quiet else contextlib.nullcontext():
+        if quiet:
+            warnings.simplefilter("ignore")
         try:
-            return _decode(data, size, resize, thumb_size, max_pixels)
+            return decode()
         except DecodeError:
             raise
         except Image.DecompressionBombError as e:
@@ -279,10 +288,8 @@ def _decode(data: bytes, size: int, resize: str, thumb_size: int, max_pixels: in
     im.load()
 
     exif = _exif(im)
-    orientation = exif.get(_ORIENTATION, 1) if exif is not None else 1
-    transpose = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
-    if transpose in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
-                     Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+    transpose = _orientation_transpose(exif)
+    if transpose in _SIDEWAYS:
         full_w, full_h = full_h, full_w
 
     return _finish(_to_rgb(im), full_w, full_h, transpose, _taken_at(exif), size, resize, thumb_size)
@@ -444,6 +451,12 @@ def _raw_taken_at(data: bytes, kind: str | None) -> str | None:
         return None
 
 
+def _orientation_transpose(exif: Image.Exif | None) -> Image.Transpose | None:
+    """The transpose that makes the stored pixels upright, by the EXIF orientation tag."""
+    orientation = exif.get(_ORIENTATION, 1) if exif is not None else 1
+    return _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+
+
 def _exif(im: Image.Image) -> Image.Exif | None:
     # Broken EXIF is common and harmless: the pixels are still good.
     try:
@@ -591,3 +604,198 @@ def _failure_reason(data: bytes, e: Exception) -> str:
     if _looks_cut(data, _signature(data)):
         return "truncated file"
     return "corrupt image data"
+
+
+# ------------------------------------------------------------------ for the screen (the window's preview)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing ndarrays field-wise would raise
+class DisplayImage:
+    """A photo decoded to be looked at: upright RGB pixels, and the photo's own size."""
+
+    pixels: np.ndarray  # uint8 (h, w, 3) RGB, upright, C-contiguous; smaller than the photo for a draft
+    width: int  # the photo's full-resolution size, upright
+    height: int
+
+    @property
+    def is_draft(self) -> bool:
+        """Fewer pixels than the photo has (decoded for a screen, not for zooming in)."""
+        return self.pixels.shape[1] < self.width or self.pixels.shape[0] < self.height
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a photo's header says, its pixels not decoded."""
+
+    width: int  # upright
+    height: int
+    format: str  # "JPEG", "PNG", "HEIF", "RAW (CR2)" ...
+    taken_at: str | None  # 'YYYY-MM-DDTHH:MM:SS' (DateTimeOriginal, else DateTime)
+    exif: Image.Exif | None  # the rest of the EXIF (camera make and model...), when there is any
+
+
+def decode_for_display(data: bytes, *, fit: tuple[int, int] | None = None,
+                       max_pixels: int = MAX_PIXELS) -> DisplayImage:
+    """Decode a photo upright (EXIF orientation, HEIF, camera RAW), as decode_image does, for a screen.
+
+    fit=(width, height): a draft for a screen that size: the photo is decoded at the smallest
+    scale the format does cheaply (JPEG in the DCT domain, 1/2 to 1/8; a RAW's embedded
+    preview; other formats reduced by a whole factor after decoding) that still covers the
+    photo fitted into the box, so it looks sharp there. None: every pixel. Raises DecodeError only.
+    """
+    if not data:
+        raise DecodeError("empty file")
+    if fit is not None and (fit[0] < 1 or fit[1] < 1):
+        raise ValueError(f"bad fit={fit}")
+    # Called from the window's threads: Pillow's warnings are not silenced (not thread-safe).
+    return _classified(data, max_pixels, lambda: _decode_for_display(data, fit, max_pixels), quiet=False)
+
+
+def _fitted(width: int, height: int, fit: tuple[int, int]) -> tuple[int, int]:
+    """The size of a ``width`` x ``height`` photo fitted into the box ``fit`` (never enlarged)."""
+    scale = min(1.0, fit[0] / width, fit[1] / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _decode_for_display(data: bytes, fit: tuple[int, int] | None, max_pixels: int) -> DisplayImage:
+    if _HAVE_RAW and _raw_signature(data) is not None:
+        shown = _raw_for_display(data, fit, max_pixels)
+        if shown is not None:
+            return shown
+    im = Image.open(io.BytesIO(data), formats=_FORMATS)
+    stored_w, stored_h = im.size
+    if stored_w * stored_h > max_pixels:
+        raise DecodeError(_too_large(stored_w * stored_h, max_pixels))
+    if stored_w < 1 or stored_h < 1:
+        raise DecodeError("corrupt image data")
+    transpose = _orientation_transpose(_exif(im))
+    sideways = transpose in _SIDEWAYS
+    full_w, full_h = (stored_h, stored_w) if sideways else (stored_w, stored_h)
+    if fit is not None:
+        fit_w, fit_h = _fitted(full_w, full_h, fit)
+        wanted = (fit_h, fit_w) if sideways else (fit_w, fit_h)  # in stored orientation
+        im.draft("RGB", wanted)  # JPEG: the DCT scale that keeps both sides >= wanted
+        im.load()
+        factor = min(im.size[0] // wanted[0], im.size[1] // wanted[1])
+        if factor >= 2:  # formats without a draft mode: a whole-factor box reduction
+            im = im.reduce(factor)
+    else:
+        im.load()
+    rgb = _to_rgb(im)
+    if transpose is not None:
+        rgb = rgb.transpose(transpose)
+    return DisplayImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), full_w, full_h)
+
+
+def _raw_for_display(data: bytes, fit: tuple[int, int] | None, max_pixels: int) -> DisplayImage | None:
+    """A camera RAW for the screen: its embedded preview when it covers ``fit``, else the sensor
+    data demosaiced (half size when that still covers ``fit``). None: LibRaw does not take it."""
+    kind = _raw_signature(data)
+    try:
+        raw = rawpy.imread(io.BytesIO(data))
+    except (rawpy.LibRawFileUnsupportedError, rawpy.LibRawNoThumbnailError):
+        if kind == "TIFF-RAW":
+            return None
+        raise DecodeError(f"unsupported format: {kind} (LibRaw does not know this camera)") from None
+    except rawpy.LibRawIOError:
+        raise DecodeError("truncated file") from None
+    except rawpy.LibRawError:
+        if kind == "TIFF-RAW":
+            return None
+        raise DecodeError("corrupt image data") from None
+    with raw:
+        sizes = raw.sizes
+        full_w, full_h = sizes.width, sizes.height
+        if full_w < 1 or full_h < 1:
+            raise DecodeError("corrupt image data")
+        if full_w * full_h > max_pixels:
+            raise DecodeError(_too_large(full_w * full_h, max_pixels))
+        transpose = _RAW_FLIP.get(sizes.flip)
+        if transpose in _SIDEWAYS:
+            full_w, full_h = full_h, full_w
+        half = False
+        if fit is not None:
+            fit_w, fit_h = _fitted(full_w, full_h, fit)
+            preview = _raw_preview(raw, min(fit_w, fit_h))
+            if preview is not None:
+                rgb, own_transpose, _ = preview
+                if own_transpose is not None:
+                    transpose = own_transpose
+                if transpose is not None:
+                    rgb = rgb.transpose(transpose)
+                return DisplayImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), full_w, full_h)
+            half = min(full_w, full_h) // 2 >= min(fit_w, fit_h)
+        try:
+            pixels = raw.postprocess(half_size=half, use_camera_wb=True, output_bps=8, user_flip=0,
+                                     no_auto_bright=False)
+        except rawpy.LibRawIOError:
+            raise DecodeError("truncated file") from None
+        except rawpy.LibRawError:
+            raise DecodeError("corrupt image data") from None
+        rgb = Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB")
+        if transpose is not None:
+            rgb = rgb.transpose(transpose)
+        return DisplayImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), full_w, full_h)
+
+
+def read_header(path: str | os.PathLike) -> Header:
+    """A photo's size (upright), format, date taken and EXIF from its header, without decoding
+    its pixels (a camera RAW is read whole: LibRaw reads no less). Raises DecodeError only."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+            # the file's last bytes too: a failure's reason tells a cut file by its end
+            size = os.fstat(f.fileno()).st_size
+            if size > len(head):
+                f.seek(max(len(head), size - 32))
+                tail = f.read(32)
+            else:
+                tail = b""
+    except (FileNotFoundError, NotADirectoryError):
+        raise DecodeError("file not found") from None
+    except PermissionError:
+        raise DecodeError("permission denied") from None
+    except OSError as e:
+        raise DecodeError(f"unreadable: {(e.strerror or str(e)).lower()}") from None
+    if not head:
+        raise DecodeError("empty file")
+    if _HAVE_RAW and _raw_signature(head) is not None:
+        data = read_file(path)
+        header = _classified(data, MAX_PIXELS, lambda: _raw_header(data), quiet=False)
+        if header is not None:
+            return header
+
+    def from_pillow() -> Header:
+        with Image.open(path, formats=_FORMATS) as im:
+            width, height = im.size
+            exif = _exif(im)
+            if _orientation_transpose(exif) in _SIDEWAYS:
+                width, height = height, width
+            fmt = "HEIF" if im.format == "HEIF" else (im.format or "?")
+            return Header(width, height, fmt, _taken_at(exif), exif)
+
+    return _classified(head + tail, MAX_PIXELS, from_pillow, quiet=False)
+
+
+def _raw_header(data: bytes) -> Header | None:
+    kind = _raw_signature(data)
+    try:
+        raw = rawpy.imread(io.BytesIO(data))
+    except rawpy.LibRawError:
+        if kind == "TIFF-RAW":
+            return None
+        raise
+    with raw:
+        sizes = raw.sizes
+        width, height = sizes.width, sizes.height
+        if _RAW_FLIP.get(sizes.flip) in _SIDEWAYS:
+            width, height = height, width
+    exif = None
+    if kind in ("TIFF-RAW", "CR2"):
+        try:
+            exif = Image.Exif()
+            exif.load(data)
+        except Exception:  # broken EXIF is common and harmless
+            exif = None
+    name = kind if kind not in (None, "TIFF-RAW") else "DNG/NEF/ARW"
+    return Header(width, height, f"RAW ({name})", _raw_taken_at(data, kind), exif)

@@ -124,3 +124,21 @@ def test_the_wizard_keeps_a_non_utf8_folder_by_its_real_name(qtbot, tmp_path):
     page.list.item(1).setSelected(True)
     page.remove_selected()
     assert page.folders() == [str(folder)]
+
+
+def test_a_non_utf8_result_is_previewed_and_compared_with_its_facts(make_window, qtbot, latin1_library):
+    library_path, photo = latin1_library
+    window = make_window(library_path)
+    window.k_spin.setValue(4)
+    window.search(str(photo))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4, timeout=20_000)
+    window.preview_result(0)
+    pane = window.preview.pane
+    qtbot.waitUntil(lambda: pane.shown is not None, timeout=10_000)
+    assert pane.path == str(photo) and (pane.info.width, pane.info.height) == (320, 240)
+    assert "\ufffdt\ufffd.jpg" in window.preview.info_label.text()
+    window.preview.close()
+    compare = window.compare_results([1])
+    qtbot.waitUntil(lambda: all(p.info is not None for p in compare.panes), timeout=10_000)
+    assert compare.panes[0].info.path == str(photo) and "d\ufffdj\ufffd" in compare.info_labels[0].text()
+    compare.close()
