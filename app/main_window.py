@@ -19,6 +19,7 @@ from app.labeling import LabelingController
 from app.open_files import open_file, reveal_file
 from app.refine import DISSIMILAR, SIMILAR, WindowQuery, refinement_text
 from app.results import MARK_NAMES, MarkDelegate, ResultsModel
+from app.fitted_label import FittedLabel
 from app.search_panel import SearchPanel
 from app.workers import ImageLoader, SearchThread
 from engine.paths import default_library_path, display_path, file_url
@@ -98,6 +99,21 @@ def copy_path_to_clipboard(path: str) -> None:
         data.setUrls([url_of_path(path)])
 
 
+def model_plain_name(model: dict) -> str:
+    """A status's model as a person names it: "Default model", "Trained on 36 pairs, 2 Dec"."""
+    from engine.models import plain_name  # numpy: only once a status has come
+
+    return plain_name({"head": model.get("head") or {}}, model.get("created_at"))
+
+
+def model_technical_name(model: dict) -> str:
+    from engine.models import technical_name
+
+    return technical_name(model["version"], {"name": model.get("name"), "bits": model.get("bits"),
+                                             "head": model.get("head") or {},
+                                             **({"rerank": model["rerank"]} if model.get("rerank") else {})})
+
+
 class MainWindow(QMainWindow):
     """Query on the left, results on the right; engine work happens in worker threads."""
 
@@ -151,10 +167,12 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ layout
 
+    LEFT_WIDTH = 290  # the left panel's first width: the query's picture and the controls
+
     def _build_ui(self) -> None:
-        self.query_label = QLabel("Drop a photo here\n\nor paste one (Ctrl+V), or File > Open…")
+        # the query's picture shrinks to fit (app.fitted_label): in a small window the grid gets the room
+        self.query_label = FittedLabel("Drop a photo here\n\nor paste one (Ctrl+V), or File > Open…")
         self.query_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.query_label.setMinimumSize(PREVIEW)
         self.query_label.setFrameShape(QFrame.Shape.StyledPanel)
         self.query_label.setWordWrap(True)
         self.query_caption = QLabel("")
@@ -179,6 +197,8 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self._build_search_controls())
 
         self.model = ResultsModel(QSize(160, 160), parent=self)
+        self.model.set_floor(self.search_panel.floor())
+        self.model.technical = self.search_panel.is_advanced_open()
         self.view = QListView()
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
@@ -224,7 +244,13 @@ class MainWindow(QMainWindow):
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
+        # The grid takes what a resize gives or takes; the left panel keeps its width, and never
+        # more than it needs (LEFT_WIDTH) at first, so a small window still shows columns of results.
+        splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
+        splitter.setCollapsible(1, False)
+        splitter.setSizes([self.LEFT_WIDTH, 10_000])
+        self.splitter = splitter
         self.setCentralWidget(splitter)
 
         self.library_status = QLabel("Opening the library…")
@@ -270,11 +296,14 @@ class MainWindow(QMainWindow):
                              "indexes them once, then finds the photos that look like any photo you drop here.")
         elif model is None or images == 0:
             self.library_status.setText(f"{images:,} photos · no model yet" if model is None
-                                        else f"0 photos · model v{model['version']} {model['name']}")
+                                        else f"0 photos · {model_plain_name(model)}")
             self._show_empty("This library has no photos yet.\n\nAdd the folders that hold your photos.")
         else:
-            self.library_status.setText(f"{images:,} photos · model v{model['version']} {model['name']}")
+            self.library_status.setText(f"{images:,} photos · {model_plain_name(model)}")
             self.stack.setCurrentWidget(self.view)
+        # the version's technical name for those who ask (plain_name says it for people)
+        self.library_status.setToolTip(f"model {model_technical_name(model)}" if model else "")
+        self.search_panel.set_library(images, model.get("bits") if model else None)
 
     def _show_empty(self, text: str) -> None:
         self.empty_label.setText(text)
@@ -386,6 +415,7 @@ class MainWindow(QMainWindow):
         selected = self.selected_paths() if self._refining else []
         current = self.view.currentIndex().row()
         self.model.set_results(items)
+        self.search_panel.set_counts(self.model.lookalike_count(), len(items))
         self.shown_request = request_id
         self._send_labels()
         self.stack.setCurrentWidget(self.view)
@@ -405,8 +435,9 @@ class MainWindow(QMainWindow):
         else:
             self.view.scrollToTop()
         refined = refinement_text(self._marks)
-        self.statusBar().showMessage(f"{len(items)} lookalikes" + (f" ({refined[0].lower()}{refined[1:]})"
-                                                                   if refined else ""), 5000)
+        apart = len(items) - self.model.lookalike_count()
+        self.statusBar().showMessage(f"{len(items) - apart} lookalikes" + (f", {apart} less alike" if apart else "")
+                                     + (f" ({refined[0].lower()}{refined[1:]})" if refined else ""), 5000)
 
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id == self.search_thread.current_request:
@@ -813,7 +844,17 @@ class MainWindow(QMainWindow):
         self.candidates_combo, self.pool_spin = panel.candidates_combo, panel.pool_spin
         self.radius_spin, self.rerank_check, self.folder_combo = panel.radius_spin, panel.rerank_check, panel.folder_combo
         panel.changed.connect(self._rerun)
+        panel.floorChanged.connect(self._on_floor_changed)
+        panel.advancedToggled.connect(self._on_advanced_toggled)
         return panel
+
+    def _on_floor_changed(self, floor: int) -> None:
+        """The Strict <-> Loose slider moved: the line between lookalikes and the rest moves (no new search)."""
+        self.model.set_floor(floor)
+        self.search_panel.set_counts(self.model.lookalike_count(), self.model.rowCount())
+
+    def _on_advanced_toggled(self, shown: bool) -> None:
+        self.model.technical = shown  # tooltips name the score and the code distance
 
     def search_options(self) -> dict:
         """The search controls as SearchParams fields plus ``folder`` (what SearchWorker.search takes)."""

@@ -490,7 +490,7 @@ class Library:
             "model": None if model is None else {
                 "version": model.id, "name": model.name, "bits": model.bits,
                 "feature_dim": model.feature_dim, "head": model.manifest.get("head", {}),
-                "created_at": model.created_at,
+                "created_at": model.created_at, "rerank": models.rerank_space(model.manifest),
             },
             "skip_reasons": dict(self.store.skip_reasons()),
             "last_run": self.store.last_run(),
