@@ -167,7 +167,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ layout
 
-    LEFT_WIDTH = 290  # the left panel's first width: the query's picture and the controls
+    LEFT_WIDTH = 330  # the left panel's widest: the query's picture and the controls
 
     def _build_ui(self) -> None:
         # the query's picture shrinks to fit (app.fitted_label): in a small window the grid gets the room
@@ -244,12 +244,13 @@ class MainWindow(QMainWindow):
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
-        # The grid takes what a resize gives or takes; the left panel keeps its width, and never
-        # more than it needs (LEFT_WIDTH) at first, so a small window still shows columns of results.
-        splitter.setStretchFactor(0, 0)
-        splitter.setStretchFactor(1, 1)
+        # Small windows: the left panel yields room to the grid. It takes a quarter of the width
+        # (down to what its controls need, up to LEFT_WIDTH), so 800 px still show three columns.
+        left.setMaximumWidth(self.LEFT_WIDTH)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 3)
         splitter.setCollapsible(1, False)
-        splitter.setSizes([self.LEFT_WIDTH, 10_000])
+        splitter.setSizes([self.LEFT_WIDTH, 3 * self.LEFT_WIDTH])
         self.splitter = splitter
         self.setCentralWidget(splitter)
 

@@ -132,8 +132,8 @@ class SearchPanel(QWidget):
         strict_row.addWidget(self.strictness_slider, 1)
         strict_row.addWidget(QLabel("Loose"))
         grid.addWidget(QLabel("Lookalikes:"), 0, 0)
-        grid.addLayout(strict_row, 0, 1)
-        grid.addWidget(self.strictness_caption, 1, 1)
+        grid.addWidget(self.strictness_caption, 0, 1)
+        grid.addLayout(strict_row, 1, 0, 1, 2)
         grid.addWidget(QLabel("Folder:"), 2, 0)
         grid.addWidget(self.folder_combo, 2, 1)
         grid.setColumnStretch(1, 1)
@@ -180,9 +180,9 @@ class SearchPanel(QWidget):
     def set_library(self, images: int, bits: int | None = None) -> None:
         """What "Auto" means for a library this size, and the radius's limit for its code length."""
         if images <= MIN_POOL:
-            auto = "Auto: every photo"
+            auto = "All photos"
         else:
-            auto = f"Auto: {default_pool(images):,} nearest"
+            auto = f"Auto: {default_pool(images):,}"
         self.pool_spin.setSpecialValueText(auto)
         if bits:
             self._bits = int(bits)

@@ -58,7 +58,7 @@ def test_controls_default_to_auto_pool_and_re_ranking_and_every_folder(make_wind
     assert not window.search_panel.is_advanced_open() and not window.candidates_combo.isVisible()
     window.search_panel.advanced_button.click()
     # "Auto" says what it means in a library this small: every photo
-    qtbot.waitUntil(lambda: window.pool_spin.text() == "Auto: every photo", timeout=10_000)
+    qtbot.waitUntil(lambda: window.pool_spin.text() == "All photos", timeout=10_000)
     assert window.pool_spin.value() == 0
     assert not window.radius_spin.isVisible() and window.pool_spin.isVisible()
     assert window.rerank_check.isChecked()
