@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QSizePolicy,
-                               QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+                               QSlider, QSpinBox, QVBoxLayout, QWidget)
 
+from app.disclosure import Disclosure, note
 from engine.paths import display_path
 from engine.search import MIN_POOL, default_pool
 from engine.similarity import DEFAULT_FLOOR, LOOSE, SAME, SIMILAR, VERY
@@ -34,17 +34,6 @@ def setting_path(value) -> str | None:
     if isinstance(value, (bytes, bytearray)) or type(value).__name__ == "QByteArray":
         return os.fsdecode(bytes(value)) or None
     return str(value or "") or None
-
-
-def _note(text: str) -> QLabel:
-    """A one-line explanation under an advanced control, in the palette's quieter text."""
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-    font = label.font()
-    font.setPointSizeF(font.pointSizeF() * 0.9)
-    label.setFont(font)
-    return label
 
 
 class SearchPanel(QWidget):
@@ -101,29 +90,23 @@ class SearchPanel(QWidget):
         self.strictness_caption.setWordWrap(True)
         self.folder_combo.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
-        self.advanced_button = QToolButton()
-        self.advanced_button.setText("Advanced")
-        self.advanced_button.setCheckable(True)
-        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.advanced_button.setAutoRaise(True)
-        self.advanced_button.setToolTip("How the search works: candidates, code distances, re-ranking")
         self.advanced_box = QWidget()
-        advanced = QGridLayout(self.advanced_box)
-        advanced.setContentsMargins(12, 0, 0, 0)
+        advanced_grid = QGridLayout(self.advanced_box)
+        advanced_grid.setContentsMargins(12, 0, 0, 0)
         # one above the other: side by side they would widen the panel past what a small window has
         candidates_row = QHBoxLayout()
         candidates_row.addWidget(self.pool_spin, 1)
         candidates_row.addWidget(self.radius_spin, 1)
-        self.candidates_note = _note("")
-        self.rerank_note = _note("The second pass orders them by the full description of each photo: "
+        self.candidates_note = note("")
+        self.rerank_note = note("The second pass orders them by the full description of each photo: "
                                  "better, and still fast. Off: by code distance alone.")
-        advanced.addWidget(QLabel("Candidates:"), 0, 0)
-        advanced.addWidget(self.candidates_combo, 0, 1)
-        advanced.addLayout(candidates_row, 1, 1)
-        advanced.addWidget(self.candidates_note, 2, 0, 1, 2)
-        advanced.addWidget(self.rerank_check, 3, 0, 1, 2)
-        advanced.addWidget(self.rerank_note, 4, 0, 1, 2)
-        advanced.setColumnStretch(1, 1)
+        advanced_grid.addWidget(QLabel("Candidates:"), 0, 0)
+        advanced_grid.addWidget(self.candidates_combo, 0, 1)
+        advanced_grid.addLayout(candidates_row, 1, 1)
+        advanced_grid.addWidget(self.candidates_note, 2, 0, 1, 2)
+        advanced_grid.addWidget(self.rerank_check, 3, 0, 1, 2)
+        advanced_grid.addWidget(self.rerank_note, 4, 0, 1, 2)
+        advanced_grid.setColumnStretch(1, 1)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -140,8 +123,10 @@ class SearchPanel(QWidget):
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
         column.addLayout(grid)
-        column.addWidget(self.advanced_button, 0, Qt.AlignmentFlag.AlignLeft)
-        column.addWidget(self.advanced_box)
+        self.advanced = Disclosure("Advanced", self.advanced_box,
+                                   tooltip="How the search works: candidates, code distances, re-ranking")
+        self.advanced_button = self.advanced.button
+        column.addWidget(self.advanced)
         self._counts: tuple[int, int] | None = None
         self._bits = 64
         self._explain_candidates()
@@ -156,12 +141,12 @@ class SearchPanel(QWidget):
         self.set_folder_roots([], selected=setting_path(settings.value(self.SEARCH_FOLDER, "")))
         floor = int(settings.value(self.SEARCH_FLOOR, DEFAULT_FLOOR, type=int))
         self.strictness_slider.setValue(STRICTNESS.index(floor) if floor in STRICTNESS else STRICTNESS.index(DEFAULT_FLOOR))
-        self._show_advanced(bool(settings.value(self.SEARCH_ADVANCED, False, type=bool)))
+        self.advanced.set_open(bool(settings.value(self.SEARCH_ADVANCED, False, type=bool)))
         self._update_candidate_widgets()
         self._update_caption()
 
         self.strictness_slider.valueChanged.connect(self._on_strictness_changed)
-        self.advanced_button.toggled.connect(self._on_advanced_toggled)
+        self.advanced.toggled.connect(self._on_advanced_toggled)
         self.candidates_combo.currentIndexChanged.connect(self._on_controls_changed)
         self.pool_spin.valueChanged.connect(self._on_controls_changed)
         self.radius_spin.valueChanged.connect(self._on_controls_changed)
@@ -197,17 +182,9 @@ class SearchPanel(QWidget):
             "within the radius, in bits that differ) go on to the second pass.")
 
     def is_advanced_open(self) -> bool:
-        return self.advanced_button.isChecked()
-
-    def _show_advanced(self, shown: bool) -> None:
-        self.advanced_button.blockSignals(True)
-        self.advanced_button.setChecked(shown)
-        self.advanced_button.blockSignals(False)
-        self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
-        self.advanced_box.setVisible(shown)
+        return self.advanced.is_open()
 
     def _on_advanced_toggled(self, shown: bool) -> None:
-        self._show_advanced(shown)
         self.settings.setValue(self.SEARCH_ADVANCED, shown)
         self.advancedToggled.emit(shown)
 

@@ -62,7 +62,7 @@ def technical_name(version: int, manifest: dict) -> str:
     parts = [f"v{version} {manifest.get('name', '?')}", f"{manifest.get('bits', '?')}-bit codes"]
     if head.get("kind"):
         parts.append(f"{head['kind']} head" + (f" ({head['mode']} mode)" if head.get("mode") else ""))
-    parts.append(f"re-ranked by {rerank_space(manifest)}")
+    parts.append(f"re-ranked by {rerank_space({**manifest, 'rerank': manifest.get('rerank') or DEFAULT_RERANK})}")
     return ", ".join(parts)
 
 
