@@ -6,7 +6,8 @@ Builds the README's demo photos (dev/screenshots.py: 17 bundled sample photos, f
 copies of each, 12 MP camera versions of eight, a second shot of the motorcycle, a query
 sent back by a chat app) and 40 procedural scenes with the tests' edited copies
 (tests/photos.py), indexes them with the default model, searches every original, and prints
-the score of each kind of hit (percentiles) and the word engine.similarity gives it.
+the score of each kind of hit (percentiles) and the words engine.similarity gives them
+(Hit.similarity: in the code space a copy is told by its feature cosine).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ def main() -> None:
     from engine.index import Indexer
     from engine.library import Library
     from engine.search import SearchParams
-    from engine.similarity import describe
     from tests.photos import edited_copies, scene
 
     out = Path(args.out or tempfile.mkdtemp(prefix="simwords-"))
@@ -64,7 +64,7 @@ def main() -> None:
         for copy in edited_copies(image, scenes / f"s{seed}").values():
             group_of[str(copy)] = f"scene{seed}"
 
-    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    scores: dict[str, dict[str, list[tuple[float, str]]]] = defaultdict(lambda: defaultdict(list))
     with Library(out / "library") as library:
         library.install_model(build_default_model(64, quiet=True))
         Indexer(library, workers=0).run([photos["pictures"], photos["query"].parent, scenes])
@@ -89,15 +89,15 @@ def main() -> None:
                         kind = "sample vs scene"
                     else:
                         kind = "other sample"
-                    scores[space][kind].append(hit.score)
+                    scores[space][kind].append((hit.score, hit.similarity.label))
     for space, kinds in scores.items():
         print(f"rerank={space}")
         print(f"  {'kind':16} {'n':>5} {'min':>6} {'p5':>6} {'p50':>6} {'p95':>6} {'max':>6}  words")
         for kind, values in sorted(kinds.items()):
-            v = np.array(values)
+            v = np.array([score for score, _ in values])
             words = defaultdict(int)
-            for s in v:
-                words[describe(float(s), space).label] += 1
+            for _, label in values:
+                words[label] += 1
             summary = ", ".join(f"{w} {n}" for w, n in sorted(words.items(), key=lambda x: -x[1]))
             print(f"  {kind:16} {len(v):5d} {v.min():6.3f} {np.percentile(v, 5):6.3f} {np.median(v):6.3f} "
                   f"{np.percentile(v, 95):6.3f} {v.max():6.3f}  {summary}")
