@@ -815,7 +815,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[library], help="find photos that look like IMAGE",
                        description="Find the photos that look like each IMAGE (one result list per IMAGE, "
-                                   "or one for all of them with --together).")
+                                   "or one for all of them with --together). Each result: rank, how alike "
+                                   "(Same photo, Very similar, Similar, Loosely similar, Not alike), score, "
+                                   "Hamming distance, path.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("-k", type=_whole(1), default=20, help="number of results (default 20)")
     p.add_argument("--like", action="append", metavar="PHOTO",

@@ -13,13 +13,13 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayo
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from app.background import run_in_thread
+from app.fitted_label import FittedLabel
 from app.icons import icon
 from app.indexing import IndexingService, compact_progress
 from app.labeling import LabelingController
 from app.open_files import open_file, reveal_file
 from app.refine import DISSIMILAR, SIMILAR, WindowQuery, refinement_text
 from app.results import MARK_NAMES, MarkDelegate, ResultsModel
-from app.fitted_label import FittedLabel
 from app.search_panel import SearchPanel
 from app.workers import ImageLoader, SearchThread
 from engine.paths import default_library_path, display_path, file_url
