@@ -17,7 +17,7 @@ ScoreRole = Qt.ItemDataRole.UserRole + 2
 HammingRole = Qt.ItemDataRole.UserRole + 3
 MarkRole = Qt.ItemDataRole.UserRole + 4  # 1 marked similar, -1 dissimilar, 0 not marked
 SimilarityRole = Qt.ItemDataRole.UserRole + 10  # the engine.similarity level, or None
-# 0: a lookalike (at or above the floor), 1: the first result below it (the dividing line), 2: below
+# 0: a lookalike (at or above the floor), 1: the first result below it (the dividing line), 2: another below
 BelowFloorRole = Qt.ItemDataRole.UserRole + 11
 
 # Saturated mid-tones with a white glyph: they stand out on the light and the dark palette alike.
@@ -66,8 +66,11 @@ class ResultsModel(QAbstractListModel):
         return self._floor
 
     def lookalike_count(self) -> int:
-        """Results at or above the floor: the rows before the dividing line."""
-        return self._split
+        """Results at or above the floor (with re-ranking, the rows before the dividing line)."""
+        return sum(1 for item in self._items if self._at_or_above(item))
+
+    def _at_or_above(self, item: ResultItem) -> bool:
+        return item.similarity is None or item.similarity >= self._floor
 
     def _split_row(self) -> int:
         levels = [item.similarity for item in self._items]
@@ -139,7 +142,9 @@ class ResultsModel(QAbstractListModel):
         if role == SimilarityRole:
             return item.similarity
         if role == BelowFloorRole:
-            return 0 if row < self._split else 1 if row == self._split else 2
+            # By the words, not the place: in Hamming order (re-ranking off) they need not fall
+            # down the list, and a lookalike after the line is still one.
+            return 0 if self._at_or_above(item) else 1 if row == self._split else 2
         return None
 
     def _on_loaded(self, generation: int, row: object, image: QImage) -> None:

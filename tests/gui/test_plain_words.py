@@ -115,3 +115,14 @@ def test_a_small_window_gives_the_grid_three_columns(make_window, qtbot, planted
     window.resize(1400, 800)
     qtbot.waitUntil(lambda: window.splitter.sizes()[1] > 1000, timeout=5_000)
     assert window.splitter.sizes()[0] <= window.LEFT_WIDTH
+
+
+def test_with_re_ranking_off_the_dimming_follows_the_words(make_window, qtbot, planted_library):
+    path, photos = planted_library
+    window = make_window(path)
+    window.rerank_check.setChecked(False)  # Hamming order: the words need not fall down the list
+    items = _search(window, qtbot, photos["query"])
+    model = window.model
+    below = [model.index(row).data(BelowFloorRole) for row in range(len(items))]
+    assert [b == 0 for b in below] == [item.similarity >= DEFAULT_FLOOR for item in items]
+    assert below.count(1) == 1 and model.lookalike_count() == below.count(0)
