@@ -244,6 +244,8 @@ def paint_similarity(painter: QPainter, option: QStyleOptionViewItem, index: QMo
         painter.setFont(bold)
         label = f"{BELOW_CAPTION} ▸"
         caption = QRectF(rect.left() + 6, rect.top() + 4, painter.fontMetrics().horizontalAdvance(label) + 10, height)
+        if caption.right() + 4 > pill.left():  # a small tile: under the pill, not over it
+            caption.moveTop(pill.bottom() + 2)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(accent)
         painter.drawRoundedRect(caption, 3, 3)
