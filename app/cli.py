@@ -130,14 +130,15 @@ def cmd_search(args) -> int:
             if args.json:
                 line = {"query": label, **(_bytes_field("query", label) if isinstance(label, str) else {}),
                         "results": [{"path": h.path, **_bytes_field("path", h.path), "hamming": h.hamming,
-                                     "score": round(h.score, 6)} for h in hits]}
+                                     "score": round(h.score, 6), "similarity": h.similarity.label}
+                                    for h in hits]}
                 if like or unlike:
                     line.update({"like": list(args.like or ()), "unlike": list(args.unlike or ())})
                 print(json.dumps(line))
             else:
                 print(f"{' + '.join(images)}:")
                 for rank, hit in enumerate(hits, 1):
-                    print(f"{rank:4d}  {hit.score:6.3f}  {hit.hamming:3d}  {hit.path}")
+                    print(f"{rank:4d}  {hit.similarity.label:15}  {hit.score:6.3f}  {hit.hamming:3d}  {hit.path}")
             sys.stdout.flush()
     return status
 
@@ -814,7 +815,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[library], help="find photos that look like IMAGE",
                        description="Find the photos that look like each IMAGE (one result list per IMAGE, "
-                                   "or one for all of them with --together).")
+                                   "or one for all of them with --together). Each result: rank, how alike "
+                                   "(Same photo, Very similar, Similar, Loosely similar, Not alike), score, "
+                                   "Hamming distance, path.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("-k", type=_whole(1), default=20, help="number of results (default 20)")
     p.add_argument("--like", action="append", metavar="PHOTO",

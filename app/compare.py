@@ -20,6 +20,7 @@ class ComparedPhoto:
     path: str
     score: float | None = None
     title: str = ""
+    similarity: int | None = None  # an engine.similarity level
     is_query: bool = False
 
 
@@ -98,7 +99,7 @@ class CompareWindow(QWidget):
             text = pane.message or "Reading…"
         else:
             role = "The query" if photo.is_query else ""
-            lines = info_lines(pane.info, photo.score, role=role)
+            lines = info_lines(pane.info, photo.score, similarity=photo.similarity, role=role)
             if pane.message:
                 lines.append(pane.message)
             text = "\n".join(lines)

@@ -14,11 +14,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget, QWizard, QWizardPage)
 
+from app.disclosure import Disclosure, note
 from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, format_duration,
                           read_library_info, saved_provider, saved_threads, time_left)
 from app.background import Task, run_in_thread
 from app.workers import IndexSetup, plan_folders
 from engine.index import suffix_families
+from engine.models import plain_name, technical_name
 from engine.paths import display_path
 
 # The summary's rough time: photos read and decoded a second on a CPU (camera JPEGs; small
@@ -216,16 +218,24 @@ class OptionsPage(QWizardPage):
         self.threads_spin.setRange(1, max(64, 2 * (os.cpu_count() or 1)))
         self.threads_spin.setValue(saved_threads(settings))
         self.threads_spin.setToolTip("Processes that read and decode photos; decoding is most of the work.")
-        model_row = QWidget()
-        model_layout = QHBoxLayout(model_row)
-        model_layout.setContentsMargins(0, 0, 0, 0)
-        model_layout.addWidget(self.model_label, 1)
-        model_layout.addWidget(self.bits_combo)
-        run_box = QGroupBox("Model and device")
-        form = QFormLayout(run_box)
-        form.addRow("Model:", model_row)
-        form.addRow("Device:", self.device_combo)
-        form.addRow("Decoder threads:", self.threads_spin)
+        # How it runs is rarely changed: under Advanced, each with a line saying what it is
+        advanced_body = QWidget()
+        advanced_form = QFormLayout(advanced_body)
+        advanced_form.setContentsMargins(12, 0, 0, 0)
+        self.bits_label = QLabel("Code length:")
+        advanced_form.addRow(self.bits_label, self.bits_combo)
+        self.bits_note = note("The bits of each photo's code for the fast first pass: longer tells more photos "
+                              "apart, shorter searches a little faster. Only a new library chooses.")
+        advanced_form.addRow("", self.bits_note)
+        advanced_form.addRow("Device:", self.device_combo)
+        advanced_form.addRow("", note("Where the model runs: the processor, or a graphics card when there is one."))
+        advanced_form.addRow("Decoder threads:", self.threads_spin)
+        advanced_form.addRow("", note("How many photos are read at once; reading them is most of the work."))
+        self.advanced = Disclosure("Advanced", advanced_body, tooltip="Code length, device and decoder threads")
+        run_box = QGroupBox("Model")
+        form = QVBoxLayout(run_box)
+        form.addWidget(self.model_label)
+        form.addWidget(self.advanced)
 
         layout = QVBoxLayout(self)
         layout.addWidget(exclusions_box, 1)
@@ -281,12 +291,16 @@ class OptionsPage(QWizardPage):
                 box.setChecked(bool(chosen & set(self._families[name])))
         if info.model is not None:
             model = info.model
-            self.model_label.setText(f"v{model['version']} {model['name']}, {model['bits']}-bit codes "
+            self.model_label.setText(f"{plain_name({'head': model.get('head') or {}}, model.get('created_at'))} "
                                      "(change models in the Model menu)")
-            self.bits_combo.setVisible(False)
+            self.model_label.setToolTip("model " + technical_name(model["version"], model))
+            for widget in (self.bits_label, self.bits_combo, self.bits_note):
+                widget.setVisible(False)
         else:
-            self.model_label.setText("The default model, with codes of")
-            self.bits_combo.setVisible(True)
+            self.model_label.setText("The default model: it finds copies and look-alikes without any "
+                                     "labels, and learns from the pairs you label later.")
+            for widget in (self.bits_label, self.bits_combo, self.bits_note):
+                widget.setVisible(True)
         self.device_combo.clear()
         for setting, label in info.providers:
             self.device_combo.addItem(label, setting)

@@ -100,7 +100,9 @@ def read_library_info(library_path: str | os.PathLike) -> LibraryInfo:
         info.exists = True
         model = store.active_model()
         if model is not None:
-            info.model = {"version": model.id, "name": model.name, "bits": model.bits}
+            info.model = {"version": model.id, "name": model.name, "bits": model.bits,
+                          "head": model.manifest.get("head") or {}, "created_at": model.created_at,
+                          "rerank": model.manifest.get("rerank")}
         counts = store.root_counts()
         info.roots = [path for _, path, _, _ in counts]
         info.root_photos = {path: photos for _, path, photos, _ in counts}

@@ -8,12 +8,13 @@ from urllib.parse import unquote_to_bytes
 
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QSettings, QSize, Qt, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QImage, QKeySequence, QPainter, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFrame, QGridLayout, QHBoxLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayout,
                                QLabel, QListView, QMainWindow, QMenu, QProgressBar, QPushButton, QSpinBox, QSplitter,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from app.background import run_in_thread
 from app.compare import MAX_PHOTOS, ComparedPhoto, CompareWindow
+from app.fitted_label import FittedLabel
 from app.icons import icon
 from app.indexing import IndexingService, compact_progress
 from app.labeling import LabelingController
@@ -22,6 +23,7 @@ from app.photo_details import PhotoDetails
 from app.preview import PreviewWindow
 from app.refine import DISSIMILAR, SIMILAR, WindowQuery, refinement_text
 from app.results import MARK_NAMES, MarkDelegate, ResultsModel
+from app.search_panel import SearchPanel
 from app.workers import ImageLoader, SearchThread
 from engine.paths import default_library_path, display_path, file_url
 from engine.photo_info import SORT_ORDERS, sort_order
@@ -101,21 +103,19 @@ def copy_path_to_clipboard(path: str) -> None:
         data.setUrls([url_of_path(path)])
 
 
-def _path_setting(path: str | None):
-    """A path as QSettings keeps it: text, or the name's bytes when they are not UTF-8."""
-    if not path:
-        return ""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path)
+def model_plain_name(model: dict) -> str:
+    """A status's model as a person names it: "Default model", "Trained on 36 pairs, 2 Dec"."""
+    from engine.models import plain_name  # numpy: only once a status has come
+
+    return plain_name({"head": model.get("head") or {}}, model.get("created_at"))
 
 
-def _setting_path(value) -> str | None:
-    if isinstance(value, (bytes, bytearray)) or type(value).__name__ == "QByteArray":
-        return os.fsdecode(bytes(value)) or None
-    return str(value or "") or None
+def model_technical_name(model: dict) -> str:
+    from engine.models import technical_name
+
+    return technical_name(model["version"], {"name": model.get("name"), "bits": model.get("bits"),
+                                             "head": model.get("head") or {},
+                                             **({"rerank": model["rerank"]} if model.get("rerank") else {})})
 
 
 class MainWindow(QMainWindow):
@@ -172,10 +172,12 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ layout
 
+    LEFT_WIDTH = 330  # the left panel's widest: the query's picture and the controls
+
     def _build_ui(self) -> None:
-        self.query_label = QLabel("Drop a photo here\n\nor paste one (Ctrl+V), or File > Open…")
+        # the query's picture shrinks to fit (app.fitted_label): in a small window the grid gets the room
+        self.query_label = FittedLabel("Drop a photo here\n\nor paste one (Ctrl+V), or File > Open…")
         self.query_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.query_label.setMinimumSize(PREVIEW)
         self.query_label.setFrameShape(QFrame.Shape.StyledPanel)
         self.query_label.setWordWrap(True)
         self.query_caption = QLabel("")
@@ -200,6 +202,8 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self._build_search_controls())
 
         self.model = ResultsModel(QSize(160, 160), parent=self)
+        self.model.set_floor(self.search_panel.floor())
+        self.model.technical = self.search_panel.is_advanced_open()
         self.view = QListView()
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
@@ -246,7 +250,14 @@ class MainWindow(QMainWindow):
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setStretchFactor(1, 1)
+        # Small windows: the left panel yields room to the grid. It takes a quarter of the width
+        # (down to what its controls need, up to LEFT_WIDTH), so 800 px still show three columns.
+        left.setMaximumWidth(self.LEFT_WIDTH)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 3)
+        splitter.setCollapsible(1, False)
+        splitter.setSizes([self.LEFT_WIDTH, 3 * self.LEFT_WIDTH])
+        self.splitter = splitter
         self.setCentralWidget(splitter)
 
         self.library_status = QLabel("Opening the library…")
@@ -292,11 +303,14 @@ class MainWindow(QMainWindow):
                              "indexes them once, then finds the photos that look like any photo you drop here.")
         elif model is None or images == 0:
             self.library_status.setText(f"{images:,} photos · no model yet" if model is None
-                                        else f"0 photos · model v{model['version']} {model['name']}")
+                                        else f"0 photos · {model_plain_name(model)}")
             self._show_empty("This library has no photos yet.\n\nAdd the folders that hold your photos.")
         else:
-            self.library_status.setText(f"{images:,} photos · model v{model['version']} {model['name']}")
+            self.library_status.setText(f"{images:,} photos · {model_plain_name(model)}")
             self.stack.setCurrentWidget(self.view)
+        # the version's technical name for those who ask (plain_name says it for people)
+        self.library_status.setToolTip(f"model {model_technical_name(model)}" if model else "")
+        self.search_panel.set_library(images, model.get("bits") if model else None)
 
     def _show_empty(self, text: str) -> None:
         self.empty_label.setText(text)
@@ -408,6 +422,7 @@ class MainWindow(QMainWindow):
         selected = self.selected_paths() if self._refining else []
         current = self.view.currentIndex().row()
         self.model.set_results(items)
+        self.search_panel.set_counts(self.model.lookalike_count(), len(items))
         self.shown_request = request_id
         self._send_labels()
         self.stack.setCurrentWidget(self.view)
@@ -427,8 +442,9 @@ class MainWindow(QMainWindow):
         else:
             self.view.scrollToTop()
         refined = refinement_text(self._marks)
-        self.statusBar().showMessage(f"{len(items)} lookalikes" + (f" ({refined[0].lower()}{refined[1:]})"
-                                                                   if refined else ""), 5000)
+        apart = len(items) - self.model.lookalike_count()
+        self.statusBar().showMessage(f"{len(items) - apart} lookalikes" + (f", {apart} less alike" if apart else "")
+                                     + (f" ({refined[0].lower()}{refined[1:]})" if refined else ""), 5000)
 
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id == self.search_thread.current_request:
@@ -826,135 +842,41 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self.indexing.configure_watch(roots, status.get("exclusions") or (), status.get("suffixes"))
 
-    # ------------------------------------------------------------------ search controls
+    # ------------------------------------------------------------------ search controls (app/search_panel.py)
 
-    SEARCH_CANDIDATES = "search/candidates"  # "pool" or "radius"
-    SEARCH_POOL = "search/pool"              # 0: automatic (engine.search.default_pool)
-    SEARCH_RADIUS = "search/radius"
-    SEARCH_RERANK = "search/rerank"
-    SEARCH_FOLDER = "search/folder"          # "" or a folder: results only from under it
-    _CHOOSE_FOLDER = "\0choose"
+    _CHOOSE_FOLDER = SearchPanel.CHOOSE_FOLDER
 
     def _build_search_controls(self) -> QWidget:
-        """Candidates (pool size or Hamming radius), re-rank on or off, and a folder filter."""
-        box = QWidget()
-        grid = QGridLayout(box)
-        grid.setContentsMargins(0, 0, 0, 0)
-        self.candidates_combo = QComboBox()
-        self.candidates_combo.addItem("Nearest codes", "pool")
-        self.candidates_combo.addItem("Within radius", "radius")
-        self.candidates_combo.setToolTip("Which photos the fast code comparison passes on to be re-ranked: a "
-                                         "number of the nearest, or all within a Hamming distance")
-        self.pool_spin = QSpinBox()
-        self.pool_spin.setRange(0, 100_000)
-        self.pool_spin.setSingleStep(500)
-        self.pool_spin.setSpecialValueText("Auto")
-        self.pool_spin.setKeyboardTracking(False)
-        self.pool_spin.setToolTip("Candidates to re-rank; Auto grows with the library (at least 2,000)")
-        self.radius_spin = QSpinBox()
-        self.radius_spin.setRange(0, 256)
-        self.radius_spin.setSuffix(" bits")
-        self.radius_spin.setKeyboardTracking(False)
-        self.radius_spin.setToolTip("Every photo whose code differs in at most this many bits")
-        self.rerank_check = QCheckBox("Re-rank by features")
-        self.rerank_check.setToolTip("Order the candidates by their full features (better), not by code distance alone")
-        self.folder_combo = QComboBox()
-        self.folder_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.folder_combo.setMinimumContentsLength(12)
-        self.folder_combo.setToolTip("Only show photos from under this folder")
-        candidates_row = QHBoxLayout()
-        candidates_row.addWidget(self.candidates_combo, 1)
-        candidates_row.addWidget(self.pool_spin)
-        candidates_row.addWidget(self.radius_spin)
-        grid.addWidget(QLabel("Candidates:"), 0, 0)
-        grid.addLayout(candidates_row, 0, 1)
-        grid.addWidget(self.rerank_check, 1, 1)
-        grid.addWidget(QLabel("Folder:"), 2, 0)
-        grid.addWidget(self.folder_combo, 2, 1)
-        grid.setColumnStretch(1, 1)
+        panel = self.search_panel = SearchPanel(self.settings, self)
+        # the panel's controls by the names the window has always had for them
+        self.candidates_combo, self.pool_spin = panel.candidates_combo, panel.pool_spin
+        self.radius_spin, self.rerank_check, self.folder_combo = panel.radius_spin, panel.rerank_check, panel.folder_combo
+        panel.changed.connect(self._rerun)
+        panel.floorChanged.connect(self._on_floor_changed)
+        panel.advancedToggled.connect(self._on_advanced_toggled)
+        return panel
 
-        settings = self.settings
-        mode = str(settings.value(self.SEARCH_CANDIDATES, "pool"))
-        self.candidates_combo.setCurrentIndex(max(0, self.candidates_combo.findData(mode)))
-        self.pool_spin.setValue(int(settings.value(self.SEARCH_POOL, 0, type=int)))
-        self.radius_spin.setValue(int(settings.value(self.SEARCH_RADIUS, 12, type=int)))
-        self.rerank_check.setChecked(bool(settings.value(self.SEARCH_RERANK, True, type=bool)))
-        self._folder_roots: list[str] = []
-        self._folder_choices: list[str] = []
-        self._set_folder_roots([], selected=_setting_path(settings.value(self.SEARCH_FOLDER, "")))
-        self._update_candidate_widgets()
+    def _on_floor_changed(self, floor: int) -> None:
+        """The Strict <-> Loose slider moved: the line between lookalikes and the rest moves (no new search)."""
+        self.model.set_floor(floor)
+        self.search_panel.set_counts(self.model.lookalike_count(), self.model.rowCount())
 
-        self.candidates_combo.currentIndexChanged.connect(self._on_search_controls_changed)
-        self.pool_spin.valueChanged.connect(self._on_search_controls_changed)
-        self.radius_spin.valueChanged.connect(self._on_search_controls_changed)
-        self.rerank_check.toggled.connect(self._on_search_controls_changed)
-        self.folder_combo.activated.connect(self._on_folder_activated)
-        return box
+    def _on_advanced_toggled(self, shown: bool) -> None:
+        self.model.technical = shown  # tooltips name the score and the code distance
 
     def search_options(self) -> dict:
         """The search controls as SearchParams fields plus ``folder`` (what SearchWorker.search takes)."""
-        options: dict = {"rerank": self.rerank_check.isChecked()}
-        if self.candidates_combo.currentData() == "radius":
-            options["radius"] = self.radius_spin.value()
-        elif self.pool_spin.value() > 0:
-            options["pool"] = self.pool_spin.value()
-        folder = self.search_folder()
-        if folder:
-            options["folder"] = folder
-        return options
+        return self.search_panel.search_options()
 
     def search_folder(self) -> str | None:
-        # The folders themselves are kept here: item data is Qt text, which cannot hold every name.
-        index = self.folder_combo.currentIndex() - 1
-        return self._folder_choices[index] if 0 <= index < len(self._folder_choices) else None
+        return self.search_panel.search_folder()
 
     def set_search_folder(self, folder: str | os.PathLike | None) -> None:
         """Restrict results to photos under ``folder`` (None: every folder); re-runs the query."""
-        self._set_folder_roots(self._folder_roots, selected=None if folder is None else os.path.abspath(folder))
-        self._on_search_controls_changed()
+        self.search_panel.set_search_folder(folder)
 
     def _set_folder_roots(self, roots: list[str], selected: str | None | bool = False) -> None:
-        """Rebuild the folder list: every folder, the library's roots, the chosen folder, "Choose folder…"."""
-        if selected is False:
-            selected = self.search_folder()
-        self._folder_roots = list(roots)
-        choices = list(roots)
-        if selected and selected not in choices:
-            choices.append(selected)
-        self._folder_choices = choices
-        combo = self.folder_combo
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItem("All folders", "")
-        for folder in choices:
-            combo.addItem(display_path(folder), display_path(folder))
-        combo.addItem("Choose folder…", self._CHOOSE_FOLDER)
-        combo.setCurrentIndex(choices.index(selected) + 1 if selected else 0)
-        combo.blockSignals(False)
-
-    def _on_folder_activated(self, index: int) -> None:
-        if self.folder_combo.itemData(index) == self._CHOOSE_FOLDER:
-            previous = _setting_path(self.settings.value(self.SEARCH_FOLDER, ""))
-            folder = QFileDialog.getExistingDirectory(self, "Show only photos under", previous or "")
-            self.set_search_folder(folder or previous)
-            return
-        self._on_search_controls_changed()
-
-    def _update_candidate_widgets(self) -> None:
-        radius = self.candidates_combo.currentData() == "radius"
-        self.pool_spin.setVisible(not radius)
-        self.radius_spin.setVisible(radius)
-        self.pool_spin.setEnabled(self.rerank_check.isChecked())  # without re-ranking the pool is just k
-
-    def _on_search_controls_changed(self, *args) -> None:
-        self._update_candidate_widgets()
-        settings = self.settings
-        settings.setValue(self.SEARCH_CANDIDATES, self.candidates_combo.currentData())
-        settings.setValue(self.SEARCH_POOL, self.pool_spin.value())
-        settings.setValue(self.SEARCH_RADIUS, self.radius_spin.value())
-        settings.setValue(self.SEARCH_RERANK, self.rerank_check.isChecked())
-        settings.setValue(self.SEARCH_FOLDER, _path_setting(self.search_folder()))
-        self._rerun()
+        self.search_panel.set_folder_roots(roots, selected)
 
     # ------------------------------------------------------------------ view
 
@@ -1146,7 +1068,7 @@ class MainWindow(QMainWindow):
             row = current.row() if current.isValid() else 0
         if self._preview is None:
             self._preview = PreviewWindow(self.model.rowCount,
-                                          lambda r: (self.model.item(r).path, self.model.item(r).score), parent=self)
+                                          lambda r: (self.model.item(r).path, self.model.item(r).score, self.model.item(r).similarity), parent=self)
             self._preview.rowChanged.connect(self._on_preview_row)
             self._preview.compareRequested.connect(lambda r: self.compare_results([r]))
         self._preview.open_at(row)
@@ -1168,7 +1090,8 @@ class MainWindow(QMainWindow):
         if len(rows) > MAX_PHOTOS:
             self.statusBar().showMessage(f"Compare shows 2 to {MAX_PHOTOS} photos: {len(rows)} are selected", 5000)
             return None
-        photos = [ComparedPhoto(self.model.item(row).path, self.model.item(row).score, f"Result {row + 1}")
+        photos = [ComparedPhoto(self.model.item(row).path, self.model.item(row).score, f"Result {row + 1}",
+                                similarity=self.model.item(row).similarity)
                   for row in rows]
         if len(photos) == 1:
             query = self.query_photo_path()

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.background import run_in_thread
 from engine.paths import display_path
+from engine.similarity import LABELS
 
 # The engine's image modules (Pillow, numpy) are imported inside the functions that run in a
 # worker thread: the window paints first without them.
@@ -24,25 +25,15 @@ MAX_ZOOM = 8.0  # display pixels per photo pixel at most (800 %)
 # ------------------------------------------------------------------ words
 
 
-def similarity_in_words(score: float | None) -> str:
-    """A result's score (the cosine of its features to the query's) as a person would say it.
+def similarity_in_words(level: int | None) -> str:
+    """An engine.similarity level as the tiles say it ("Same photo", "Very similar", ...)."""
+    return "" if level is None else LABELS[level]
 
-    The bands follow the engine's: from 0.90 (engine.search.COPY_COSINE, the duplicates'
-    `near` edge) a photo is a copy of the query (resized, recompressed, rotated, lightly
-    cropped); the looser bands were read off the results of the default model."""
-    if score is None:
-        return ""
-    if score >= 0.97:
-        return "the same photo"
-    if score >= 0.90:
-        return "a copy or an edit of it"
-    if score >= 0.80:
-        return "very similar"
-    if score >= 0.65:
-        return "similar"
-    if score >= 0.50:
-        return "somewhat similar"
-    return "not much alike"
+
+def similarity_line(score: float | None, level: int | None) -> str:
+    """The words, then the score: "Very similar (score 0.91)"."""
+    parts = [similarity_in_words(level)] + ([f"(score {score:.2f})"] if score is not None else [])
+    return " ".join(part for part in parts if part)
 
 
 def file_size_text(size: int) -> str:
@@ -64,7 +55,7 @@ def date_text(iso: str) -> str:
     return f"{when.day} {when:%b %Y, %H:%M}"
 
 
-def info_lines(info, score: float | None = None, *, role: str = "") -> list[str]:
+def info_lines(info, score: float | None = None, *, similarity: int | None = None, role: str = "") -> list[str]:
     """The facts of a photo (an engine.photo_info.PhotoInfo, or None while it is read) as short
     lines: name; resolution, file size, format; date taken and camera; similarity; folder."""
     lines = []
@@ -86,8 +77,8 @@ def info_lines(info, score: float | None = None, *, role: str = "") -> list[str]
     lines.append(" · ".join(taken))
     if role:
         lines.append(role)
-    elif score is not None:
-        lines.append(f"{similarity_in_words(score).capitalize()} (score {score:.2f})")
+    elif score is not None or similarity is not None:
+        lines.append(similarity_line(score, similarity))
     if info.problem:
         lines.append(f"Cannot read it: {info.problem}")
     lines.append(display_path(os.path.dirname(info.path)))
@@ -429,7 +420,7 @@ class PreviewWindow(QWidget):
     """A result at full size: Left / Right (or Up / Down) move through the results, Esc or Space
     closes, + / - / 0 / 1 and the wheel zoom, dragging pans, C compares it with the query.
 
-    ``photo(row)`` gives (path, score) of a row of ``count()`` results."""
+    ``photo(row)`` gives (path, score, similarity level) of a row of ``count()`` results."""
 
     rowChanged = Signal(int)
     compareRequested = Signal(int)
@@ -442,6 +433,7 @@ class PreviewWindow(QWidget):
         self._count, self._photo = count, photo
         self.row = -1
         self.score: float | None = None
+        self.similarity: int | None = None  # an engine.similarity level
         self._direction = 1  # the way the person is going through the results
         self.pane = PhotoPane(self)
         self.pane.shownChanged.connect(self._update_info)
@@ -471,7 +463,7 @@ class PreviewWindow(QWidget):
             return
         row = min(max(row, 0), count - 1)
         self.row = row
-        path, self.score = self._photo(row)
+        path, self.score, self.similarity = self._photo(row)
         self.pane.show_photo(path, self.drafts.get(path))
         self._update_info()
         self.rowChanged.emit(row)
@@ -508,8 +500,8 @@ class PreviewWindow(QWidget):
         its name and its similarity; then its facts and its folder."""
         name = display_path(os.path.basename(self.pane.path or ""))
         first = [f"{self.row + 1} of {self._count()}", name]
-        if self.score is not None:
-            first.append(f"{similarity_in_words(self.score)} (score {self.score:.2f})")
+        if self.score is not None or self.similarity is not None:
+            first.append(similarity_line(self.score, self.similarity))
         second = info_lines(self.pane.info)[1:] if self.pane.info is not None else []
         if self.pane.message and self.pane.shown is None:
             second.append(self.pane.message)

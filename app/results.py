@@ -8,14 +8,18 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPointF, QR
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
-from app.preview import info_lines, similarity_in_words
+from app.preview import info_lines
 from app.workers import ImageLoader, ResultItem
 from engine.paths import display_path
+from engine.similarity import DEFAULT_FLOOR, EXPLANATIONS, LABELS, SAME, SIMILAR, VERY, split_at
 
 PathRole = Qt.ItemDataRole.UserRole + 1  # the path as text to show; the file itself: ResultsModel.item(row).path
 ScoreRole = Qt.ItemDataRole.UserRole + 2
 HammingRole = Qt.ItemDataRole.UserRole + 3
 MarkRole = Qt.ItemDataRole.UserRole + 4  # 1 marked similar, -1 dissimilar, 0 not marked
+SimilarityRole = Qt.ItemDataRole.UserRole + 10  # the engine.similarity level, or None
+# 0: a lookalike (at or above the floor), 1: the first result below it (the dividing line), 2: another below
+BelowFloorRole = Qt.ItemDataRole.UserRole + 11
 
 # Saturated mid-tones with a white glyph: they stand out on the light and the dark palette alike.
 MARK_COLOURS = {1: QColor("#1f9d55"), -1: QColor("#d93b3b")}
@@ -32,6 +36,9 @@ class ResultsModel(QAbstractListModel):
         self._requested: set[int] = set()
         self._marks: dict[str, int] = {}  # path -> 1 / -1; kept across result lists
         self._infos: dict = {}  # path -> engine.photo_info.PhotoInfo, when read (app.photo_details)
+        self._floor = DEFAULT_FLOOR  # results below this similarity level are set apart
+        self._split = 0  # rows before the first one below the floor
+        self.technical = False  # tooltips name the score and the code distance too (Advanced open)
         self.loader = ImageLoader(icon_size, threads=2, parent=self)
         self.loader.loaded.connect(self._on_loaded)
         pixmap = QPixmap(icon_size)
@@ -44,9 +51,34 @@ class ResultsModel(QAbstractListModel):
         self.beginResetModel()
         self.loader.reset()
         self._items = list(items)
+        self._split = self._split_row()
         self._icons.clear()
         self._requested.clear()
         self.endResetModel()
+
+    def set_floor(self, level: int) -> None:
+        """Results below this similarity level (engine.similarity) are set apart, dimmed after a line."""
+        self._floor = level
+        self._split = self._split_row()
+        if self._items:
+            self.dataChanged.emit(self.index(0), self.index(len(self._items) - 1),
+                                  [BelowFloorRole, Qt.ItemDataRole.ToolTipRole])
+
+    def floor(self) -> int:
+        return self._floor
+
+    def lookalike_count(self) -> int:
+        """Results at or above the floor (with re-ranking, the rows before the dividing line)."""
+        return sum(1 for item in self._items if self._at_or_above(item))
+
+    def _at_or_above(self, item: ResultItem) -> bool:
+        return item.similarity is None or item.similarity >= self._floor
+
+    def _split_row(self) -> int:
+        levels = [item.similarity for item in self._items]
+        if any(level is None for level in levels):
+            return len(levels)  # no words for these results: nothing to set apart
+        return split_at(levels, self._floor)
 
     def set_marks(self, marks: dict[str, int]) -> None:
         """The marked photos (path -> 1 similar, -1 dissimilar); their tiles repaint."""
@@ -95,8 +127,12 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             mark = self._marks.get(item.path)
             marked = f"\nMarked {MARK_NAMES[mark]} (U unmarks)" if mark else ""
-            return (f"{display_path(os.path.basename(item.path))}\nscore {item.score:.3f} · Hamming distance "
-                    f"{item.hamming}\n{display_path(item.path)}{marked}") + self._details(item)
+            words = (f"{LABELS[item.similarity]}: {EXPLANATIONS[item.similarity]}\n"
+                     if item.similarity is not None else "")
+            technical = (f"\nscore {item.score:.3f} · Hamming distance {item.hamming}"
+                         if self.technical or item.similarity is None else "")
+            return (f"{words}{display_path(os.path.basename(item.path))}{technical}\n"
+                    f"{display_path(item.path)}{marked}") + self._details(item)
         if role == PathRole:
             return display_path(item.path)
         if role == ScoreRole:
@@ -105,6 +141,12 @@ class ResultsModel(QAbstractListModel):
             return item.hamming
         if role == MarkRole:
             return self._marks.get(item.path, 0)
+        if role == SimilarityRole:
+            return item.similarity
+        if role == BelowFloorRole:
+            # By the words, not the place: in Hamming order (re-ranking off) they need not fall
+            # down the list, and a lookalike after the line is still one.
+            return 0 if self._at_or_above(item) else 1 if row == self._split else 2
         return None
 
     def set_infos(self, infos: dict) -> None:
@@ -115,8 +157,8 @@ class ResultsModel(QAbstractListModel):
         info = self._infos.get(item.path)
         if info is None:
             return ""
-        # the facts between the name and the folder (the tooltip shows the path), and the score in words
-        return "\n\n" + "\n".join(info_lines(info)[1:-1] + [similarity_in_words(item.score).capitalize()])
+        # the facts between the name and the folder (the tooltip shows the path; its words lead it)
+        return "\n\n" + "\n".join(info_lines(info)[1:-1])
 
     def reorder(self, order: list[int]) -> None:
         """Show the rows in another order (``order[i]``: the row now shown at i), without a new
@@ -128,6 +170,7 @@ class ResultsModel(QAbstractListModel):
         self.layoutAboutToBeChanged.emit()
         new_row = {old: new for new, old in enumerate(order)}
         self._items = [self._items[old] for old in order]
+        self._split = self._split_row()  # the first row below the floor, in the new order
         self._icons = {new_row[row]: icon for row, icon in self._icons.items()}
         self.loader.reset()  # thumbnails in flight were asked for by their old rows: asked again
         self._requested = set(self._icons)
@@ -156,6 +199,7 @@ class MarkDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         super().paint(painter, option, index)
+        paint_similarity(painter, option, index)
         mark = index.data(MarkRole)
         colour = MARK_COLOURS.get(mark)
         if colour is None:
@@ -182,3 +226,60 @@ class MarkDelegate(QStyledItemDelegate):
             painter.drawLine(QPointF(x + 0.33 * s, y + 0.33 * s), QPointF(x + 0.67 * s, y + 0.67 * s))
             painter.drawLine(QPointF(x + 0.67 * s, y + 0.33 * s), QPointF(x + 0.33 * s, y + 0.67 * s))
         painter.restore()
+
+
+# The words' pills: blue, strongest for the closest (the marks' green and red stay the marks').
+SIMILARITY_COLOURS = {SAME: QColor("#1d4f91"), VERY: QColor("#2f6fc0"), SIMILAR: QColor("#5b86b8")}
+OTHER_COLOUR = QColor("#808080")
+BELOW_CAPTION = "Less alike"
+
+
+def paint_similarity(painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+    """A tile's similarity in words (a pill in its top right corner); a tile below the floor dimmed,
+    and the first of them with the dividing line on its left and a "Less alike" caption."""
+    level = index.data(SimilarityRole)
+    if level is None:
+        return
+    below = index.data(BelowFloorRole) or 0
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    rect = QRectF(option.rect)
+    palette = option.palette
+    if below:
+        veil = QColor(palette.base().color())
+        veil.setAlpha(150)
+        painter.fillRect(rect, veil)
+    font = painter.font()
+    font.setPointSizeF(max(6.5, font.pointSizeF() * 0.82))
+    painter.setFont(font)
+    metrics = painter.fontMetrics()
+    text = LABELS[level]
+    width = min(rect.width() - 8, metrics.horizontalAdvance(text) + 10)
+    height = metrics.height() + 2
+    pill = QRectF(rect.right() - 4 - width, rect.top() + 4, width, height)
+    colour = QColor(SIMILARITY_COLOURS.get(level, OTHER_COLOUR))
+    if below:
+        colour.setAlpha(170)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(colour)
+    painter.drawRoundedRect(pill, height / 2, height / 2)
+    painter.setPen(QColor("white"))
+    painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, metrics.elidedText(text, Qt.TextElideMode.ElideRight,
+                                                                            int(width) - 6))
+    if below == 1:
+        accent = palette.highlight().color()
+        painter.setPen(QPen(accent, 3))
+        painter.drawLine(QPointF(rect.left() + 1.5, rect.top() + 2), QPointF(rect.left() + 1.5, rect.bottom() - 2))
+        bold = painter.font()
+        bold.setBold(True)
+        painter.setFont(bold)
+        label = f"{BELOW_CAPTION} ▸"
+        caption = QRectF(rect.left() + 6, rect.top() + 4, painter.fontMetrics().horizontalAdvance(label) + 10, height)
+        if caption.right() + 4 > pill.left():  # a small tile: under the pill, not over it
+            caption.moveTop(pill.bottom() + 2)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(accent)
+        painter.drawRoundedRect(caption, 3, 3)
+        painter.setPen(palette.highlightedText().color())
+        painter.drawText(caption, Qt.AlignmentFlag.AlignCenter, label)
+    painter.restore()

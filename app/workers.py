@@ -33,6 +33,7 @@ class ResultItem:
     score: float
     hamming: int
     thumb: str | None  # the cached thumbnail, when the store knows the file's content hash
+    similarity: int | None = None  # how alike, an engine.similarity level (its words: LABELS)
 
 
 # ------------------------------------------------------------------ search
@@ -122,7 +123,8 @@ class SearchThread(QObject):
         for hit in hits:
             row = store.image_by_path(hit.path)
             thumb = thumbnail_path(store.thumbs_dir(), row.content_hash) if row and row.content_hash else None
-            items.append(ResultItem(hit.path, hit.score, hit.hamming, str(thumb) if thumb else None))
+            items.append(ResultItem(hit.path, hit.score, hit.hamming, str(thumb) if thumb else None,
+                                    hit.similarity.level))
         return path, items
 
     def _query_path(self, request: int, query: object) -> str:

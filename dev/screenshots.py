@@ -7,8 +7,9 @@ Builds a demo photo folder from the photos bundled with scikit-image and scikit-
 mirrored, warmer, smaller), indexes it into a demo library with the default model, labels
 a few pairs, then drives the real windows on Qt's offscreen platform and saves
 ``QWidget.grab()`` of each as PNG: the main window empty and with the results of a
-dropped photo (light and dark), the result menu, the results refined by marks, a result's preview and its
-comparison with the query, every page of the indexing wizard, the
+dropped photo (light and dark, and small with its Advanced section open), the result menu, the
+results refined by marks, a result's preview and its comparison with the query, every page of
+the indexing wizard, the
 pair-labeling view, the labels list and the retrain dialog (light and dark). A screen whose module is not
 there (yet) is skipped with a note, and the others are still made. Takes about a minute.
 """
@@ -316,6 +317,21 @@ def shoot_results(shot: Shooter, library: Path, scratch: Path, photos: dict) -> 
         dark.deleteLater()
         Theme(shot.app, "light")
         shot.settle(0.2)
+
+        # A small window (800 x 600) with the Advanced section open: the grid keeps three columns
+        panel = getattr(window, "search_panel", None)
+        if panel is not None:
+            window.resize(800, 600)
+            panel.advanced.set_open(True)
+            shot.settle(0.3)
+            window.grab()
+            visible = min(window.model.rowCount(), 9)
+            shot.wait(lambda: all(window.model.thumbnail_loaded(r) for r in range(visible)), timeout=20,
+                      what="the thumbnails")
+            shot.save(window, "main-small")
+            panel.advanced.set_open(False)
+            window.resize(*WINDOW)
+            shot.settle(0.3)
 
         # Marks refine the results at once: one similar, one dissimilar (which leaves the list)
         if hasattr(window, "mark_results"):

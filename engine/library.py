@@ -19,6 +19,7 @@ from engine.paths import default_library_path
 from engine.reencode import encode_missing
 from engine.search import CodeSpace, FeatureSpace, Probe, SearchParams, refined_vector, search_probe
 from engine.store import ModelRow, Store, read_manifest
+from engine.similarity import Similarity, describe
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,13 @@ class Hit:
     hamming: int
     score: float
     slot: int
+    space: str | None = "features"  # the fine stage the score comes from ("code", or None: Hamming order)
+    cosine: float | None = None  # in the code space: the feature cosine to the query
+
+    @property
+    def similarity(self) -> Similarity:
+        """How alike, in words (engine.similarity): the same for the window and the CLI."""
+        return describe(self.score, self.space, self.cosine)
 
 
 class Library:
@@ -372,8 +380,12 @@ class Library:
                 raise LibraryDamaged(f"the stored features of model v{model.id} are damaged (a "
                                      "score beyond 1); run 'lookalike repair'")
             paths = self.store.paths_for_slots(result.slots)
-            hits = [Hit(paths[int(slot)], int(ham), float(score), int(slot))
-                    for slot, ham, score in zip(result.slots, result.hamming, result.score) if int(slot) in paths]
+            cosines = result.cosine if result.cosine is not None else [None] * len(result.slots)
+            space_name = None if space is None else space.name
+            hits = [Hit(paths[int(slot)], int(ham), float(score), int(slot), space_name,
+                        None if cosine is None else float(cosine))
+                    for slot, ham, score, cosine in zip(result.slots, result.hamming, result.score, cosines)
+                    if int(slot) in paths]
             gone = [hit.slot for hit in hits if not os.path.exists(hit.path)]
             if not gone:
                 return hits
@@ -478,7 +490,7 @@ class Library:
             "model": None if model is None else {
                 "version": model.id, "name": model.name, "bits": model.bits,
                 "feature_dim": model.feature_dim, "head": model.manifest.get("head", {}),
-                "created_at": model.created_at,
+                "created_at": model.created_at, "rerank": models.rerank_space(model.manifest),
             },
             "skip_reasons": dict(self.store.skip_reasons()),
             "last_run": self.store.last_run(),

@@ -39,6 +39,33 @@ def rerank_space(manifest: dict) -> str:
     return value
 
 
+def plain_name(manifest: dict, created_at: str | None = None, *, today: _dt.date | None = None) -> str:
+    """A version as a person names it: "Default model" (no labels), else "Trained on 36 pairs,
+    2 Dec" (the year too when it is not this year's); technical_name says the rest."""
+    head = manifest.get("head") or {}
+    pairs = head.get("pairs")
+    if not pairs:
+        return "Default model"
+    text = f"Trained on {int(pairs):,} pair{'s' if int(pairs) != 1 else ''}"
+    try:
+        when = _dt.datetime.fromisoformat(str(created_at or manifest.get("created_at"))).astimezone()
+    except (TypeError, ValueError):
+        return text
+    today = today or _dt.date.today()
+    date = f"{when.day} {when:%b}" + ("" if when.year == today.year else f" {when.year}")
+    return f"{text}, {date}"
+
+
+def technical_name(version: int, manifest: dict) -> str:
+    """"v2 efficientnet-lite0-itq, 64-bit codes, itq head": what plain_name leaves out."""
+    head = manifest.get("head") or {}
+    parts = [f"v{version} {manifest.get('name', '?')}", f"{manifest.get('bits', '?')}-bit codes"]
+    if head.get("kind"):
+        parts.append(f"{head['kind']} head" + (f" ({head['mode']} mode)" if head.get("mode") else ""))
+    parts.append(f"re-ranked by {rerank_space({**manifest, 'rerank': manifest.get('rerank') or DEFAULT_RERANK})}")
+    return ", ".join(parts)
+
+
 def _load(model_dir: Path):
     import onnx  # why: onnx (and protobuf) is slow to import; only refits and activations need it, never a search
 

@@ -107,11 +107,14 @@ class SearchParams:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Best first: ``slots`` (int64), ``hamming`` (int32) and cosine ``score`` (float32)."""
+    """Best first: ``slots`` (int64), ``hamming`` (int32) and ``score`` (float32): the cosine,
+    or the code agreement when ranked in a head's space; ``cosine`` (float32) is then the feature
+    cosine to the query (what tells a copy there), else None."""
 
     slots: np.ndarray
     hamming: np.ndarray
     score: np.ndarray
+    cosine: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -843,7 +846,8 @@ def search_probe(codes, features, probe: Probe, params=SearchParams(), live=None
         keep = np.flatnonzero(key >= kth)
         slots, ham, score, key, tie = slots[keep], ham[keep], score[keep], key[keep], tie[keep]
     order = np.lexsort((slots, ham, -tie, -key))[:k]  # key desc, then cosine desc, hamming asc, slot asc
-    return SearchResult(slots=slots[order], hamming=ham[order], score=score[order])
+    return SearchResult(slots=slots[order], hamming=ham[order], score=score[order],
+                        cosine=tie[order] if space.name == "code" else None)
 
 
 def search(codes, features, query_words, query_feature, params=SearchParams(), live=None, *,

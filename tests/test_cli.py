@@ -67,7 +67,7 @@ def test_search_json_contract(cli_env, indexed):
         obj = json.loads(line)
         assert obj["query"] == query
         assert len(obj["results"]) == 5
-        assert set(obj["results"][0]) == {"path", "hamming", "score"}
+        assert set(obj["results"][0]) == {"path", "hamming", "score", "similarity"}  # similarity: added, in words
         assert obj["results"][0]["path"] == query and obj["results"][0]["hamming"] == 0
         scores = [r["score"] for r in obj["results"]]
         assert scores == sorted(scores, reverse=True)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout
                                QVBoxLayout, QWidget)
 
 from app.background import Task, run_in_thread
+from app.disclosure import Disclosure, note
 from app.indexing import format_duration
 from app.loss_chart import REDRAW_MS, LossChart
 from app.retrain.command import train_command, trainer_choices
@@ -121,12 +122,23 @@ class RetrainDialog(QDialog):
         self.budget_spin.setSuffix(" min")
         self.budget_spin.setSpecialValueText("No limit")
         self.budget_spin.setToolTip("Stop training after this long and keep what was learned so far.")
+        # The method's and the code length's names mean something to those who read the papers:
+        # under Advanced, each with a line saying what it is; the defaults suit everyone else.
+        advanced_body = QWidget()
+        advanced_form = QFormLayout(advanced_body)
+        advanced_form.setContentsMargins(12, 0, 0, 0)
+        advanced_form.addRow("Method:", self.method_combo)
+        advanced_form.addRow("", note("How the model learns from your pairs, named after its paper; dpsh (the "
+                                      "default) did best here (docs/TRAINING.md)."))
+        advanced_form.addRow("Code length:", self.bits_combo)
+        advanced_form.addRow("", note("Bits in each photo's code: longer tells more photos apart; the current "
+                                      "length lets training start from the current model."))
+        self.advanced = Disclosure("Advanced", advanced_body, tooltip="Training method and code length")
         form = QFormLayout()
-        form.addRow("Method:", self.method_combo)
-        form.addRow("Code length:", self.bits_combo)
         form.addRow("Mode:", self.mode_combo)
         form.addRow("", self.mode_help)
         form.addRow("Time budget:", self.budget_spin)
+        form.addRow(self.advanced)
 
         self.pairs_label = QLabel("Counting labelled pairs…")
         self.pairs_label.setWordWrap(True)

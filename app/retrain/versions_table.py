@@ -1,4 +1,4 @@
-"""The table of a library's model versions, newest first: id, name, bits, head, mode, held-out accuracy, date, active."""
+"""The table of a library's model versions, newest first: id, name for people (the technical one in a tooltip), bits, head, mode, held-out accuracy, date, active."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from app.retrain.wording import format_accuracy, format_created
+from engine.models import plain_name, technical_name
 from engine.store import ModelRow
 
 HISTORY_COLUMNS = ("Version", "Name", "Bits", "Head", "Mode", "Held-out accuracy", "Created", "Active")
@@ -43,7 +44,7 @@ class VersionsTable(QTableWidget):
                 accuracy_text = "≈ " + format_accuracy(metrics["held_out_pair_accuracy_estimate"])
             else:
                 accuracy_text = "–"
-            cells = (f"v{model.id}", model.name, str(model.bits), str(head.get("kind", "?")),
+            cells = (f"v{model.id}", plain_name(model.manifest, model.created_at), str(model.bits), str(head.get("kind", "?")),
                      str(head.get("mode", "–")), accuracy_text,
                      format_created(model.created_at), "● active" if model.active else "")
             row = self.rowCount()
@@ -51,6 +52,7 @@ class VersionsTable(QTableWidget):
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, model.id)
+                item.setToolTip(technical_name(model.id, model.manifest))  # the name the files have
                 if model.active:
                     font = item.font()
                     font.setBold(True)

@@ -299,7 +299,7 @@ def test_roll_back_and_activate_from_the_versions_tab_refresh_the_window(qtbot, 
     with Library(library, create=False) as lib:
         lib.install_model(default_model_dir)  # v2, active; v1 was active before it
     window = make_window(library)
-    qtbot.waitUntil(lambda: "model v2" in window.library_status.text(), timeout=15_000)
+    qtbot.waitUntil(lambda: "model v2" in window.library_status.toolTip(), timeout=15_000)
     window.search(str(photo_set["originals"][3]))
     qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=30_000)
     searched = window.search_thread.current_request
@@ -314,7 +314,7 @@ def test_roll_back_and_activate_from_the_versions_tab_refresh_the_window(qtbot, 
     with qtbot.waitSignal(dialog.model_changed, timeout=60_000):
         qtbot.mouseClick(dialog.rollback_button, Qt.MouseButton.LeftButton)
     assert models_of(library) == ([1, 2], 1)
-    qtbot.waitUntil(lambda: "model v1" in window.library_status.text(), timeout=15_000)
+    qtbot.waitUntil(lambda: "model v1" in window.library_status.toolTip(), timeout=15_000)
     # The results on show were ranked by the old model: searched again.
     assert window.search_thread.current_request > searched
     qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=30_000)
@@ -328,7 +328,7 @@ def test_roll_back_and_activate_from_the_versions_tab_refresh_the_window(qtbot, 
     with qtbot.waitSignal(dialog.model_changed, timeout=60_000):
         qtbot.mouseClick(dialog.activate_selected_button, Qt.MouseButton.LeftButton)
     assert models_of(library) == ([1, 2], 2)
-    qtbot.waitUntil(lambda: "model v2" in window.library_status.text(), timeout=15_000)
+    qtbot.waitUntil(lambda: "model v2" in window.library_status.toolTip(), timeout=15_000)
     qtbot.waitUntil(lambda: not dialog.is_activating(), timeout=15_000)
 
     dialog.close()
@@ -435,7 +435,7 @@ def test_roll_back_twice_goes_back_twice(qtbot, make_window, library, photo_set,
             qtbot.mouseClick(dialog.rollback_button, Qt.MouseButton.LeftButton)
         assert models_of(library) == ([1, 2, 3], expected)
         qtbot.waitUntil(lambda: not dialog.is_activating() and dialog._facts_thread is None, timeout=15_000)
-        qtbot.waitUntil(lambda: f"model v{expected}" in window.library_status.text(), timeout=15_000)
+        qtbot.waitUntil(lambda: f"model v{expected}" in window.library_status.toolTip(), timeout=15_000)
     assert not dialog.rollback_button.isEnabled()  # v1 was the first: nothing earlier
 
 
@@ -490,7 +490,7 @@ def test_the_results_on_show_take_the_new_models_codes_after_a_roll_back(qtbot, 
     with Library(library, create=False) as lib:
         lib.refit_head("lsh", seed=7)  # v2: other random hyperplanes, other codes; v1 was active before
     window = make_window(library)
-    qtbot.waitUntil(lambda: "model v2" in window.library_status.text(), timeout=15_000)
+    qtbot.waitUntil(lambda: "model v2" in window.library_status.toolTip(), timeout=15_000)
     window.search(query)
     qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=30_000)
 

@@ -54,7 +54,12 @@ def test_controls_default_to_auto_pool_and_re_ranking_and_every_folder(make_wind
     path, first, second = two_root_library
     window = make_window(path)
     assert window.candidates_combo.currentData() == "pool"
-    assert window.pool_spin.value() == 0 and window.pool_spin.text() == "Auto"
+    # the candidates are under Advanced, closed at first
+    assert not window.search_panel.is_advanced_open() and not window.candidates_combo.isVisible()
+    window.search_panel.advanced_button.click()
+    # "Auto" says what it means in a library this small: every photo
+    qtbot.waitUntil(lambda: window.pool_spin.text() == "All photos", timeout=10_000)
+    assert window.pool_spin.value() == 0
     assert not window.radius_spin.isVisible() and window.pool_spin.isVisible()
     assert window.rerank_check.isChecked()
     assert window.search_folder() is None and window.search_options() == {"rerank": True}
@@ -110,6 +115,7 @@ def test_radius_and_no_rerank_change_the_candidates(make_window, qtbot, two_root
     window.search(query)
     everything = _results(window, qtbot, PHOTOS + 6)
 
+    window.search_panel.advanced_button.click()
     window.candidates_combo.setCurrentIndex(window.candidates_combo.findData("radius"))
     assert window.radius_spin.isVisible() and not window.pool_spin.isVisible()
     window.radius_spin.setValue(0)  # only codes identical to the query's

@@ -189,6 +189,8 @@ def test_wizard_options_reach_the_library_and_the_settings(make_window, qtbot, t
     wizard.next()
     page = wizard.options_page
     qtbot.waitUntil(page.isComplete, timeout=10_000)
+    assert not page.bits_combo.isVisible()  # under Advanced, closed at first
+    page.advanced.button.click()
     assert page.bits_combo.isVisible() and page.bits_combo.currentData() == 64  # a new library: choose
     assert [page.device_combo.itemData(i) for i in range(2)] == ["auto", "cpu"]
     page.bits_combo.setCurrentIndex(page.bits_combo.findData(32))
@@ -233,7 +235,9 @@ def test_wizard_options_reach_the_library_and_the_settings(make_window, qtbot, t
     page = wizard.options_page
     qtbot.waitUntil(page.isComplete, timeout=10_000)
     assert page.exclusion_patterns() == ["Private"] and not page.type_boxes["PNG"].isChecked()
-    assert not page.bits_combo.isVisible() and "64-bit codes" in page.model_label.text()
+    page.advanced.button.click()
+    assert not page.bits_combo.isVisible() and "Default model" in page.model_label.text()
+    assert "64-bit codes" in page.model_label.toolTip()
     assert page.device_combo.currentData() == "cpu" and page.threads_spin.value() == 1
     wizard.reject()
     qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)

@@ -30,7 +30,7 @@ def _drop(window, mime: QMimeData) -> None:
 def test_window_starts_with_the_library(make_window, qtbot, indexed_library):
     window = make_window(indexed_library)
     qtbot.waitUntil(lambda: f"{PHOTOS} photos" in window.library_status.text(), timeout=10_000)
-    assert "model v1" in window.library_status.text()
+    assert "model v1" in window.library_status.toolTip() and "Default model" in window.library_status.text()
     assert not window.is_empty_state()
     assert window.k_spin.value() == 50
 
@@ -57,6 +57,9 @@ def test_drop_of_an_edited_copy_finds_the_original_first_with_thumbnails(make_wi
     model = window.model
     qtbot.waitUntil(lambda: model.rowCount() == PHOTOS, timeout=20_000)  # k=50 > library size
     assert model.item(0).path == str(photo_set["originals"][3])
+    tooltip = model.data(model.index(0), Qt.ItemDataRole.ToolTipRole)
+    assert tooltip.startswith("Same photo") and "Hamming distance" not in tooltip  # words first
+    window.search_panel.advanced_button.click()  # Advanced open: the figures too
     tooltip = model.data(model.index(0), Qt.ItemDataRole.ToolTipRole)
     assert "score" in tooltip and "Hamming distance" in tooltip
     assert model.item(0).thumb and os.path.exists(model.item(0).thumb)
