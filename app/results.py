@@ -15,6 +15,7 @@ PathRole = Qt.ItemDataRole.UserRole + 1  # the path as text to show; the file it
 ScoreRole = Qt.ItemDataRole.UserRole + 2
 HammingRole = Qt.ItemDataRole.UserRole + 3
 MarkRole = Qt.ItemDataRole.UserRole + 4  # 1 marked similar, -1 dissimilar, 0 not marked
+KeeperRole = Qt.ItemDataRole.UserRole + 5  # True on the photo "Select all but the best" keeps
 
 # Saturated mid-tones with a white glyph: they stand out on the light and the dark palette alike.
 MARK_COLOURS = {1: QColor("#1f9d55"), -1: QColor("#d93b3b")}
@@ -30,6 +31,7 @@ class ResultsModel(QAbstractListModel):
         self._icons: dict[int, QIcon] = {}
         self._requested: set[int] = set()
         self._marks: dict[str, int] = {}  # path -> 1 / -1; kept across result lists
+        self._keeper: str | None = None  # the photo "Select all but the best" keeps (app.file_actions)
         self.loader = ImageLoader(icon_size, threads=2, parent=self)
         self.loader.loaded.connect(self._on_loaded)
         pixmap = QPixmap(icon_size)
@@ -42,6 +44,7 @@ class ResultsModel(QAbstractListModel):
         self.beginResetModel()
         self.loader.reset()
         self._items = list(items)
+        self._keeper = None
         self._icons.clear()
         self._requested.clear()
         self.endResetModel()
@@ -55,6 +58,33 @@ class ResultsModel(QAbstractListModel):
             if item.path in paths:
                 index = self.index(row)
                 self.dataChanged.emit(index, index, [MarkRole, Qt.ItemDataRole.ToolTipRole])
+
+    def set_keeper(self, path: str | None) -> None:
+        """Frame the photo to keep (None: none); its tile and the previous keeper's repaint."""
+        previous, self._keeper = self._keeper, path
+        for row in {self.row_of(p) for p in (previous, path) if p} - {-1}:
+            self.dataChanged.emit(self.index(row), self.index(row), [KeeperRole])
+
+    def keeper(self) -> str | None:
+        return self._keeper
+
+    def remove_paths(self, paths) -> int:
+        """Drop the rows showing ``paths`` (trashed or moved away), keeping the other rows'
+        thumbnails, selection and place; how many rows went."""
+        gone = set(paths)
+        rows = [row for row, item in enumerate(self._items) if item.path in gone]
+        if not rows:
+            return 0
+        self.loader.reset()  # loads in flight name rows by number: they would land on the wrong tile
+        for row in reversed(rows):
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._items[row]
+            self._icons = {(r - 1 if r > row else r): icon for r, icon in self._icons.items() if r != row}
+            self.endRemoveRows()
+        self._requested = set(self._icons)  # the others are asked for again when shown
+        if self._keeper in gone:
+            self._keeper = None
+        return len(rows)
 
     def mark(self, row: int) -> int:
         return self._marks.get(self._items[row].path, 0)
@@ -103,6 +133,8 @@ class ResultsModel(QAbstractListModel):
             return item.hamming
         if role == MarkRole:
             return self._marks.get(item.path, 0)
+        if role == KeeperRole:
+            return item.path == self._keeper
         return None
 
     def _on_loaded(self, generation: int, row: object, image: QImage) -> None:
@@ -126,6 +158,8 @@ class MarkDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         super().paint(painter, option, index)
+        if index.data(KeeperRole):
+            self._paint_keeper(painter, option)
         mark = index.data(MarkRole)
         colour = MARK_COLOURS.get(mark)
         if colour is None:
@@ -151,4 +185,26 @@ class MarkDelegate(QStyledItemDelegate):
         else:
             painter.drawLine(QPointF(x + 0.33 * s, y + 0.33 * s), QPointF(x + 0.67 * s, y + 0.67 * s))
             painter.drawLine(QPointF(x + 0.67 * s, y + 0.33 * s), QPointF(x + 0.33 * s, y + 0.67 * s))
+        painter.restore()
+
+    KEEPER = QColor("#2f6fde")  # blue: neither of the marks' colours
+
+    def _paint_keeper(self, painter: QPainter, option: QStyleOptionViewItem) -> None:
+        """The photo "Select all but the best" keeps: a blue frame and a "Keep" tag below the top edge."""
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRectF(option.rect).adjusted(1.5, 1.5, -1.5, -1.5)
+        painter.setPen(QPen(self.KEEPER, self.FRAME, Qt.PenStyle.DashLine))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(rect, 4, 4)
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        tag = QRectF(0, 0, painter.fontMetrics().horizontalAdvance("Keep") + 12, painter.fontMetrics().height() + 4)
+        tag.moveTopRight(rect.topRight() + QPointF(-4, 4))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.KEEPER)
+        painter.drawRoundedRect(tag, 3, 3)
+        painter.setPen(QColor("white"))
+        painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, "Keep")
         painter.restore()
