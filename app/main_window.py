@@ -748,9 +748,10 @@ class MainWindow(QMainWindow):
             self._duplicates = DuplicatesDialog(self.library_path, self.file_actions.runner, self.settings,
                                                 parent=self)
             self._duplicates.finished.connect(self._on_duplicates_finished)
-        self._duplicates.show()
-        self._duplicates.raise_()
-        self._duplicates.activateWindow()
+            self._duplicates.show()
+        else:
+            self._duplicates.raise_()
+            self._duplicates.activateWindow()
         return self._duplicates
 
     @property

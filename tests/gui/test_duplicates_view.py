@@ -1,0 +1,124 @@
+"""The Duplicates view, offscreen on real files: planted copy groups found, the keeper changeable, the others trashed after a confirmation, cancel."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from PySide6.QtWidgets import QMessageBox
+
+import engine.duplicates
+from app.duplicates_view import PathRole
+from tests.gui.test_file_actions import _catalogued, _confirmation, _idle, build_library, setup, trash_home  # noqa: F401
+
+
+def _open(window, qtbot):
+    window.file_actions.duplicates_action.trigger()
+    dialog = window.duplicates_dialog
+    assert dialog is not None and dialog.isVisible()
+    return dialog
+
+
+def _find(dialog, qtbot, strictness="near"):
+    dialog.strictness_combo.setCurrentIndex(dialog.strictness_combo.findData(strictness))
+    dialog.find_button.click()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=60_000)
+    return [{m.path for m in g.members} for g in dialog.groups]
+
+
+def _member_rows(dialog, number):
+    top = dialog.tree.topLevelItem(number)
+    return [top.child(row) for row in range(top.childCount())]
+
+
+def test_finds_planted_groups_and_trashes_the_others_after_confirmation(make_window, qtbot, setup):
+    library, files, trash = setup
+    window = make_window(library)
+    dialog = _open(window, qtbot)
+    scene0 = {files["scene0"], files["resized"], files["q60"], files["png"]}
+    scene3 = {files["scene3"], files["backup"]}
+    assert _find(dialog, qtbot, "exact") == [scene3]
+    groups = _find(dialog, qtbot, "near")
+    assert sorted(groups, key=len) == [scene3, scene0]
+    assert dialog.tree.topLevelItemCount() == 2 and "2 groups, 4 other copies" in dialog.summary.text()
+
+    big = next(n for n, g in enumerate(dialog.groups) if len(g.members) == 4)
+    group = dialog.groups[big]
+    # largest resolution, then the largest file: one of the 640 x 480 ones, not the resized copy
+    assert group.keeper != files["resized"]
+    keeper_row = next(item for item in _member_rows(dialog, big) if item.data(0, PathRole) == group.keeper)
+    assert "Keep" in keeper_row.text(1) and keeper_row.font(0).bold()
+    # thumbnails arrive
+    qtbot.waitUntil(lambda: all(not item.icon(0).isNull() for item in _member_rows(dialog, big)), timeout=10_000)
+
+    # the person keeps the original instead (select it, Keep This One)
+    original_row = next(item for item in _member_rows(dialog, big) if item.data(0, PathRole) == files["scene0"])
+    dialog.tree.setCurrentItem(original_row)
+    dialog.keep_button.click()
+    assert group.keeper == files["scene0"] and "Keep" in original_row.text(1)
+    assert "Keep" not in keeper_row.text(1) or keeper_row is original_row
+
+    # compare: the group side by side
+    compare = dialog.compare(big)
+    qtbot.waitUntil(lambda: all(label.pixmap() is not None and not label.pixmap().isNull()
+                                for label in compare.labels.values()), timeout=10_000)
+    assert len(compare.labels) == 4
+    compare.close()
+
+    # only the big group checked; the question first, and No leaves every file
+    dialog.set_checked([big])
+    others = sorted(scene0 - {files["scene0"]})
+    dialog.trash_button.click()
+    box = _confirmation(window, qtbot)
+    assert "Move 3 photos" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    _idle(window, qtbot)
+    assert all(os.path.isfile(p) for p in scene0 | scene3)
+
+    dialog.trash_button.click()
+    _confirmation(window, qtbot).trash_button.click()
+    _idle(window, qtbot)
+    assert all(not os.path.exists(p) and (trash / "files" / os.path.basename(p)).is_file() for p in others)
+    assert os.path.isfile(files["scene0"]) and all(os.path.isfile(p) for p in scene3)  # the keeper, the unchecked
+    assert not any(_catalogued(library, p) for p in others)
+    qtbot.waitUntil(lambda: len(dialog.groups) == 1, timeout=5_000)  # the group of one is gone
+    assert {m.path for m in dialog.groups[0].members} == scene3 and dialog.tree.topLevelItemCount() == 1
+
+    # Undo from the view puts them back
+    dialog.undo_button.click()
+    _idle(window, qtbot)
+    assert all(os.path.isfile(p) and _catalogued(library, p) for p in others)
+    dialog.close()
+    qtbot.waitUntil(lambda: window.duplicates_dialog is None, timeout=5_000)
+
+
+def test_cancel_stops_a_run(make_window, qtbot, setup, monkeypatch):
+    library, files, _ = setup
+    window = make_window(library)
+    dialog = _open(window, qtbot)
+    slow = engine.duplicates.member
+
+    def slow_member(path):  # reading the groups' headers takes a while: time to press Cancel
+        time.sleep(0.3)
+        return slow(path)
+
+    monkeypatch.setattr(engine.duplicates, "member", slow_member)
+    dialog.find_button.click()
+    assert dialog.is_running() and dialog.cancel_button.isEnabled() and not dialog.find_button.isEnabled()
+    qtbot.waitUntil(lambda: dialog.progress.isVisible(), timeout=1_000)
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=30_000)
+    assert "Cancelled" in dialog.summary.text()
+    assert dialog.groups == [] and dialog.tree.topLevelItemCount() == 0
+    assert dialog.find_button.isEnabled() and not dialog.cancel_button.isEnabled()
+    assert all(os.path.isfile(p) for p in files.values())
+
+
+def test_closing_the_window_during_a_run_leaves_no_thread(make_window, qtbot, setup, monkeypatch):
+    library, _, _ = setup
+    window = make_window(library)
+    dialog = _open(window, qtbot)
+    slow = engine.duplicates.member
+    monkeypatch.setattr(engine.duplicates, "member", lambda path: (time.sleep(0.2), slow(path))[1])
+    dialog.find_button.click()
+    window.close()  # shutdown cancels the run and waits: the no_thread_left fixture checks nothing runs on
