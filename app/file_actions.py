@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayo
                                QStyle, QWidget)
 
 from app.background import Task, run_in_thread
+from app.icons import icon
+from app.refine import DISSIMILAR, SIMILAR
 from engine.paths import display_path
 
 LOCK_WAIT = 10.0  # seconds an action waits for the window's writer (a watched batch) before saying it is busy
@@ -429,6 +431,11 @@ class ResultActions(QObject):
         if len(paths) > 1:
             menu.addAction(f"Copy {len(paths):,} Paths", lambda: self.copy_paths(paths))
             menu.addAction("Select All but the Best", lambda: self.select_all_but_best(paths))
+            # the tile's own Mark entries mark that tile; these mark the whole selection
+            menu.addAction(icon("similar"), f"Mark {len(paths):,} Similar",
+                           lambda: self.window.mark_results(paths, SIMILAR))
+            menu.addAction(icon("dissimilar"), f"Mark {len(paths):,} Dissimilar",
+                           lambda: self.window.mark_results(paths, DISSIMILAR))
 
     def _update_enabled(self) -> None:
         has = bool(self.window.selected_paths())
@@ -498,6 +505,10 @@ class ResultActions(QObject):
                                           lambda message: self._say(message, 10_000),
                                           what="choosing the photo to keep", after=self._keeper_ended,
                                           parent=self)
+
+    def is_choosing(self) -> bool:
+        """A keeper is being chosen (the photos' headers read) for "Select all but the best"."""
+        return self._keeper_task is not None
 
     def _keeper_ended(self) -> None:
         self._keeper_task = None

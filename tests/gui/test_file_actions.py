@@ -181,6 +181,17 @@ def test_copy_paths_and_select_all(make_window, qtbot, setup):
 
     assert QApplication.clipboard().text().splitlines() == shown
 
+    # the tile menu acts on the selection the tile is in: trash, move, copy, mark them all
+    others = [p for p in shown if p != files["scene1"]]
+    _select(window, others)
+    menu = window.result_menu(window.model.index(window.model.row_of(others[0])))
+    entries = {a.text(): a for a in menu.actions() if a.text()}
+    assert {"Move 3 Photos to Trash…", "Move 3 Photos to Folder…", "Copy 3 Paths", "Select All but the Best",
+            "Mark 3 Similar"} <= set(entries)
+    entries["Mark 3 Similar"].trigger()
+    assert window.marks() == {p: 1 for p in others}
+    qtbot.waitUntil(window.results_are_current, timeout=30_000)
+
 
 def test_rubber_band_selects_the_tiles_it_covers(make_window, qtbot, setup):
     library, files, _ = setup
@@ -213,7 +224,7 @@ def test_select_all_but_the_best_frames_the_keeper_and_selects_the_others(make_w
         settings.setValue(PREFER_FORMATS, formats)
         _select(window, copies)
         window.file_actions.keep_best_action.trigger()
-        qtbot.waitUntil(lambda: window.model.keeper() is not None and window.file_actions._keeper_task is None,
+        qtbot.waitUntil(lambda: window.model.keeper() is not None and not window.file_actions.is_choosing(),
                         timeout=10_000)
         keeper = window.model.keeper()
         assert sorted(window.selected_paths()) == sorted(p for p in copies if p != keeper)
