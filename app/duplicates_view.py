@@ -19,7 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QFont, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QGridLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QMenu, QProgressBar, QPushButton, QTreeWidget, QTreeWidgetItem,
+                               QHeaderView, QLabel, QMenu, QProgressBar, QPushButton, QSizePolicy, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
 from app.background import Task, run_in_thread
@@ -89,7 +89,9 @@ def _when(mtime_ns: int) -> str:
 
 def _resolution(m) -> str:
     """Megapixels from the member's pixel count (engine.duplicates reads the header only)."""
-    return f"{m.pixels / 1e6:.1f} MP" if m.pixels else "?"
+    if not m.pixels:
+        return "?"
+    return f"{m.pixels / 1e6:.1f} MP" if m.pixels >= 1e6 else f"{m.pixels / 1e6:.2f} MP"
 
 
 class DuplicatesDialog(QDialog):
@@ -161,8 +163,9 @@ class DuplicatesDialog(QDialog):
         self.tree.itemSelectionChanged.connect(self._update_buttons)
         self.tree.itemChanged.connect(lambda item, column: self._update_buttons())
         header = self.tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setStretchLastSection(False)
+        for column in range(len(self.COLUMNS) - 1):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)  # the folder takes what is left
 
         self.keep_button = QPushButton("Keep This One")
         self.keep_button.setToolTip("Make the selected photo its group's keeper")
@@ -299,15 +302,15 @@ class DuplicatesDialog(QDialog):
             for column in range(len(self.COLUMNS)):
                 item.setFont(column, font)
 
-    def _update_summary(self) -> None:
+    def _update_summary(self, prefix: str = "") -> None:
         others = [m for g in self.groups for m in g.members if m.path != g.keeper]
         if not self.groups:
-            self.summary.setText("No duplicates found at this strictness.")
-            return
-        copies = f"{len(others):,} other cop{'y' if len(others) == 1 else 'ies'}"
-        self.summary.setText(f"{plural(len(self.groups), 'group')}, {copies} "
-                             f"({_size_text(sum(m.size for m in others))}). "
-                             "Check the groups whose other photos should go; the ★ photo stays.")
+            text = "No groups left." if prefix else "No duplicates found at this strictness."
+        else:
+            copies = f"{len(others):,} other cop{'y' if len(others) == 1 else 'ies'}"
+            text = (f"{plural(len(self.groups), 'group')}, {copies} ({_size_text(sum(m.size for m in others))}). "
+                    "Check the groups whose other photos should go; the ★ photo stays.")
+        self.summary.setText(f"{prefix} {text}" if prefix else text)
 
     def _on_thumbnail(self, generation: int, key, image: QImage) -> None:
         if generation != self._loader.generation or image.isNull():
@@ -395,28 +398,27 @@ class DuplicatesDialog(QDialog):
             self.file_actions.trash(paths, self)
 
     def _on_action_finished(self, outcome: Outcome) -> None:
-        """Photos that left their place leave the groups; a group of one is no group."""
+        """Photos that left their place leave the groups (a group of one is no group); photos
+        that came back (undo) are in no group until the next Find."""
         gone = set(outcome.gone)
-        if not gone or not self.groups:
-            if outcome.back:
-                self.summary.setText(outcome.message + ". Find again to see them in their groups.")
-            return
-        checked = set(self.checked_groups())
-        kept, still_checked = [], []
-        for n, group in enumerate(self.groups):
-            members = [m for m in group.members if m.path not in gone]
-            if len(members) < 2:
-                continue
-            if group.keeper in gone:
-                group.keeper = members[0].path
-            group.members = members
-            if n in checked:
-                still_checked.append(len(kept))
-            kept.append(group)
-        self.groups = kept
-        self._fill()
-        self.set_checked(still_checked)
-        self.summary.setText(outcome.message + ". " + self.summary.text())
+        if gone & {m.path for g in self.groups for m in g.members}:
+            checked = set(self.checked_groups())
+            kept, still_checked = [], []
+            for n, group in enumerate(self.groups):
+                members = [m for m in group.members if m.path not in gone]
+                if len(members) < 2:
+                    continue
+                if group.keeper in gone:
+                    group.keeper = members[0].path
+                group.members = members
+                if n in checked:
+                    still_checked.append(len(kept))
+                kept.append(group)
+            self.groups = kept
+            self._fill()
+            self.set_checked(still_checked)
+        back = " Find again to see them in their groups." if outcome.back else ""
+        self._update_summary(outcome.message + "." + back)
 
     # ------------------------------------------------------------------ closing
 
@@ -436,23 +438,47 @@ class DuplicatesDialog(QDialog):
         super().done(result)
 
 
+class _Picture(QLabel):
+    """A photo scaled to fit the label as it is resized (aspect kept)."""
+
+    def __init__(self):
+        super().__init__("Loading…")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(QSize(160, 120))
+        # the pixmap follows the label's size, never the other way (that would grow without end)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.image = QImage()
+
+    def set_image(self, image: QImage) -> None:
+        self.image = image
+        self._fit()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        if not self.image.isNull():
+            self.setPixmap(QPixmap.fromImage(self.image.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                               Qt.TransformationMode.SmoothTransformation)))
+
+
 class CompareDialog(QDialog):
     """A group's photos side by side (up to four), each with its resolution, size, date and path."""
 
-    SIDE = 420
+    DRAFT = QSize(1024, 1024)  # decoded at most this big (in the loader's threads), then fitted
     MAX = 4
 
     def __init__(self, group: DuplicateGroup, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Compare")
-        self.labels: dict[str, QLabel] = {}
-        self._loader = ImageLoader(QSize(self.SIDE, self.SIDE), threads=2, parent=self)
+        self.labels: dict[str, _Picture] = {}
+        self._loader = ImageLoader(self.DRAFT, threads=2, parent=self)
         self._loader.loaded.connect(self._on_loaded)
         row = QHBoxLayout(self)
-        for m in group.members[:self.MAX]:
-            picture = QLabel("Loading…")
-            picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            picture.setMinimumSize(QSize(self.SIDE // 2, self.SIDE // 2))
+        shown = group.members[:self.MAX]
+        for m in shown:
+            picture = _Picture()
             keep = "★ Keep · " if m.path == group.keeper else ""
             caption = QLabel(f"<b>{keep}{display_path(os.path.basename(m.path))}</b><br>{_resolution(m)} · "
                              f"{_size_text(m.size)} · {_when(m.mtime_ns)}<br>{display_path(os.path.dirname(m.path))}")
@@ -464,6 +490,8 @@ class CompareDialog(QDialog):
             row.addLayout(column, 1)
             self.labels[m.path] = picture
             self._loader.request(m.path, m.path)  # the photo itself, scaled in the loader's thread
+        screen = self.screen().availableGeometry()
+        self.resize(min(int(screen.width() * 0.9), 340 * len(shown)), min(int(screen.height() * 0.8), 440))
 
     def _on_loaded(self, generation: int, path, image: QImage) -> None:
         label = self.labels.get(path)
@@ -471,7 +499,7 @@ class CompareDialog(QDialog):
             if image.isNull():
                 label.setText("(cannot show this photo)")
             else:
-                label.setPixmap(QPixmap.fromImage(image))
+                label.set_image(image)
 
     def shutdown(self) -> None:
         self._loader.shutdown()
