@@ -1,4 +1,4 @@
-"""The Duplicates view: engine.duplicates over the whole library (progress, cancel), groups with thumbnails, a keeper per group, trash the others.
+"""The Duplicates view: copy groups across the library (progress, cancel), a keeper each, trash the others.
 
 Finding runs engine.duplicates.find_duplicates (what `lookalike duplicates` runs) in a worker
 thread with progress and cancel; trashing goes through the window's app.file_actions.FileActions
@@ -19,8 +19,8 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QFont, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QGridLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QMenu, QProgressBar, QPushButton, QSizePolicy, QTreeWidget, QTreeWidgetItem,
-                               QVBoxLayout, QWidget)
+                               QHeaderView, QLabel, QMenu, QProgressBar, QPushButton, QSizePolicy, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.background import Task, run_in_thread
 from app.file_actions import KEEP_RULE, KEEP_RULE_NAMES, FileActions, Outcome, keep_rule, plural

@@ -1,4 +1,4 @@
-"""Acting on photos from the window: trash (after a confirmation), move or copy, undo, keep the best; engine.actions off the GUI thread.
+"""Acting on photos from the window: trash (asked first), move, copy, undo, keep the best; off the GUI thread.
 
 :class:`FileActions` runs engine.actions (the same calls as `lookalike trash/move/undo`, the
 same undo journal) in worker threads, one action at a time, and asks before trashing: the

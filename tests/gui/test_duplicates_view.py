@@ -1,4 +1,4 @@
-"""The Duplicates view, offscreen on real files: planted copy groups found, the keeper changeable, the others trashed after a confirmation, cancel."""
+"""The Duplicates view, offscreen on real files: planted groups found, keeper changed, others trashed when confirmed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QMessageBox
 
 import engine.duplicates
 from app.duplicates_view import PathRole
-from tests.gui.test_file_actions import _catalogued, _confirmation, _idle, build_library, setup, trash_home  # noqa: F401
+from tests.gui.acting import catalogued, confirmation, idle
 
 
 def _open(window, qtbot):
@@ -31,8 +31,8 @@ def _member_rows(dialog, number):
     return [top.child(row) for row in range(top.childCount())]
 
 
-def test_finds_planted_groups_and_trashes_the_others_after_confirmation(make_window, qtbot, setup):
-    library, files, trash = setup
+def test_finds_planted_groups_and_trashes_the_others_afterconfirmation(make_window, qtbot, acting_library):
+    library, files, trash = acting_library
     window = make_window(library)
     dialog = _open(window, qtbot)
     scene0 = {files["scene0"], files["resized"], files["q60"], files["png"]}
@@ -69,31 +69,31 @@ def test_finds_planted_groups_and_trashes_the_others_after_confirmation(make_win
     dialog.set_checked([big])
     others = sorted(scene0 - {files["scene0"]})
     dialog.trash_button.click()
-    box = _confirmation(window, qtbot)
+    box = confirmation(window, qtbot)
     assert "Move 3 photos" in box.text()
     box.button(QMessageBox.StandardButton.Cancel).click()
-    _idle(window, qtbot)
+    idle(window, qtbot)
     assert all(os.path.isfile(p) for p in scene0 | scene3)
 
     dialog.trash_button.click()
-    _confirmation(window, qtbot).trash_button.click()
-    _idle(window, qtbot)
+    confirmation(window, qtbot).trash_button.click()
+    idle(window, qtbot)
     assert all(not os.path.exists(p) and (trash / "files" / os.path.basename(p)).is_file() for p in others)
     assert os.path.isfile(files["scene0"]) and all(os.path.isfile(p) for p in scene3)  # the keeper, the unchecked
-    assert not any(_catalogued(library, p) for p in others)
+    assert not any(catalogued(library, p) for p in others)
     qtbot.waitUntil(lambda: len(dialog.groups) == 1, timeout=5_000)  # the group of one is gone
     assert {m.path for m in dialog.groups[0].members} == scene3 and dialog.tree.topLevelItemCount() == 1
 
     # Undo from the view puts them back
     dialog.undo_button.click()
-    _idle(window, qtbot)
-    assert all(os.path.isfile(p) and _catalogued(library, p) for p in others)
+    idle(window, qtbot)
+    assert all(os.path.isfile(p) and catalogued(library, p) for p in others)
     dialog.close()
     qtbot.waitUntil(lambda: window.duplicates_dialog is None, timeout=5_000)
 
 
-def test_cancel_stops_a_run(make_window, qtbot, setup, monkeypatch):
-    library, files, _ = setup
+def test_cancel_stops_a_run(make_window, qtbot, acting_library, monkeypatch):
+    library, files, _ = acting_library
     window = make_window(library)
     dialog = _open(window, qtbot)
     slow = engine.duplicates.member
@@ -114,8 +114,8 @@ def test_cancel_stops_a_run(make_window, qtbot, setup, monkeypatch):
     assert all(os.path.isfile(p) for p in files.values())
 
 
-def test_closing_the_window_during_a_run_leaves_no_thread(make_window, qtbot, setup, monkeypatch):
-    library, _, _ = setup
+def test_closing_the_window_during_a_run_leaves_no_thread(make_window, qtbot, acting_library, monkeypatch):
+    library, _, _ = acting_library
     window = make_window(library)
     dialog = _open(window, qtbot)
     slow = engine.duplicates.member

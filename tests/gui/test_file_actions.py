@@ -1,61 +1,15 @@
-"""Acting on results in the window, offscreen on real files: trash only after a confirmation, move, undo, select all but the best."""
+"""Acting on results in the window, offscreen on real files: trash only when confirmed, move, undo, keep the best."""
 
 from __future__ import annotations
 
-import importlib
 import os
-import shutil
 
-import pytest
 from PySide6.QtCore import QItemSelectionModel, QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.file_actions import KEEP_RULE, PREFER_FORMATS
-from engine.index import Indexer
-from engine.library import Library
-from engine.store import Store
-from tests import photos
-
-
-def build_library(tmp_path, default_model_dir):
-    """Six scenes (640 x 480); scene 0 also resized, recompressed and as a PNG; scene 3 twice
-    (a byte copy). Indexed, with the freedesktop trash under tmp_path."""
-    root = tmp_path / "photos"
-    files = {}
-    for i in range(6):
-        image = photos.scene(700 + i)
-        files[f"scene{i}"] = str(photos.save(image, root / f"scene{i}.jpg", quality=92))
-        if i == 0:
-            for edit in ("resized", "q60", "png"):
-                files[edit] = str(photos.copy_edit(image, edit, root / "edits" / "scene0"))
-    shutil.copyfile(files["scene3"], root / "backup-scene3.jpg")
-    files["backup"] = str(root / "backup-scene3.jpg")
-    library = tmp_path / "library"
-    with Library(library) as lib:
-        lib.install_model(default_model_dir)
-        assert Indexer(lib, workers=0).run([root]).added == len(files)
-    return library, files
-
-
-@pytest.fixture
-def trash_home(tmp_path, monkeypatch):
-    """A freedesktop trash under tmp_path (send2trash reads XDG_DATA_HOME when imported)."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home" / "data"))
-    (tmp_path / "home").mkdir()
-    import send2trash.plat_other
-
-    importlib.reload(send2trash.plat_other)
-    yield tmp_path / "home" / "data" / "Trash"
-    monkeypatch.undo()
-    importlib.reload(send2trash.plat_other)
-
-
-@pytest.fixture
-def setup(tmp_path, default_model_dir, trash_home):
-    library, files = build_library(tmp_path, default_model_dir)
-    return library, files, trash_home
+from tests.gui.acting import catalogued, confirmation, idle, press
 
 
 def _paths(window) -> list[str]:
@@ -76,30 +30,8 @@ def _select(window, paths) -> None:
         selection.select(window.model.index(window.model.row_of(path)), QItemSelectionModel.SelectionFlag.Select)
 
 
-def _catalogued(library, path) -> bool:
-    with Store.open(library, create=False, readonly=True) as store:
-        return store.image_by_path(path) is not None
-
-
-def _press(window, qtbot, widget, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)  # shortcuts go to the active window
-    widget.setFocus()
-    qtbot.keyClick(widget, key, modifier)
-
-
-def _confirmation(window, qtbot) -> QMessageBox:
-    runner = window.file_actions.runner
-    qtbot.waitUntil(lambda: runner.confirmation is not None and runner.confirmation.isVisible(), timeout=10_000)
-    return runner.confirmation
-
-
-def _idle(window, qtbot) -> None:
-    qtbot.waitUntil(lambda: not window.file_actions.runner.is_busy(), timeout=60_000)
-
-
-def test_trash_asks_first_and_undo_puts_the_photos_back(make_window, qtbot, setup):
-    library, files, trash = setup
+def test_trash_asks_first_and_undo_puts_the_photos_back(make_window, qtbot, acting_library):
+    library, files, trash = acting_library
     window = make_window(library)
     shown = _search(window, qtbot, files["scene1"])
     victims = [files["scene2"], files["scene4"]]
@@ -108,48 +40,48 @@ def test_trash_asks_first_and_undo_puts_the_photos_back(make_window, qtbot, setu
     size = sum(os.path.getsize(p) for p in victims)
 
     # Delete asks; Cancel: nothing moves, nothing leaves the results or the catalog
-    _press(window, qtbot, window.view, Qt.Key.Key_Delete)
-    box = _confirmation(window, qtbot)
+    press(window, qtbot, window.view, Qt.Key.Key_Delete)
+    box = confirmation(window, qtbot)
     assert "Move 2 photos" in box.text() and f"{size / 1e3:.1f} KB" in box.text()
     assert "Undo" in box.informativeText()
     assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)  # Enter alone never trashes
     box.button(QMessageBox.StandardButton.Cancel).click()
-    _idle(window, qtbot)
+    idle(window, qtbot)
     assert all(os.path.isfile(p) for p in victims)
-    assert set(victims) <= set(_paths(window)) and all(_catalogued(library, p) for p in victims)
+    assert set(victims) <= set(_paths(window)) and all(catalogued(library, p) for p in victims)
     assert not (trash / "files").exists() or not any((trash / "files").iterdir())
 
     # Closing the question with Escape is a no as well
     window.file_actions.trash_selected()
-    _confirmation(window, qtbot).reject()
-    _idle(window, qtbot)
+    confirmation(window, qtbot).reject()
+    idle(window, qtbot)
     assert all(os.path.isfile(p) for p in victims)
 
     # Yes: gone from their folder, into the trash, out of the results and the catalog at once
     window.file_actions.trash_selected()
-    _confirmation(window, qtbot).trash_button.click()
+    confirmation(window, qtbot).trash_button.click()
     qtbot.waitUntil(lambda: not set(victims) & set(_paths(window)), timeout=30_000)
-    _idle(window, qtbot)
+    idle(window, qtbot)
     for path in victims:
         name = os.path.basename(path)
         assert not os.path.exists(path)
         assert (trash / "files" / name).is_file() and (trash / "info" / f"{name}.trashinfo").is_file()
-        assert not _catalogued(library, path)
+        assert not catalogued(library, path)
     assert "Moved 2 photos" in window.statusBar().currentMessage()
     assert len(_paths(window)) == len(shown) - 2
 
     # Ctrl+Z (the results grid has the keyboard): back in place, catalogued, in the results again
-    _press(window, qtbot, window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    press(window, qtbot, window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: all(os.path.isfile(p) for p in victims), timeout=30_000)
-    _idle(window, qtbot)
-    assert all(_catalogued(library, p) for p in victims)
+    idle(window, qtbot)
+    assert all(catalogued(library, p) for p in victims)
     assert not any((trash / "files").iterdir()) and not any((trash / "info").iterdir())
     qtbot.waitUntil(lambda: window.results_are_current() and set(victims) <= set(_paths(window)), timeout=30_000)
 
 
-def test_move_to_a_folder_follows_the_library_and_undo_moves_back(make_window, qtbot, setup, tmp_path,
+def test_move_to_a_folder_follows_the_library_and_undo_moves_back(make_window, qtbot, acting_library, tmp_path,
                                                                   monkeypatch):
-    library, files, _ = setup
+    library, files, _ = acting_library
     window = make_window(library)
     _search(window, qtbot, files["scene1"])
     moving = [files["scene5"], files["backup"]]
@@ -159,22 +91,22 @@ def test_move_to_a_folder_follows_the_library_and_undo_moves_back(make_window, q
     _select(window, moving)
     window.file_actions.move_action.trigger()
     qtbot.waitUntil(lambda: not set(moving) & set(_paths(window)), timeout=30_000)
-    _idle(window, qtbot)
+    idle(window, qtbot)
     for path in moving:
         assert not os.path.exists(path) and (outside / os.path.basename(path)).is_file()
-        assert not _catalogued(library, path)  # moved out of the library's folders: forgotten
+        assert not catalogued(library, path)  # moved out of the library's folders: forgotten
 
     window.file_actions.undo()
-    _idle(window, qtbot)
-    assert all(os.path.isfile(p) and _catalogued(library, p) for p in moving)
+    idle(window, qtbot)
+    assert all(os.path.isfile(p) and catalogued(library, p) for p in moving)
     assert not any(outside.iterdir())
 
 
-def test_copy_paths_and_select_all(make_window, qtbot, setup):
-    library, files, _ = setup
+def test_copy_paths_and_select_all(make_window, qtbot, acting_library):
+    library, files, _ = acting_library
     window = make_window(library)
     shown = _search(window, qtbot, files["scene1"], k=4)
-    _press(window, qtbot, window.view, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    press(window, qtbot, window.view, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
     assert window.selected_paths() == shown
     window.file_actions.copy_paths_action.trigger()
     from PySide6.QtWidgets import QApplication
@@ -193,8 +125,8 @@ def test_copy_paths_and_select_all(make_window, qtbot, setup):
     qtbot.waitUntil(window.results_are_current, timeout=30_000)
 
 
-def test_rubber_band_selects_the_tiles_it_covers(make_window, qtbot, setup):
-    library, files, _ = setup
+def test_rubber_band_selects_the_tiles_it_covers(make_window, qtbot, acting_library):
+    library, files, _ = acting_library
     window = make_window(library)
     window.resize(1400, 700)
     shown = _search(window, qtbot, files["scene1"], k=4)
@@ -210,8 +142,8 @@ def test_rubber_band_selects_the_tiles_it_covers(make_window, qtbot, setup):
     assert window.selected_paths() == shown[:2]
 
 
-def test_select_all_but_the_best_frames_the_keeper_and_selects_the_others(make_window, qtbot, setup):
-    library, files, _ = setup
+def test_select_all_but_the_best_frames_the_keeper_and_selects_the_others(make_window, qtbot, acting_library):
+    library, files, _ = acting_library
     window = make_window(library)
     copies = [files["scene0"], files["resized"], files["q60"], files["png"]]
     shown = _search(window, qtbot, files["scene0"])
