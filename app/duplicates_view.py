@@ -113,8 +113,9 @@ class DuplicatesDialog(QDialog):
         self._loader.loaded.connect(self._on_thumbnail)
         self._compare: CompareDialog | None = None
         self._build()
+        # bound methods, disconnected in shutdown: the runner is the window's and outlives this view
         self.file_actions.finished.connect(self._on_action_finished)
-        self.file_actions.busyChanged.connect(lambda busy: self._update_buttons())
+        self.file_actions.busyChanged.connect(self._on_busy)
         self.resize(900, 620)
         self._update_buttons()
 
@@ -199,6 +200,9 @@ class DuplicatesDialog(QDialog):
         layout.addWidget(self.tree, 1)
         layout.addLayout(buttons)
         self.progress.setVisible(False)
+
+    def _on_busy(self, busy: bool) -> None:
+        self._update_buttons()
 
     def _update_buttons(self) -> None:
         running = self._task is not None
@@ -423,7 +427,13 @@ class DuplicatesDialog(QDialog):
     # ------------------------------------------------------------------ closing
 
     def shutdown(self) -> None:
-        """Cancel the run and wait for it; no thumbnail load left."""
+        """Cancel the run and wait for it; no thumbnail load left; no longer told of file actions."""
+        for signal, slot in ((self.file_actions.finished, self._on_action_finished),
+                             (self.file_actions.busyChanged, self._on_busy)):
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):  # already disconnected (shut down twice)
+                pass
         if self._cancel is not None:
             self._cancel.set()
         if self._task is not None:

@@ -132,9 +132,11 @@ class FileActions(QObject):
     note = Signal(str)         # a passing remark for the status bar (declined, busy)
     busyChanged = Signal(bool)
 
-    def __init__(self, library_path: str | os.PathLike, parent: QObject | None = None):
+    def __init__(self, library_path: str | os.PathLike, parent: QObject | None = None, *,
+                 busy_reason: Callable[[], str | None] | None = None):
         super().__init__(parent)
         self.library_path = Path(library_path)
+        self.busy_reason = busy_reason  # why the library cannot be changed now (the window's index run), or None
         self._task: Task | None = None
         self.confirmation: QMessageBox | None = None  # the open "Move to the trash?" question
         self._closed = False
@@ -147,6 +149,10 @@ class FileActions(QObject):
             return True
         if self.is_busy():
             self.note.emit("Another file action is still going on: try again when it ends")
+            return True
+        reason = self.busy_reason() if self.busy_reason is not None else None
+        if reason:
+            self.failed.emit(reason)
             return True
         return False
 
@@ -328,7 +334,7 @@ class ResultActions(QObject):
         super().__init__(window)
         self.window = window
         self.settings = settings
-        self.runner = FileActions(library_path, parent=self)
+        self.runner = FileActions(library_path, parent=self, busy_reason=self._indexing_reason)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(lambda message: self._say(message, 15_000))
         self.runner.note.connect(lambda message: self._say(message, 6_000))
@@ -340,6 +346,13 @@ class ResultActions(QObject):
         self.window.model.modelReset.connect(self._update_enabled)
         self.window.model.rowsRemoved.connect(self._update_enabled)
         self._update_enabled()
+
+    def _indexing_reason(self) -> str | None:
+        """An index run holds the library's writer lock for minutes: say so at once, not after a wait."""
+        indexing = getattr(self.window, "indexing", None)
+        if indexing is not None and indexing.is_indexing():
+            return "Photos are being indexed: trash, move, copy and undo can run once indexing ends (or is cancelled)"
+        return None
 
     def _say(self, message: str, timeout: int) -> None:
         self.window.statusBar().showMessage(message, timeout)
@@ -411,9 +424,15 @@ class ResultActions(QObject):
             group.addAction(act)
             self.keep_rule_actions[name] = act
         group.triggered.connect(lambda act: self.settings.setValue(KEEP_RULE, act.data()))
+        menu.aboutToShow.connect(self._sync_keep_rule)  # the Duplicates view may have changed it
         menu.addSeparator()
         menu.addAction("Preferred Formats and Folders…", lambda: PreferencesDialog(self.settings, self.window).exec())
         return menu
+
+    def _sync_keep_rule(self) -> None:
+        chosen = str(self.settings.value(KEEP_RULE, "largest"))
+        for name, act in self.keep_rule_actions.items():
+            act.setChecked(name == chosen)
 
     def add_to_menu(self, menu: QMenu, path: str) -> None:
         """The tile menu's batch entries: on the selection when the tile is in it, else on the tile."""

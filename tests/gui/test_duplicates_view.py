@@ -90,6 +90,11 @@ def test_finds_planted_groups_and_trashes_the_others_afterconfirmation(make_wind
     assert all(os.path.isfile(p) and catalogued(library, p) for p in others)
     dialog.close()
     qtbot.waitUntil(lambda: window.duplicates_dialog is None, timeout=5_000)
+    # the closed view no longer listens: the window's next action reaches only the window
+    qtbot.wait(50)  # the dialog's deleteLater
+    window.file_actions.undo()
+    idle(window, qtbot)
+    assert "Undid a" in window.statusBar().currentMessage() or "nothing to undo" in window.statusBar().currentMessage()
 
 
 def test_cancel_stops_a_run(make_window, qtbot, acting_library, monkeypatch):

@@ -178,3 +178,26 @@ def test_select_all_but_the_best_frames_the_keeper_and_selects_the_others(make_w
     window.file_actions.select_all_but_best()
     qtbot.waitUntil(lambda: window.model.keeper() is not None, timeout=10_000)
     assert len(window.selected_paths()) == len(shown) - 1
+
+
+def test_where_the_trash_cannot_restore_the_question_says_so(make_window, qtbot, acting_library, monkeypatch):
+    library, files, _ = acting_library
+    monkeypatch.setattr("engine.actions.trash_restorable", lambda: False)
+    window = make_window(library)
+    _search(window, qtbot, files["scene1"], k=3)
+    window.file_actions.trash([files["scene2"]])
+    box = confirmation(window, qtbot)
+    assert "Move 1 photo (" in box.text() and "cannot put them back" in box.informativeText()
+    box.reject()
+    idle(window, qtbot)
+    assert os.path.isfile(files["scene2"])
+
+
+def test_no_file_action_while_the_window_indexes(make_window, qtbot, acting_library, monkeypatch):
+    library, files, _ = acting_library
+    window = make_window(library)
+    monkeypatch.setattr(window.indexing, "is_indexing", lambda: True)
+    window.file_actions.trash([files["scene2"]])
+    assert window.file_actions.runner.confirmation is None and not window.file_actions.runner.is_busy()
+    assert "being indexed" in window.statusBar().currentMessage()
+    assert os.path.isfile(files["scene2"])
