@@ -118,7 +118,7 @@ def stages(library_path: Path, queries: list[Path], k: int, rounds: int) -> dict
     """Seconds per stage of the worker's search, each timed alone (the first round is a warm-up)."""
     from engine.codes import codes_from_logits
     from engine.imageio import decode_image, read_file
-    from engine.index import thumbnail_path
+    from engine.layout import thumbnail_path
     from engine.library import Library
     from engine.search import SearchParams, search
 
