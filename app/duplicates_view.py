@@ -52,9 +52,9 @@ class DuplicateGroup:
 def find_groups(library_path, strictness: str, rule, cancel: threading.Event, report) -> list[DuplicateGroup]:
     """engine.duplicates.find_duplicates over the library (a worker thread's job); ``report``
     receives (done, total) while the codes are compared."""
-    from engine.errors import Cancelled
     from engine.duplicates import find_duplicates
-    from engine.index import thumbnail_path
+    from engine.errors import Cancelled
+    from engine.layout import thumbnail_path
     from engine.library import Library
 
     with Library(Path(library_path), create=False) as library:
