@@ -16,10 +16,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt
-from PySide6.QtGui import QAction, QFont, QIcon, QImage, QKeySequence, QPixmap
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QGridLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QMenu, QProgressBar, QPushButton, QSizePolicy, QTreeWidget,
+                               QLabel, QMenu, QProgressBar, QPushButton, QSizePolicy, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.background import Task, run_in_thread
@@ -44,6 +44,7 @@ class DuplicateGroup:
     keeper: str
     score: float
     thumbs: dict[str, str | None] = field(default_factory=dict)
+    checked: bool = True  # its others go with "Trash the Others"
 
     def others(self) -> list[str]:
         return [m.path for m in self.members if m.path != self.keeper]
@@ -112,6 +113,11 @@ class DuplicatesDialog(QDialog):
         self._loader = ImageLoader(THUMB, threads=2, parent=self)
         self._loader.loaded.connect(self._on_thumbnail)
         self._compare: CompareDialog | None = None
+        self._filled = 0  # groups in the tree so far (the rest are added a chunk at a time)
+        self._fill_timer = QTimer(self)
+        self._fill_timer.setSingleShot(True)
+        self._fill_timer.setInterval(0)
+        self._fill_timer.timeout.connect(self._fill_more)
         self._build()
         # bound methods, disconnected in shutdown: the runner is the window's and outlives this view
         self.file_actions.finished.connect(self._on_action_finished)
@@ -162,11 +168,8 @@ class DuplicatesDialog(QDialog):
         self.tree.customContextMenuRequested.connect(self._show_menu)
         self.tree.itemDoubleClicked.connect(lambda item, column: self.open_item(item))
         self.tree.itemSelectionChanged.connect(self._update_buttons)
-        self.tree.itemChanged.connect(lambda item, column: self._update_buttons())
-        header = self.tree.header()
-        for column in range(len(self.COLUMNS) - 1):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)  # the folder takes what is left
+        self.tree.itemChanged.connect(self._on_item_changed)
+        self.tree.header().setStretchLastSection(True)  # the folder takes what is left
 
         self.keep_button = QPushButton("Keep This One")
         self.keep_button.setToolTip("Make the selected photo its group's keeper")
@@ -269,32 +272,46 @@ class DuplicatesDialog(QDialog):
 
     # ------------------------------------------------------------------ the groups
 
+    FILL_CHUNK = 250  # groups added to the tree per turn of the event loop: thousands stay responsive
+
     def _fill(self) -> None:
+        """Show self.groups: the first groups at once, the rest a chunk per event-loop turn."""
         self._loader.reset()
-        self.tree.blockSignals(True)
+        self._fill_timer.stop()
         self.tree.clear()
-        bold = QFont(self.tree.font())
-        bold.setBold(True)
-        for number, group in enumerate(self.groups):
-            top = QTreeWidgetItem([f"Group {number + 1}: {len(group.members)} photos, similarity "
-                                   f"{group.score:.2f}"])
-            top.setFlags(top.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            top.setCheckState(0, Qt.CheckState.Checked)
-            self.tree.addTopLevelItem(top)
-            for m in group.members:
-                item = QTreeWidgetItem(["", "", _resolution(m), _size_text(m.size), _when(m.mtime_ns),
-                                        display_path(os.path.dirname(m.path))])
-                item.setText(0, display_path(os.path.basename(m.path)))
-                item.setToolTip(0, display_path(m.path))
-                item.setData(0, PathRole, m.path)
-                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
-                top.addChild(item)
-                self._loader.request((number, m.path), group.thumbs.get(m.path), m.path)
-            top.setExpanded(True)
-            self._show_keeper(top, group)
-        self.tree.blockSignals(False)
+        self._filled = 0
+        self._fill_more()
         self._update_summary()
         self._update_buttons()
+
+    def _fill_more(self) -> None:
+        start, stop = self._filled, min(len(self.groups), self._filled + self.FILL_CHUNK)
+        self.tree.blockSignals(True)
+        for number in range(start, stop):
+            self._add_group(number)
+        self.tree.blockSignals(False)
+        self._filled = stop
+        if start == 0:  # columns fitted to the first chunk once, not re-measured for every row
+            for column in range(len(self.COLUMNS) - 1):
+                self.tree.resizeColumnToContents(column)
+        if stop < len(self.groups):
+            self._fill_timer.start()
+
+    def _add_group(self, number: int) -> None:
+        group = self.groups[number]
+        top = QTreeWidgetItem([f"Group {number + 1}: {len(group.members)} photos, similarity {group.score:.2f}"])
+        top.setFlags(top.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        top.setCheckState(0, Qt.CheckState.Checked if group.checked else Qt.CheckState.Unchecked)
+        self.tree.addTopLevelItem(top)
+        for m in group.members:
+            item = QTreeWidgetItem([display_path(os.path.basename(m.path)), "", _resolution(m), _size_text(m.size),
+                                    _when(m.mtime_ns), display_path(os.path.dirname(m.path))])
+            item.setToolTip(0, display_path(m.path))
+            item.setData(0, PathRole, m.path)
+            top.addChild(item)
+            self._loader.request((number, m.path), group.thumbs.get(m.path), m.path)
+        top.setExpanded(True)
+        self._show_keeper(top, group)
 
     def _show_keeper(self, top: QTreeWidgetItem, group: DuplicateGroup) -> None:
         for row in range(top.childCount()):
@@ -328,14 +345,22 @@ class DuplicatesDialog(QDialog):
                 top.child(row).setIcon(0, QIcon(QPixmap.fromImage(image)))
 
     def checked_groups(self) -> list[int]:
-        return [n for n in range(self.tree.topLevelItemCount())
-                if self.tree.topLevelItem(n).checkState(0) == Qt.CheckState.Checked]
+        return [n for n, group in enumerate(self.groups) if group.checked]
 
     def set_checked(self, numbers) -> None:
         wanted = set(numbers)
-        for n in range(self.tree.topLevelItemCount()):
-            self.tree.topLevelItem(n).setCheckState(0, Qt.CheckState.Checked if n in wanted
-                                                    else Qt.CheckState.Unchecked)
+        for n, group in enumerate(self.groups):
+            group.checked = n in wanted
+            top = self.tree.topLevelItem(n)
+            if top is not None:  # not shown yet: it is added with its group's state
+                top.setCheckState(0, Qt.CheckState.Checked if group.checked else Qt.CheckState.Unchecked)
+
+    def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if item.parent() is None and column == 0:  # a group's box: the person (un)checked it
+            number = self.tree.indexOfTopLevelItem(item)
+            if 0 <= number < len(self.groups):
+                self.groups[number].checked = item.checkState(0) == Qt.CheckState.Checked
+        self._update_buttons()
 
     def _selected_member(self) -> QTreeWidgetItem | None:
         items = [i for i in self.tree.selectedItems() if i.parent() is not None]
@@ -406,21 +431,16 @@ class DuplicatesDialog(QDialog):
         that came back (undo) are in no group until the next Find."""
         gone = set(outcome.gone)
         if gone & {m.path for g in self.groups for m in g.members}:
-            checked = set(self.checked_groups())
-            kept, still_checked = [], []
-            for n, group in enumerate(self.groups):
-                members = [m for m in group.members if m.path not in gone]
-                if len(members) < 2:
+            kept = []
+            for group in self.groups:
+                group.members = [m for m in group.members if m.path not in gone]
+                if len(group.members) < 2:
                     continue
                 if group.keeper in gone:
-                    group.keeper = members[0].path
-                group.members = members
-                if n in checked:
-                    still_checked.append(len(kept))
+                    group.keeper = group.members[0].path
                 kept.append(group)
             self.groups = kept
             self._fill()
-            self.set_checked(still_checked)
         back = " Find again to see them in their groups." if outcome.back else ""
         self._update_summary(outcome.message + "." + back)
 
@@ -428,6 +448,7 @@ class DuplicatesDialog(QDialog):
 
     def shutdown(self) -> None:
         """Cancel the run and wait for it; no thumbnail load left; no longer told of file actions."""
+        self._fill_timer.stop()
         for signal, slot in ((self.file_actions.finished, self._on_action_finished),
                              (self.file_actions.busyChanged, self._on_busy)):
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 import engine.duplicates
@@ -127,3 +128,29 @@ def test_closing_the_window_during_a_run_leaves_no_thread(make_window, qtbot, ac
     monkeypatch.setattr(engine.duplicates, "member", lambda path: (time.sleep(0.2), slow(path))[1])
     dialog.find_button.click()
     window.close()  # shutdown cancels the run and waits: the no_thread_left fixture checks nothing runs on
+
+
+def test_thousands_of_groups_are_shown_a_chunk_at_a_time(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from app.duplicates_view import DuplicateGroup, DuplicatesDialog
+    from app.file_actions import FileActions
+    from engine.duplicates import Member
+
+    runner = FileActions(tmp_path / "library")
+    dialog = DuplicatesDialog(tmp_path / "library", runner, QSettings(str(tmp_path / "s.ini"),
+                                                                      QSettings.Format.IniFormat))
+    qtbot.addWidget(dialog)
+    count = 3 * dialog.FILL_CHUNK + 7
+    groups = [DuplicateGroup([Member(str(tmp_path / f"g{g}" / f"p{i}.jpg"), 1000 + i, 0, 100) for i in range(2)],
+                             str(tmp_path / f"g{g}" / "p0.jpg"), 0.95) for g in range(count)]
+    dialog._on_found(groups)
+    assert dialog.tree.topLevelItemCount() == dialog.FILL_CHUNK  # the rest come on later turns
+    dialog.set_checked([1, count - 1])  # a group not shown yet keeps its state for when it is
+    qtbot.waitUntil(lambda: dialog.tree.topLevelItemCount() == count, timeout=10_000)
+    assert dialog.checked_groups() == [1, count - 1]
+    last = dialog.tree.topLevelItem(count - 1)
+    assert last.checkState(0) == Qt.CheckState.Checked and "Keep" in last.child(0).text(1)
+    last.setCheckState(0, Qt.CheckState.Unchecked)  # as the person's click does
+    assert dialog.checked_groups() == [1]
+    dialog.shutdown()
