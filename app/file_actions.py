@@ -338,11 +338,12 @@ class ResultActions(QObject):
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(lambda message: self._say(message, 15_000))
         self.runner.note.connect(lambda message: self._say(message, 6_000))
-        self.runner.busyChanged.connect(lambda busy: self._update_enabled())
         self._keeper_task: Task | None = None
         self.window.view.setSelectionRectVisible(True)  # the rubber band: drag from between tiles
         self._build_actions(open_duplicates)
-        self.window.view.selectionModel().selectionChanged.connect(lambda *args: self._update_enabled())
+        # cheap (no list of the selection): a removal of many rows calls it once per row
+        self.runner.busyChanged.connect(self._update_enabled)
+        self.window.view.selectionModel().selectionChanged.connect(self._update_enabled)
         self.window.model.modelReset.connect(self._update_enabled)
         self.window.model.rowsRemoved.connect(self._update_enabled)
         self._update_enabled()
@@ -456,8 +457,9 @@ class ResultActions(QObject):
             menu.addAction(icon("dissimilar"), f"Mark {len(paths):,} Dissimilar",
                            lambda: self.window.mark_results(paths, DISSIMILAR))
 
-    def _update_enabled(self) -> None:
-        has = bool(self.window.selected_paths())
+    def _update_enabled(self, *args) -> None:
+        view = self.window.view
+        has = view.selectionModel().hasSelection() or view.currentIndex().isValid()  # what selected_paths() acts on
         idle = not self.runner.is_busy()
         for act in (self.trash_action, self.move_action, self.copy_to_action):
             act.setEnabled(has and idle)

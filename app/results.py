@@ -68,6 +68,8 @@ class ResultsModel(QAbstractListModel):
     def keeper(self) -> str | None:
         return self._keeper
 
+    MAX_REMOVALS = 64  # runs of rows removed one by one (keeping selection and place); more: a reset
+
     def remove_paths(self, paths) -> int:
         """Drop the rows showing ``paths`` (trashed or moved away), keeping the other rows'
         thumbnails, selection and place; how many rows went."""
@@ -76,11 +78,26 @@ class ResultsModel(QAbstractListModel):
         if not rows:
             return 0
         self.loader.reset()  # loads in flight name rows by number: they would land on the wrong tile
-        for row in reversed(rows):
-            self.beginRemoveRows(QModelIndex(), row, row)
-            del self._items[row]
-            self._icons = {(r - 1 if r > row else r): icon for r, icon in self._icons.items() if r != row}
-            self.endRemoveRows()
+        runs: list[list[int]] = []  # contiguous rows, one removal each (a row at a time was O(n^2) in the view)
+        for row in rows:
+            if runs and runs[-1][1] == row - 1:
+                runs[-1][1] = row
+            else:
+                runs.append([row, row])
+        if len(runs) > self.MAX_REMOVALS:  # scattered rows: one reset costs less than thousands of removals
+            self.beginResetModel()
+            kept = [row for row in range(len(self._items)) if self._items[row].path not in gone]
+            self._icons = {new: self._icons[old] for new, old in enumerate(kept) if old in self._icons}
+            self._items = [self._items[row] for row in kept]
+            self.endResetModel()
+        else:
+            for first, last in reversed(runs):
+                self.beginRemoveRows(QModelIndex(), first, last)
+                del self._items[first:last + 1]
+                width = last - first + 1
+                self._icons = {(r - width if r > last else r): icon for r, icon in self._icons.items()
+                               if not first <= r <= last}
+                self.endRemoveRows()
         self._requested = set(self._icons)  # the others are asked for again when shown
         if self._keeper in gone:
             self._keeper = None

@@ -201,3 +201,21 @@ def test_no_file_action_while_the_window_indexes(make_window, qtbot, acting_libr
     assert window.file_actions.runner.confirmation is None and not window.file_actions.runner.is_busy()
     assert "being indexed" in window.statusBar().currentMessage()
     assert os.path.isfile(files["scene2"])
+
+
+def test_removing_rows_keeps_the_other_tiles_and_their_thumbnails(qtbot, tmp_path):
+    from app.results import ResultsModel
+    from app.workers import ResultItem
+
+    model = ResultsModel()
+    items = [ResultItem(str(tmp_path / f"p{i}.jpg"), 1.0 - i / 1000, i, None) for i in range(400)]
+    for scattered in (False, True):
+        model.set_results(items)
+        for row in range(len(items)):
+            model._icons[row] = model.placeholder  # as if every thumbnail had loaded
+        gone = [items[i].path for i in (range(0, 400, 3) if scattered else range(10, 60))]
+        assert model.remove_paths(gone) == len(gone)
+        left = [item for item in items if item.path not in set(gone)]
+        assert [model.item(row) for row in range(model.rowCount())] == left
+        assert sorted(model._icons) == list(range(len(left)))  # re-keyed to the rows left, none reloaded
+    model.shutdown()
