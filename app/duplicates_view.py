@@ -118,6 +118,11 @@ class DuplicatesDialog(QDialog):
         self._fill_timer.setSingleShot(True)
         self._fill_timer.setInterval(0)
         self._fill_timer.timeout.connect(self._fill_more)
+        self._requested: set[str] = set()  # members whose thumbnail was asked for
+        self._visible_timer = QTimer(self)  # once per turn, however many scroll steps
+        self._visible_timer.setSingleShot(True)
+        self._visible_timer.setInterval(0)
+        self._visible_timer.timeout.connect(self._request_visible)
         self._build()
         # bound methods, disconnected in shutdown: the runner is the window's and outlives this view
         self.file_actions.finished.connect(self._on_action_finished)
@@ -170,6 +175,8 @@ class DuplicatesDialog(QDialog):
         self.tree.itemSelectionChanged.connect(self._update_buttons)
         self.tree.itemChanged.connect(self._on_item_changed)
         self.tree.header().setStretchLastSection(True)  # the folder takes what is left
+        self.tree.verticalScrollBar().valueChanged.connect(lambda value: self._visible_timer.start())
+        self.tree.itemExpanded.connect(lambda item: self._visible_timer.start())
 
         self.keep_button = QPushButton("Keep This One")
         self.keep_button.setToolTip("Make the selected photo its group's keeper")
@@ -238,6 +245,10 @@ class DuplicatesDialog(QDialog):
                                    after=self._on_ended, what="finding duplicates", parent=self)
         self._update_buttons()
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._visible_timer.start()  # more rows on screen: their thumbnails
+
     def is_running(self) -> bool:
         return self._task is not None
 
@@ -272,11 +283,12 @@ class DuplicatesDialog(QDialog):
 
     # ------------------------------------------------------------------ the groups
 
-    FILL_CHUNK = 250  # groups added to the tree per turn of the event loop: thousands stay responsive
+    FILL_CHUNK = 100  # groups added to the tree per turn of the event loop: thousands stay responsive
 
     def _fill(self) -> None:
         """Show self.groups: the first groups at once, the rest a chunk per event-loop turn."""
         self._loader.reset()
+        self._requested = set()
         self._fill_timer.stop()
         self.tree.clear()
         self._filled = 0
@@ -296,6 +308,23 @@ class DuplicatesDialog(QDialog):
                 self.tree.resizeColumnToContents(column)
         if stop < len(self.groups):
             self._fill_timer.start()
+        self._visible_timer.start()
+
+    def _request_visible(self) -> None:
+        """Thumbnails of the rows on screen only: queueing 15,000 decodes at once took a second of
+        the GUI thread, and their threads then competed with it for the interpreter."""
+        viewport = self.tree.viewport()
+        item = self.tree.itemAt(4, 4)
+        for _ in range(500):  # rows on one screen at most
+            if item is None or self.tree.visualItemRect(item).top() > viewport.height():
+                break
+            top = item.parent()
+            path = item.data(0, PathRole)
+            if top is not None and path not in self._requested:
+                self._requested.add(path)
+                number = self.tree.indexOfTopLevelItem(top)
+                self._loader.request((number, path), self.groups[number].thumbs.get(path), path)
+            item = self.tree.itemBelow(item)
 
     def _add_group(self, number: int) -> None:
         group = self.groups[number]
@@ -309,7 +338,6 @@ class DuplicatesDialog(QDialog):
             item.setToolTip(0, display_path(m.path))
             item.setData(0, PathRole, m.path)
             top.addChild(item)
-            self._loader.request((number, m.path), group.thumbs.get(m.path), m.path)
         top.setExpanded(True)
         self._show_keeper(top, group)
 
@@ -449,6 +477,7 @@ class DuplicatesDialog(QDialog):
     def shutdown(self) -> None:
         """Cancel the run and wait for it; no thumbnail load left; no longer told of file actions."""
         self._fill_timer.stop()
+        self._visible_timer.stop()
         for signal, slot in ((self.file_actions.finished, self._on_action_finished),
                              (self.file_actions.busyChanged, self._on_busy)):
             try:

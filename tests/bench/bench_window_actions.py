@@ -1,12 +1,13 @@
 """How long the window's file actions take, and how long the window stalls meanwhile: trash, undo, move, find duplicates.
 
-    .venv/bin/python tests/bench/bench_window_actions.py [--photos 400] [--dir DIR] [--probe-ms 10]
+    .venv/bin/python tests/bench/bench_window_actions.py [--photos 400] [--dir DIR] [--probe-ms 10] [--groups 5000]
 
 Builds a library of --photos generated photos (320 x 240 JPEGs, every tenth with a resized
 copy; a later run in the same --dir reuses it), opens the real main window on it, searches
 for every photo, selects them all and, through the window's own paths (Edit > Move to Trash
 with the question answered yes, Edit > Undo, Move to Folder, Undo, the Duplicates view's
-Find), times each action from the click to its end while a QTimer fires every --probe-ms:
+Find, then --groups synthetic groups shown in the view), times each action from the click to
+its end while a QTimer fires every --probe-ms:
 how late each timeout comes is how long the GUI thread was busy. Prints, per action, the
 time taken and the worst and p99 delays. The freedesktop trash is a folder under --dir.
 Uses the platform Qt picks (set QT_QPA_PLATFORM=offscreen to run without a display).
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=400)
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--probe-ms", type=int, default=10)
+    parser.add_argument("--groups", type=int, default=5000, help="synthetic duplicate groups shown at the end")
     args = parser.parse_args()
     folder = args.dir or Path(tempfile.mkdtemp(prefix="bench-window-actions-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -150,6 +152,15 @@ def main() -> None:
     dialog = window.open_duplicates()
     measure("find duplicates (near)", dialog.find, lambda: not dialog.is_running())
     print(f"  {len(dialog.groups)} groups")
+
+    # Thousands of groups shown: synthetic ones (no files), as a library full of copies gives
+    from app.duplicates_view import DuplicateGroup
+    from engine.duplicates import Member
+
+    many = [DuplicateGroup([Member(f"/nowhere/g{g}/p{i}.jpg", 100_000 + i, 0, 12_000_000) for i in range(3)],
+                           f"/nowhere/g{g}/p0.jpg", 0.95) for g in range(args.groups)]
+    measure(f"show {args.groups:,} groups of 3", lambda: dialog._on_found(many),
+            lambda: dialog.tree.topLevelItemCount() == len(many))
     window.close()
     app.processEvents()
 

@@ -141,6 +141,7 @@ def test_thousands_of_groups_are_shown_a_chunk_at_a_time(qtbot, tmp_path):
     dialog = DuplicatesDialog(tmp_path / "library", runner, QSettings(str(tmp_path / "s.ini"),
                                                                       QSettings.Format.IniFormat))
     qtbot.addWidget(dialog)
+    dialog.show()
     count = 3 * dialog.FILL_CHUNK + 7
     groups = [DuplicateGroup([Member(str(tmp_path / f"g{g}" / f"p{i}.jpg"), 1000 + i, 0, 100) for i in range(2)],
                              str(tmp_path / f"g{g}" / "p0.jpg"), 0.95) for g in range(count)]
@@ -148,8 +149,14 @@ def test_thousands_of_groups_are_shown_a_chunk_at_a_time(qtbot, tmp_path):
     assert dialog.tree.topLevelItemCount() == dialog.FILL_CHUNK  # the rest come on later turns
     dialog.set_checked([1, count - 1])  # a group not shown yet keeps its state for when it is
     qtbot.waitUntil(lambda: dialog.tree.topLevelItemCount() == count, timeout=10_000)
-    assert dialog.checked_groups() == [1, count - 1]
+    # thumbnails only for the rows on screen; scrolling asks for the rest as they come
+    requested = set(dialog._requested)
+    assert 0 < len(requested) < 100
     last = dialog.tree.topLevelItem(count - 1)
+    dialog.tree.scrollToItem(last.child(1))
+    qtbot.waitUntil(lambda: str(tmp_path / f"g{count - 1}" / "p1.jpg") in dialog._requested, timeout=5_000)
+    assert len(dialog._requested) < 200
+    assert dialog.checked_groups() == [1, count - 1]
     assert last.checkState(0) == Qt.CheckState.Checked and "Keep" in last.child(0).text(1)
     last.setCheckState(0, Qt.CheckState.Unchecked)  # as the person's click does
     assert dialog.checked_groups() == [1]
