@@ -14,7 +14,6 @@ keep rules (the keeper framed, the others selected; nothing moves until the pers
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +60,7 @@ def measure(paths: Sequence[str]) -> tuple[list[str], int]:
     return files, total_size(files)
 
 
-def with_writer(library_path: str | os.PathLike, act: Callable, cancel: threading.Event | None = None):
+def with_writer(library_path: str | os.PathLike, act: Callable):
     """``act(library)`` on the library, holding its writer lock; waits up to LOCK_WAIT seconds
     for the window's own writer (a watched folder's batch), then says who holds it."""
     from engine.library import Library  # numpy and the engine: in the worker thread
@@ -70,7 +69,7 @@ def with_writer(library_path: str | os.PathLike, act: Callable, cancel: threadin
         store = library.store
         deadline = time.monotonic() + LOCK_WAIT
         while not store.try_writer_lock():
-            if time.monotonic() > deadline or (cancel is not None and cancel.is_set()):
+            if time.monotonic() > deadline:
                 store.writer_lock()  # raises UserError naming the reason
             time.sleep(0.1)
         try:

@@ -102,7 +102,7 @@ def test_move_to_a_folder_follows_the_library_and_undo_moves_back(make_window, q
     assert not any(outside.iterdir())
 
 
-def test_copy_paths_and_select_all(make_window, qtbot, acting_library):
+def test_copy_paths_select_all_and_mark_the_selection(make_window, qtbot, acting_library):
     library, files, _ = acting_library
     window = make_window(library)
     shown = _search(window, qtbot, files["scene1"], k=4)
@@ -123,6 +123,13 @@ def test_copy_paths_and_select_all(make_window, qtbot, acting_library):
     entries["Mark 3 Similar"].trigger()
     assert window.marks() == {p: 1 for p in others}
     qtbot.waitUntil(window.results_are_current, timeout=30_000)
+
+    # a marked photo trashed: it leaves the marks too (its label stays), the bar counts the rest
+    window.file_actions.trash([others[0]])
+    confirmation(window, qtbot).trash_button.click()
+    idle(window, qtbot)
+    assert window.marks() == {p: 1 for p in others[1:]} and others[0] not in _paths(window)
+    assert window.refine_label.text() == "Refined by 2 similar"
 
 
 def test_rubber_band_selects_the_tiles_it_covers(make_window, qtbot, acting_library):
