@@ -426,8 +426,14 @@ class ResultActions(QObject):
         group.triggered.connect(lambda act: self.settings.setValue(KEEP_RULE, act.data()))
         menu.aboutToShow.connect(self._sync_keep_rule)  # the Duplicates view may have changed it
         menu.addSeparator()
-        menu.addAction("Preferred Formats and Folders…", lambda: PreferencesDialog(self.settings, self.window).exec())
+        menu.addAction("Preferred Formats and Folders…", self.edit_preferences)
         return menu
+
+    def edit_preferences(self) -> None:
+        """Preferred formats and folders for "Select all but the best" (and the Duplicates view's keeper)."""
+        dialog = PreferencesDialog(self.settings, self.window)
+        dialog.exec()
+        dialog.deleteLater()
 
     def _sync_keep_rule(self) -> None:
         chosen = str(self.settings.value(KEEP_RULE, "largest"))
