@@ -210,11 +210,10 @@ def _describe_member(m) -> str:
 
 
 def _size(count: int) -> str:
-    """Bytes for a person: 1.2 MB, 340 KB."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
+    """Bytes for a person: 1.2 MB, 340 KB (as the window says them)."""
+    from engine.actions import size_text
+
+    return size_text(count)
 
 
 def _trash_others(library, groups, *, yes: bool) -> int:

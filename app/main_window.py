@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayo
 from app.background import run_in_thread
 from app.compare import MAX_PHOTOS, ComparedPhoto, CompareWindow
 from app.fitted_label import FittedLabel
+from app.duplicates_view import DuplicatesDialog
+from app.file_actions import ResultActions
 from app.icons import icon
 from app.indexing import IndexingService, compact_progress
 from app.labeling import LabelingController
@@ -162,6 +164,7 @@ class MainWindow(QMainWindow):
         self._build_indexing()
         self._init_labeling()
         self._init_preview_compare()
+        self._init_file_actions()
         self.search_thread.refresh()
 
         self._warm_thread = None
@@ -525,6 +528,7 @@ class MainWindow(QMainWindow):
             act.setShortcut(self.unmark_action.shortcut())
             act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         menu.setToolTipsVisible(bool(why))
+        self.file_actions.add_to_menu(menu, path)  # trash, move, copy: the selection or this tile
         return menu
 
     def open_result(self, path: str | None) -> None:
@@ -738,6 +742,50 @@ class MainWindow(QMainWindow):
         # pair view suggests (query, result) pairs from recent searches.
         if request_id == self.search_thread.current_request:
             self.labeling.remember_search(self._query, items)
+
+    # ------------------------------------------------------------------ acting on files (app/file_actions.py)
+
+    def _init_file_actions(self) -> None:
+        """The Edit menu: trash, move, copy, undo, select all but the best; Delete, Ctrl+A, Ctrl+Z;
+        Find Duplicates (app/duplicates_view.py)."""
+        self._duplicates = None
+        self.file_actions = ResultActions(self, self.library_path, settings=self.settings,
+                                          open_duplicates=self.open_duplicates)
+
+    def files_changed(self, gone: list[str], back: list[str]) -> None:
+        """Photos left their place (trashed, moved away): they leave the results and the marks at
+        once (their labels stay, keyed by content); photos came back (undo): the query runs again."""
+        gone_set = set(gone)
+        self.model.remove_paths(gone)
+        if gone_set & set(self._marks):
+            self._marks = {path: mark for path, mark in self._marks.items() if path not in gone_set}
+            self.model.set_marks(self._marks)
+            self._update_refine_bar()
+        self.refresh_status()
+        if back:
+            self._rerun()
+
+    def open_duplicates(self) -> DuplicatesDialog:
+        """The Duplicates view (one at a time): groups of copies across the library."""
+        if self._duplicates is None:
+            self._duplicates = DuplicatesDialog(self.library_path, self.file_actions.runner, self.settings,
+                                                parent=self)
+            self._duplicates.finished.connect(self._on_duplicates_finished)
+            self._duplicates.show()
+        else:
+            self._duplicates.raise_()
+            self._duplicates.activateWindow()
+        return self._duplicates
+
+    @property
+    def duplicates_dialog(self):
+        return self._duplicates
+
+    def _on_duplicates_finished(self, result: int) -> None:
+        dialog, self._duplicates = self._duplicates, None
+        if dialog is not None:
+            dialog.shutdown()
+            dialog.deleteLater()
 
     # ------------------------------------------------------------------ indexing and watching
 
@@ -1143,6 +1191,9 @@ class MainWindow(QMainWindow):
         if self._wizard is not None:
             self._wizard.shutdown()
         self.indexing.shutdown()
+        if self._duplicates is not None:
+            self._duplicates.shutdown()
+        self.file_actions.shutdown()
         if self._retrain_dialog is not None:
             self._retrain_dialog.shutdown()
         self.search_thread.shutdown()

@@ -20,6 +20,7 @@ MarkRole = Qt.ItemDataRole.UserRole + 4  # 1 marked similar, -1 dissimilar, 0 no
 SimilarityRole = Qt.ItemDataRole.UserRole + 10  # the engine.similarity level, or None
 # 0: a lookalike (at or above the floor), 1: the first result below it (the dividing line), 2: another below
 BelowFloorRole = Qt.ItemDataRole.UserRole + 11
+KeeperRole = Qt.ItemDataRole.UserRole + 5  # True on the photo "Select all but the best" keeps
 
 # Saturated mid-tones with a white glyph: they stand out on the light and the dark palette alike.
 MARK_COLOURS = {1: QColor("#1f9d55"), -1: QColor("#d93b3b")}
@@ -39,6 +40,7 @@ class ResultsModel(QAbstractListModel):
         self._floor = DEFAULT_FLOOR  # results below this similarity level are set apart
         self._split = 0  # rows before the first one below the floor
         self.technical = False  # tooltips name the score and the code distance too (Advanced open)
+        self._keeper: str | None = None  # the photo "Select all but the best" keeps (app.file_actions)
         self.loader = ImageLoader(icon_size, threads=2, parent=self)
         self.loader.loaded.connect(self._on_loaded)
         pixmap = QPixmap(icon_size)
@@ -52,6 +54,7 @@ class ResultsModel(QAbstractListModel):
         self.loader.reset()
         self._items = list(items)
         self._split = self._split_row()
+        self._keeper = None
         self._icons.clear()
         self._requested.clear()
         self.endResetModel()
@@ -89,6 +92,50 @@ class ResultsModel(QAbstractListModel):
             if item.path in paths:
                 index = self.index(row)
                 self.dataChanged.emit(index, index, [MarkRole, Qt.ItemDataRole.ToolTipRole])
+
+    def set_keeper(self, path: str | None) -> None:
+        """Frame the photo to keep (None: none); its tile and the previous keeper's repaint."""
+        previous, self._keeper = self._keeper, path
+        for row in {self.row_of(p) for p in (previous, path) if p} - {-1}:
+            self.dataChanged.emit(self.index(row), self.index(row), [KeeperRole])
+
+    def keeper(self) -> str | None:
+        return self._keeper
+
+    MAX_REMOVALS = 64  # runs of rows removed one by one (keeping selection and place); more: a reset
+
+    def remove_paths(self, paths) -> int:
+        """Drop the rows showing ``paths`` (trashed or moved away), keeping the other rows'
+        thumbnails, selection and place; how many rows went."""
+        gone = set(paths)
+        rows = [row for row, item in enumerate(self._items) if item.path in gone]
+        if not rows:
+            return 0
+        self.loader.reset()  # loads in flight name rows by number: they would land on the wrong tile
+        runs: list[list[int]] = []  # contiguous rows, one removal each (a row at a time was O(n^2) in the view)
+        for row in rows:
+            if runs and runs[-1][1] == row - 1:
+                runs[-1][1] = row
+            else:
+                runs.append([row, row])
+        if len(runs) > self.MAX_REMOVALS:  # scattered rows: one reset costs less than thousands of removals
+            self.beginResetModel()
+            kept = [row for row in range(len(self._items)) if self._items[row].path not in gone]
+            self._icons = {new: self._icons[old] for new, old in enumerate(kept) if old in self._icons}
+            self._items = [self._items[row] for row in kept]
+            self.endResetModel()
+        else:
+            for first, last in reversed(runs):
+                self.beginRemoveRows(QModelIndex(), first, last)
+                del self._items[first:last + 1]
+                width = last - first + 1
+                self._icons = {(r - width if r > last else r): icon for r, icon in self._icons.items()
+                               if not first <= r <= last}
+                self.endRemoveRows()
+        self._requested = set(self._icons)  # the others are asked for again when shown
+        if self._keeper in gone:
+            self._keeper = None
+        return len(rows)
 
     def mark(self, row: int) -> int:
         return self._marks.get(self._items[row].path, 0)
@@ -147,6 +194,8 @@ class ResultsModel(QAbstractListModel):
             # By the words, not the place: in Hamming order (re-ranking off) they need not fall
             # down the list, and a lookalike after the line is still one.
             return 0 if self._at_or_above(item) else 1 if row == self._split else 2
+        if role == KeeperRole:
+            return item.path == self._keeper
         return None
 
     def set_infos(self, infos: dict) -> None:
@@ -200,6 +249,8 @@ class MarkDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         super().paint(painter, option, index)
         paint_similarity(painter, option, index)
+        if index.data(KeeperRole):
+            self._paint_keeper(painter, option)
         mark = index.data(MarkRole)
         colour = MARK_COLOURS.get(mark)
         if colour is None:
@@ -225,6 +276,28 @@ class MarkDelegate(QStyledItemDelegate):
         else:
             painter.drawLine(QPointF(x + 0.33 * s, y + 0.33 * s), QPointF(x + 0.67 * s, y + 0.67 * s))
             painter.drawLine(QPointF(x + 0.67 * s, y + 0.33 * s), QPointF(x + 0.33 * s, y + 0.67 * s))
+        painter.restore()
+
+    KEEPER = QColor("#2f6fde")  # blue: neither of the marks' colours
+
+    def _paint_keeper(self, painter: QPainter, option: QStyleOptionViewItem) -> None:
+        """The photo "Select all but the best" keeps: a blue frame and a "Keep" tag in its top left corner."""
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRectF(option.rect).adjusted(1.5, 1.5, -1.5, -1.5)
+        painter.setPen(QPen(self.KEEPER, self.FRAME, Qt.PenStyle.DashLine))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(rect, 4, 4)
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        tag = QRectF(0, 0, painter.fontMetrics().horizontalAdvance("Keep") + 12, painter.fontMetrics().height() + 4)
+        tag.moveTopLeft(rect.topLeft() + QPointF(4, 4))  # the top right holds the similarity's words
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.KEEPER)
+        painter.drawRoundedRect(tag, 3, 3)
+        painter.setPen(QColor("white"))
+        painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, "Keep")
         painter.restore()
 
 

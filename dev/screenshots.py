@@ -381,6 +381,44 @@ def shoot_preview_compare(shot: Shooter, library: Path, scratch: Path, photos: d
         window.close()
 
 
+def shoot_acting(shot: Shooter, library: Path, scratch: Path, photos: dict) -> None:
+    """Select all but the best among a photo's copies, the trash question, the Duplicates view."""
+    window = make_window(library, scratch)
+    try:
+        shot.wait(lambda: " photos" in window.library_status.text(), what="the library")
+        original = photos["originals"]["coffee"]
+        window.search(str(original))
+        shot.wait(lambda: window.results_are_current() and window.model.rowCount() > 0, what="the results")
+        camera = photos["pictures"] / "Camera" / f"IMG_{2041 + 7 * CAMERA.index('coffee')}.jpg"
+        copies = [str(original), str(camera)] + [str(p) for p in photos["edited"]["coffee"].values()]
+        window.file_actions.select_all_but_best([p for p in copies if window.model.row_of(p) >= 0])
+        shot.wait(lambda: window.model.keeper() is not None and not window.file_actions.is_choosing(),
+                  what="the keeper")
+        window.grab()
+        visible = min(window.model.rowCount(), 15)
+        shot.wait(lambda: all(window.model.thumbnail_loaded(r) for r in range(visible)), timeout=20,
+                  what="the thumbnails")
+        shot.save(window, "main-keep-best")
+        window.file_actions.trash_selected()
+        runner = window.file_actions.runner
+        shot.wait(lambda: runner.confirmation is not None, what="the trash question")
+        runner.confirmation.adjustSize()
+        shot.save(runner.confirmation, "trash-confirm")
+        runner.confirmation.reject()  # nothing moves
+        shot.wait(lambda: not runner.is_busy(), what="the question to close")
+
+        dialog = window.open_duplicates()
+        dialog.resize(900, 560)
+        dialog.find()
+        shot.wait(lambda: not dialog.is_running(), timeout=60, what="the duplicate groups")
+        shot.wait(lambda: all(not dialog.tree.topLevelItem(0).child(r).icon(0).isNull()
+                              for r in range(dialog.tree.topLevelItem(0).childCount())),
+                  timeout=20, what="the group thumbnails")
+        shot.save(dialog, "duplicates")
+    finally:
+        window.close()
+
+
 def labeling_controller(window, library: Path):
     """The window's labelling part (app.labeling.LabelingController), made here if the window has none."""
     from app.labeling import LabelingController  # another part of the app: skipped while it is missing
@@ -513,6 +551,8 @@ def main() -> int:
         shot.run("main window with results", lambda: shoot_results(shot, library, scratch, photos))
         shot.run("preview and compare (app.preview, app.compare)",
                  lambda: shoot_preview_compare(shot, library, scratch, photos))
+        shot.run("acting on results, duplicates (app.file_actions, app.duplicates_view)",
+                 lambda: shoot_acting(shot, library, scratch, photos))
         shot.run("pair labeling (app.labeling)", lambda: shoot_labeling(shot, library, scratch, photos))
         shot.run("labels list (app.labeling)", lambda: shoot_labels(shot, library, scratch))
         shot.run("retrain dialog (app.retrain.RetrainDialog)", lambda: shoot_retrain(shot, library, scratch))

@@ -106,6 +106,14 @@ def total_size(paths: Iterable[str]) -> int:
     return sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
 
 
+def size_text(count: int) -> str:
+    """Bytes for a person: 1.2 MB, 340 KB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
 def trash(library, paths: Sequence[str | os.PathLike]) -> ActionReport:
     """Send files to the system trash and forget them in the catalog; journalled for undo.
 

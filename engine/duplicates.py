@@ -358,14 +358,15 @@ def _kernels():
 
 
 def _jit():
-    from engine import search
+    from engine.search import numba_popcount
 
-    if not search._load_kernels():  # sets numba's cache folder and binds its popcount intrinsic
+    popcount = numba_popcount()  # sets numba's cache folder as the search kernels have it
+    if popcount is None:
         return None
     import numba
 
     g = globals()
-    g["_nb_popcount"] = search._nb_popcount
+    g["_nb_popcount"] = popcount
     jit = numba.njit(cache=True, nogil=True, boundscheck=False)
     g["_nb_first_table"] = jit(_first_table)
 
@@ -493,6 +494,23 @@ KEEP_RULES = {
     "oldest": KeepRule("oldest", "oldest modification time, then largest resolution, then largest file",
                        lambda m: (-m.mtime_ns, m.pixels, m.size)),
 }
+
+
+def preferring(rule: KeepRule, *, formats: Sequence[str] = (), folders: Sequence[str] = ()) -> KeepRule:
+    """``rule`` after a preference: a photo of one of ``formats`` (suffixes, ".jpg" or "jpg",
+    any case) is kept before one that is not, then one under one of ``folders``, then ``rule``."""
+    suffixes = {("." + f.lower().lstrip(".")) for f in formats if f.strip(".")}
+    roots = [os.path.abspath(f).rstrip(os.sep) + os.sep for f in folders]
+    if not suffixes and not roots:
+        return rule
+
+    def key(m: Member) -> tuple:
+        in_format = os.path.splitext(m.path)[1].lower() in suffixes
+        in_folder = any(m.path.startswith(root) for root in roots)
+        return (in_format, in_folder, *rule.key(m))
+
+    wanted = [", ".join(sorted(suffixes))] * bool(suffixes) + ["under " + ", ".join(folders)] * bool(roots)
+    return KeepRule(f"{rule.name}+preferred", f"preferred ({'; '.join(wanted)}), then {rule.description}", key)
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,12 @@ def _active_kernels():
     return kern
 
 
+def numba_popcount():
+    """numba's popcount intrinsic, for other engine kernels to compile with (numba's cache folder
+    set up as the search kernels have it), or None when numba does not import."""
+    return _nb_popcount if _load_kernels() else None
+
+
 def _load_kernels():
     global _kernels
     if _kernels is None:

@@ -78,6 +78,22 @@ def test_keep_rules_choose_by_resolution_file_size_and_age(tmp_path):
     assert D.KEEP_RULES["oldest"].choose(members).path == str(old)
 
 
+def test_a_preferred_format_or_folder_comes_before_the_rule(tmp_path):
+    image = photos.scene(6)
+    big = photos.save(image, tmp_path / "big.jpg", quality=90)
+    png = photos.save(image.resize((320, 240)), tmp_path / "small.png")
+    kept = photos.save(image.resize((160, 120)), tmp_path / "keep" / "tiny.jpg", quality=60)
+    members = [D.member(str(p)) for p in (big, png, kept)]
+    largest = D.KEEP_RULES["largest"]
+    assert D.preferring(largest) is largest
+    assert D.preferring(largest, formats=["PNG"]).choose(members).path == str(png)
+    assert D.preferring(largest, folders=[str(tmp_path / "keep")]).choose(members).path == str(kept)
+    both = D.preferring(largest, formats=[".jpg"], folders=[str(tmp_path / "keep")])
+    assert both.choose(members).path == str(kept) and "then largest resolution" in both.description
+    # a folder's name as a prefix of another's is not that folder
+    assert D.preferring(largest, folders=[str(tmp_path / "ke")]).choose(members).path == str(big)
+
+
 def test_a_cancelled_join_raises_cancelled_and_reports_progress_until_then():
     import threading
 

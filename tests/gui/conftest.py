@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import os
+import shutil
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -97,3 +99,47 @@ def make_window(qtbot, tmp_path, default_model_dir):
     yield make
     for window in windows:
         window.close()
+
+
+# ------------------------------------------------------------------ acting on files (test_file_actions, test_duplicates_view)
+
+
+def build_acting_library(tmp_path, default_model_dir):
+    """Six scenes (640 x 480); scene 0 also resized, recompressed and as a PNG; scene 3 twice
+    (a byte copy); indexed."""
+    root = tmp_path / "photos"
+    files = {}
+    for i in range(6):
+        image = photos.scene(700 + i)
+        files[f"scene{i}"] = str(photos.save(image, root / f"scene{i}.jpg", quality=92))
+        if i == 0:
+            for edit in ("resized", "q60", "png"):
+                files[edit] = str(photos.copy_edit(image, edit, root / "edits" / "scene0"))
+    shutil.copyfile(files["scene3"], root / "backup-scene3.jpg")
+    files["backup"] = str(root / "backup-scene3.jpg")
+    library = tmp_path / "library"
+    with Library(library) as lib:
+        lib.install_model(default_model_dir)
+        assert Indexer(lib, workers=0).run([root]).added == len(files)
+    return library, files
+
+
+@pytest.fixture
+def trash_home(tmp_path, monkeypatch):
+    """A freedesktop trash under tmp_path (send2trash reads XDG_DATA_HOME when imported)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home" / "data"))
+    (tmp_path / "home").mkdir()
+    import send2trash.plat_other
+
+    importlib.reload(send2trash.plat_other)
+    yield tmp_path / "home" / "data" / "Trash"
+    monkeypatch.undo()
+    importlib.reload(send2trash.plat_other)
+
+
+@pytest.fixture
+def acting_library(tmp_path, default_model_dir, trash_home):
+    """(library, {name: path}, trash folder): build_acting_library's, with the trash under tmp_path."""
+    library, files = build_acting_library(tmp_path, default_model_dir)
+    return library, files, trash_home

@@ -88,7 +88,8 @@ def test_result_menu_copies_the_path_and_finds_lookalikes_of_a_result(make_windo
     menu = window.result_menu(model.index(2))
     actions = {a.text(): a for a in menu.actions() if a.text()}
     assert set(actions) == {"Open", "Reveal in file manager", "Copy path", "Preview", "Compare with the query",
-                            "Find lookalikes of this", "Mark similar to the query", "Mark dissimilar to the query"}
+                            "Find lookalikes of this", "Mark similar to the query", "Mark dissimilar to the query",
+                            "Move to Trash…", "Move to Folder…", "Copy to Folder…"}  # app.file_actions
     third = model.item(2).path
     actions["Copy path"].trigger()
     assert QApplication.clipboard().text() == third
