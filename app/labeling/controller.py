@@ -115,7 +115,11 @@ class LabelingController(QObject):
             self.dock = QDockWidget("Label pairs", self.window)
             self.dock.setObjectName("label-pairs-dock")
             self.dock.setWidget(self.view)
-            self.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+            # Below the results, not beside them: beside, it squeezed the grid to one clipped
+            # column; below, the grid keeps its width (docs/ARCHITECTURE.md, "The window").
+            self.window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+            self.window.resizeDocks([self.dock], [max(240, self.window.height() * 9 // 20)],
+                                    Qt.Orientation.Vertical)
         self.dock.show()
         self.dock.raise_()
         self.view.start()
