@@ -105,6 +105,11 @@ class RecentQueries:
         self._entries = [entry] + [e for e in self._entries if e != entry]
         del self._entries[self.limit:]
 
+    def discard(self, query: object) -> None:
+        """Forget ``query`` (a search for it failed: it is no query to come back to)."""
+        entry = self.entry_of(query)
+        self._entries = [e for e in self._entries if e != entry]
+
     def entries(self, exists: Callable[[str], bool] | None = None) -> list[tuple[str, ...]]:
         """Newest first; with ``exists``, only the entries whose photos all still exist."""
         return [e for e in self._entries if exists is None or all(exists(p) for p in e)]

@@ -1225,6 +1225,8 @@ class MainWindow(QMainWindow):
             return
         self.shown_request = request_id
         self.model.set_results([])
+        self.recent.discard(self._query)  # not offered again under Recent, nor reopened at the next start
+        self.settings.setValue(self.RECENT_QUERIES, self.recent.dumps())
         what = "these photos" if isinstance(self._query, tuple) else "this photo"
         self.show_results_message(f"No results: Lookalike could not search for {what}.\n\n{message}")
 

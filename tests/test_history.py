@@ -56,4 +56,6 @@ def test_recent_queries_newest_first_without_pixels_and_round_trip_odd_names(tmp
     real.write_bytes(b"x")
     recent.add(str(real))
     assert recent.entries(exists=os.path.isfile) == [(str(real),)]
+    recent.discard(str(real))
+    assert (str(real),) not in recent.entries()
     assert RecentQueries.loads("not json").entries() == [] and RecentQueries.loads('{"a": 1}').entries() == []

@@ -155,6 +155,8 @@ def test_a_failed_search_clears_the_grid_and_says_why_in_the_results_area(make_w
     reason = text.split("\n\n", 1)[1]
     assert reason.strip()  # the engine's own words: why this file is no photo it can read
 
+    window._fill_recent_menu()
+    assert "cut.jpg" not in [a.text() for a in window.recent_menu.actions()]  # nothing to come back to
     window.search(good)  # a search that works shows its results again
     _wait_for_results(qtbot, window, query=good)
     assert window.stack.currentWidget() is window.view
@@ -220,6 +222,7 @@ def test_names_stay_under_the_tiles_after_the_pair_panel_and_a_model_change(make
     _wait_for_results(qtbot, window, query=query)
     _names_drawn(window, qtbot)
     window.labeling.open_pair_view()
+    _pair_shown(window, qtbot)
     window._on_model_changed()  # what activating another model version does: the search runs again
     qtbot.waitUntil(window.results_are_current, timeout=20_000)
     _names_drawn(window, qtbot)
@@ -237,10 +240,18 @@ def test_pair_panel_leaves_the_grid_at_least_three_columns(make_window, qtbot, s
     _wait_for_results(qtbot, window, query=query)
     window.labeling.open_pair_view()
     qtbot.waitUntil(lambda: window.labeling.dock.isVisible())
+    _pair_shown(window, qtbot)
     QApplication.processEvents()
     columns = {rect.left() for _, rect in _tiles(window)}
     assert len(columns) >= 3, f"{len(columns)} whole column(s) in a {window.view.viewport().width()} px grid"
     assert window.view.horizontalScrollBar().maximum() == 0  # none clipped
+
+
+def _pair_shown(window, qtbot) -> None:
+    """The pair panel has its pair and its photos: nothing of it is still on the way when the test ends."""
+    view = window.labeling.view
+    qtbot.waitUntil(lambda: view.current is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: view.loader.pool.activeThreadCount() == 0, timeout=20_000)
 
 
 def _mouse_button(widget: QWidget, button: Qt.MouseButton) -> None:
