@@ -159,7 +159,7 @@ class Session:
             old.terminate()
             old.wait(10)
         python = self.args.python or sys.executable
-        owner = subprocess.Popen([python, "-c", CLIPBOARD_OWNER, kind, os.path.abspath(path)], env=self.env,
+        owner = subprocess.Popen([python, "-c", CLIPBOARD_OWNER, kind, os.path.abspath(os.path.expanduser(path))], env=self.env,
                                  stdout=subprocess.PIPE, text=True)
         owner.stdout.readline()
         self.processes["clipboard"] = owner
