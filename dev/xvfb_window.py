@@ -159,7 +159,8 @@ class Session:
             old.terminate()
             old.wait(10)
         python = self.args.python or sys.executable
-        owner = subprocess.Popen([python, "-c", CLIPBOARD_OWNER, kind, os.path.abspath(os.path.expanduser(path))], env=self.env,
+        target = os.path.abspath(os.path.expanduser(path))
+        owner = subprocess.Popen([python, "-c", CLIPBOARD_OWNER, kind, target], env=self.env,
                                  stdout=subprocess.PIPE, text=True)
         owner.stdout.readline()
         self.processes["clipboard"] = owner
