@@ -1064,7 +1064,7 @@ class MainWindow(QMainWindow):
         self.k_spin.valueChanged.disconnect(self._on_k_changed)
         self._k_timer = QTimer(self, singleShot=True, interval=self.K_DELAY_MS)
         self._k_timer.timeout.connect(self._apply_k)
-        self.k_spin.valueChanged.connect(lambda value: self._k_timer.start())
+        self.k_spin.valueChanged.connect(self._on_k_edited)
 
         self.message_label = QLabel()
         self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -1184,6 +1184,14 @@ class MainWindow(QMainWindow):
         grid = tile + self.TILE_GAP
         if self.view.gridSize() != grid:
             self.view.setGridSize(grid)
+
+    def _on_k_edited(self, value: int) -> None:
+        # Typed (or stepped) by the person: once they pause, so "200" is not a search for 2,
+        # then 20. Set by the program: now.
+        if self.k_spin.hasFocus():
+            self._k_timer.start()
+        else:
+            self._apply_k()
 
     def _apply_k(self) -> None:
         self.settings.setValue("k", self.k_spin.value())

@@ -358,7 +358,16 @@ def test_file_dialogs_open_in_the_last_folder_used_else_pictures(make_window, qt
     home = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.HomeLocation)
     assert asked[0] == (pictures if os.path.isdir(pictures) else home)
     window.open_action.trigger()
-    assert asked[1] == os.path.dirname(sorted(shaped_library["photos"])[0])
+    folder = os.path.dirname(sorted(shaped_library["photos"])[0])
+    assert asked[1] == folder
+
+    def cancel_save(parent, caption, path, *rest, **kwargs):
+        asked.append(path)
+        return ("", "")
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", cancel_save)
+    window.labeling.open_labels_dialog().choose_export()  # Labels > Labels… > Export: the same folder
+    assert asked[2] == os.path.join(folder, "labels.csv")
 
 
 def test_reopening_shows_the_last_query_or_the_start_hint_never_a_blank_pane(make_window, qtbot, shaped_library,
