@@ -1047,7 +1047,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _environment_problem(exc: BaseException) -> EnvironmentProblem | None:
     if isinstance(exc, sqlite3.DatabaseError):
-        from engine.store import catalog_problem  # numpy: only on this error path
+        from engine.sql import catalog_problem  # only on this error path
 
         return catalog_problem(exc, None)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -105,7 +105,7 @@ class SearchThread(QObject):
     def _search(self, worker: LibraryWorker, request: int, query: object, k: int,
                 options: dict) -> tuple[str, list[ResultItem]]:
         # numpy and the engine: in the worker thread
-        from engine.index import thumbnail_path
+        from engine.layout import thumbnail_path
         from engine.search import SearchParams
 
         # one photo (a path or pasted pixels), or an app.refine.WindowQuery: several, and marks

@@ -54,24 +54,12 @@ def atomic_write(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Bina
     so a commit that follows may point at the file; ``sync=False`` is for caches only.
     An OSError (a full disk...) becomes the matching EnvironmentProblem.
     """
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            if sync:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        if sync:
-            fsync_dir(path.parent)
-    except OSError as exc:
-        raise environment_problem(exc, f"write {path}") from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path, sync=sync) as tmp:
+        try:
+            with open(tmp, "wb") as handle:
+                yield handle
+        except OSError as exc:
+            raise environment_problem(exc, f"write {path}") from exc
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from engine.atomic import write_bytes
 from engine.codes import codes_from_logits
 from engine.errors import DecodeError, DiskFull, EnvironmentProblem, LibraryDamaged, UserError
 from engine.imageio import IMAGE_SUFFIXES, RAW_SUFFIXES, is_transient
-from engine.layout import thumbnail_path  # noqa: F401  (re-exported: app/ still imports it from here)
+from engine.layout import thumbnail_path
 from engine.library import Library
 from engine.reencode import encode_missing
 from engine.store import ImageRow, KnownContent, NewImage, Store

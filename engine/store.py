@@ -27,7 +27,6 @@ from engine.schema import migrate
 from engine.scratch import remove_path
 from engine.sql import (CatalogConnection, ReadOnlyConnection, Transaction, catalog_uri, fs, fs_or_none, path_range,
                         read_only_message, read_only_uri, unfs, uri_path)
-from engine.sql import catalog_problem  # noqa: F401  (re-exported: app.cli reads it from here)
 from engine.errors import (EnvironmentProblem, LibraryDamaged, UnsafeLibrary, UserError,
                            environment_problem)
 

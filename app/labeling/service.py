@@ -105,7 +105,7 @@ class LabelService(QObject):
     # thread: this module loads with the window, and they would add a good part of a second.
 
     def _suggest(self, worker: LibraryWorker, recent: list, exclude: list, seed: int, count: int) -> SuggestionBatch:
-        from engine.index import thumbnail_path
+        from engine.layout import thumbnail_path
 
         library = worker.library_or_none()
         if library is None:
@@ -203,7 +203,7 @@ class LabelService(QObject):
         return f"Unmarked {display_path(os.path.basename(result_path))}: its label is removed", store.label_count()
 
     def _list(self, worker: LibraryWorker) -> list[LabelEntry]:
-        from engine.index import thumbnail_path
+        from engine.layout import thumbnail_path
 
         library = worker.library_or_none()
         if library is None:

@@ -118,7 +118,7 @@ def stages(library_path: Path, queries: list[Path], k: int, rounds: int) -> dict
     """Seconds per stage of the worker's search, each timed alone (the first round is a warm-up)."""
     from engine.codes import codes_from_logits
     from engine.imageio import decode_image, read_file
-    from engine.index import thumbnail_path
+    from engine.layout import thumbnail_path
     from engine.library import Library
     from engine.search import SearchParams, search
 
@@ -154,6 +154,20 @@ def stages(library_path: Path, queries: list[Path], k: int, rounds: int) -> dict
     return out
 
 
+def synthetic_library(size: int) -> Path:
+    """bench_library's synthetic library of ``size`` photos, built once in LIBRARIES."""
+    from engine.default_model import build_default_model
+    from tests.bench.bench_library import build
+
+    library = LIBRARIES / f"lib-{size}"
+    if not (library / "catalog.sqlite3").exists():
+        print(f"building a synthetic library of {size:,} photos in {library} ...", flush=True)
+        # the photos as empty files: search leaves out results no longer on disk, and photos under
+        # a root that is not there (bench_library's made-up /bench)
+        build(library, build_default_model(64), size, photos=LIBRARIES / f"photos-{size}")
+    return library
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=100_000)
@@ -163,16 +177,9 @@ def main() -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from engine.default_model import build_default_model
     from app.main_window import MainWindow
-    from tests.bench.bench_library import build
 
-    library = LIBRARIES / f"lib-{args.size}"
-    if not (library / "catalog.sqlite3").exists():
-        print(f"building a synthetic library of {args.size:,} photos in {library} ...", flush=True)
-        # the photos as empty files: search leaves out results no longer on disk, and photos under
-        # a root that is not there (bench_library's made-up /bench)
-        build(library, build_default_model(64), args.size, photos=LIBRARIES / f"photos-{args.size}")
+    library = synthetic_library(args.size)
     queries = query_photos()
 
     app = QApplication.instance() or QApplication([])

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_drop import LIBRARIES, query_photos, time_drop, wait_until  # noqa: E402
+from tests.bench.bench_drop import query_photos, synthetic_library, time_drop, wait_until  # noqa: E402
 
 TARGET_MS = 1000.0  # issue 9: "well under a second at 1e5"
 
@@ -75,14 +75,9 @@ def main() -> None:
 
     from app.main_window import MainWindow
     from app.refine import DISSIMILAR, SIMILAR
-    from engine.default_model import build_default_model
     from engine.search import backend
-    from tests.bench.bench_library import build
 
-    library = LIBRARIES / f"lib-{args.size}"
-    if not (library / "catalog.sqlite3").exists():
-        print(f"building a synthetic library of {args.size:,} photos in {library} ...", flush=True)
-        build(library, build_default_model(64), args.size, photos=LIBRARIES / f"photos-{args.size}")
+    library = synthetic_library(args.size)
     queries = query_photos()
     rng = np.random.default_rng(3)
 

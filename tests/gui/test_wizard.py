@@ -162,6 +162,7 @@ def test_nested_folders_are_merged_in_the_list_and_counted_once(make_window, qtb
     qtbot.waitUntil(lambda: window.wizard is None, timeout=5_000)
 def test_the_estimate_counts_the_model_build_and_not_the_unchanged_photos(make_window, qtbot, tmp_path, options,
                                                                           monkeypatch):
+    import engine.default_model
     from app.index_wizard import MODEL_BUILD_ESTIMATE
 
     monkeypatch.setenv("LOOKALIKE_CACHE_DIR", str(tmp_path / "empty-cache"))  # no default model built yet
@@ -170,6 +171,13 @@ def test_the_estimate_counts_the_model_build_and_not_the_unchanged_photos(make_w
     window.open_wizard()
     wizard = window.wizard
     wizard.folders_page.add_folder(folder)
+    summary = _to_summary(wizard, qtbot)
+    # the package ships the default model (resources/models): nothing to build, nothing estimated
+    assert engine.default_model.shipped_default_model() is not None
+    assert summary.estimate < MODEL_BUILD_ESTIMATE and "preparing the model" not in summary.label.text()
+    # a checkout whose shipped model is not built yet builds it with torch on first use
+    monkeypatch.setattr(engine.default_model, "shipped_default_model", lambda: None)
+    wizard.back()
     summary = _to_summary(wizard, qtbot)
     assert summary.count == 3 and summary.to_read == 3
     assert summary.estimate >= MODEL_BUILD_ESTIMATE
