@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
@@ -1062,6 +1063,7 @@ class MainWindow(QMainWindow):
         # The result count searches as it is typed (after a pause), not only on Enter.
         self.k_spin.setKeyboardTracking(True)
         self.k_spin.valueChanged.disconnect(self._on_k_changed)
+        self._k_key_at = float("-inf")  # when a key last reached the result count box
         self._k_timer = QTimer(self, singleShot=True, interval=self.K_DELAY_MS)
         self._k_timer.timeout.connect(self._apply_k)
         self.k_spin.valueChanged.connect(self._on_k_edited)
@@ -1101,6 +1103,9 @@ class MainWindow(QMainWindow):
                     and queries_from_mime(QGuiApplication.clipboard().mimeData())):
                 event.ignore()
                 return True
+        elif kind == QEvent.Type.KeyPress:
+            if watched is self.k_spin or watched is self.k_spin.lineEdit():
+                self._k_key_at = time.monotonic()  # the value that changes now was typed
         elif kind == QEvent.Type.MouseButtonPress:
             button = event.button()
             if button in (Qt.MouseButton.BackButton, Qt.MouseButton.ForwardButton) and self._is_mine(watched):
@@ -1186,9 +1191,9 @@ class MainWindow(QMainWindow):
             self.view.setGridSize(grid)
 
     def _on_k_edited(self, value: int) -> None:
-        # Typed (or stepped) by the person: once they pause, so "200" is not a search for 2,
-        # then 20. Set by the program: now.
-        if self.k_spin.hasFocus():
+        # Typed (or stepped by a key) by the person: once they pause, so "200" is not a search
+        # for 2, then 20. Set by the program (or a click on the arrows): now.
+        if time.monotonic() - self._k_key_at < 0.1:
             self._k_timer.start()
         else:
             self._apply_k()

@@ -366,8 +366,13 @@ def test_file_dialogs_open_in_the_last_folder_used_else_pictures(make_window, qt
         return ("", "")
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", cancel_save)
-    window.labeling.open_labels_dialog().choose_export()  # Labels > Labels… > Export: the same folder
+    dialog = window.labeling.open_labels_dialog()
+    dialog.choose_export()  # Labels > Labels… > Export: the same folder
     assert asked[2] == os.path.join(folder, "labels.csv")
+    # nothing on the way when the test ends: the search's results, the dialog's list
+    _wait_for_results(qtbot, window)
+    qtbot.waitUntil(lambda: dialog.loaded, timeout=10_000)
+    qtbot.waitUntil(lambda: dialog.model.loader.pool.activeThreadCount() == 0, timeout=10_000)
 
 
 def test_reopening_shows_the_last_query_or_the_start_hint_never_a_blank_pane(make_window, qtbot, shaped_library,
