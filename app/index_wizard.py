@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from app.disclosure import Disclosure, note
 from app.indexing import (SETTINGS_PROVIDER, SETTINGS_THREADS, IndexingService, LibraryInfo, format_duration,
                           read_library_info, saved_provider, saved_threads, time_left)
+from app.dialog_folders import remember_folder, start_folder
 from app.background import Task, run_in_thread
 from app.workers import IndexSetup, plan_folders
 from engine.index import suffix_families
@@ -137,8 +138,12 @@ class FoldersPage(QWizardPage):
                 if not any(root == folder or root.startswith(folder.rstrip(os.sep) + os.sep) for folder in listed)]
 
     def _choose(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a photo folder")
+        settings = getattr(self.wizard(), "settings", None)
+        path = QFileDialog.getExistingDirectory(self, "Add a photo folder",
+                                                start_folder(settings) if settings is not None else "")
         if path:
+            if settings is not None:
+                remember_folder(settings, path)
             self.add_folder(path)
 
     def show_info(self, info: LibraryInfo) -> None:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QSettings, QSize, Qt, QUrl
+from PySide6.QtCore import QEvent, QMimeData, QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QImage, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayout,
                                QLabel, QListView, QMainWindow, QMenu, QProgressBar, QPushButton, QSpinBox, QSplitter,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+                               QStackedWidget, QStyle, QToolBar, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QApplication
 
 from app.background import run_in_thread
 from app.compare import MAX_PHOTOS, ComparedPhoto, CompareWindow
 from app.fitted_label import FittedLabel
 from app.duplicates_view import DuplicatesDialog
 from app.file_actions import ResultActions
+from app.dialog_folders import remember_folder, start_folder
+from app.history import History, RecentQueries
 from app.icons import icon
 from app.indexing import IndexingService, compact_progress
 from app.labeling import LabelingController
@@ -165,6 +169,7 @@ class MainWindow(QMainWindow):
         self._init_labeling()
         self._init_preview_compare()
         self._init_file_actions()
+        self._init_navigation()
         self.search_thread.refresh()
 
         self._warm_thread = None
@@ -336,6 +341,7 @@ class MainWindow(QMainWindow):
                 return
             query = tuple(query) if len(query) > 1 else query[0]
         self._send_labels()  # the previous query's marks are stored all the same
+        self._remember_search(query)
         self._query = query
         self._marks = {}
         self.model.set_marks({})
@@ -468,8 +474,10 @@ class MainWindow(QMainWindow):
     def open_file(self) -> None:
         patterns = " ".join(f"*{s}" for s in sorted(image_suffixes()))
         paths, _ = QFileDialog.getOpenFileNames(self, "Find lookalikes of (choose several to search for all "
-                                                "of them together)", "", f"Images ({patterns})")
+                                                "of them together)", start_folder(self.settings),
+                                                f"Images ({patterns})")
         if paths:
+            remember_folder(self.settings, paths[0])
             self.search(paths)
 
     def paste(self) -> None:
@@ -965,7 +973,7 @@ class MainWindow(QMainWindow):
         if self.view.iconSize() == QSize(side, side):
             return
         self.view.setIconSize(QSize(side, side))
-        self.view.setGridSize(QSize(side + 20, side + 40))
+        self._apply_tile_grid()
         self.model.loader.size = QSize(side, side)
         self.model.set_results([self.model.item(row) for row in range(self.model.rowCount())])
 
@@ -1002,8 +1010,7 @@ class MainWindow(QMainWindow):
             lambda on: self.settings.setValue(self.VIEW_DOUBLE_CLICK, "preview" if on else "open"))
         self.view_menu.addSeparator()
         self.view_menu.addAction(self.double_click_action)
-        self.view_menu.addMenu(self.sort_menu)
-        self.view.viewport().installEventFilter(self)
+        self.view_menu.addMenu(self.sort_menu)  # double-clicks reach eventFilter (the application's filter)
 
     def _build_sort_bar(self) -> QWidget:
         """"Sort: Similarity ▾" above the results: reorders the results on show, never searches again."""
@@ -1069,16 +1076,16 @@ class MainWindow(QMainWindow):
         self.model.reorder([row_of[paths[position]] for position in sort_order(paths, self.details.infos,
                                                                                self._sort_by)])
 
-    def eventFilter(self, watched, event) -> bool:
-        # A double-click on a result previews it unless the setting says "open" (then the
-        # view's own activation opens it, as Enter does).
-        if (watched is self.view.viewport() and event.type() == event.Type.MouseButtonDblClick
-                and self.double_click_action.isChecked() and event.button() == Qt.MouseButton.LeftButton):
+    def _double_click_previews(self, watched, event) -> bool:
+        """A double-click on a result previews it unless the setting says "open" (then the
+        view's own activation opens it, as Enter does); True when it did."""
+        if (watched is self.view.viewport() and self.double_click_action.isChecked()
+                and event.button() == Qt.MouseButton.LeftButton):
             index = self.view.indexAt(event.position().toPoint())
             if index.isValid():
                 self.preview_result(index.row())
                 return True
-        return super().eventFilter(watched, event)
+        return False
 
     def _add_preview_actions(self, menu: QMenu, index: QModelIndex) -> None:
         row = index.row()
@@ -1170,6 +1177,257 @@ class MainWindow(QMainWindow):
             self._preview.shutdown()
         for window in list(self._compare_windows):
             window.shutdown()
+
+    # ------------------------------------------------------------------ navigation (app/history.py)
+
+    RECENT_QUERIES = "history/recent"  # JSON: the recent query photos, newest first
+    TILE_GAP = QSize(8, 6)  # between tiles, across and down
+    K_DELAY_MS = 400  # a typed result count searches once the typing pauses
+
+    def _init_navigation(self) -> None:
+        """Back/Forward through searches (keys, mouse buttons, toolbar, Go menu), File > Recent
+        queries, Ctrl+plus/minus for thumbnail size, the result count applied while typed, and
+        the results area's own messages (the start hint, why a search failed)."""
+        self.history = History()
+        self.recent = RecentQueries.loads(self.settings.value(self.RECENT_QUERIES, ""))
+        self._restored = False  # the last query was searched again (or could not be) at start
+        self._results_message = ""  # why the results area shows no results, while it does
+
+        style = self.style()
+        self.back_action = QAction(style.standardIcon(QStyle.StandardPixmap.SP_ArrowBack), "&Back", self,
+                                   triggered=self.go_back)
+        self.back_action.setShortcuts(self._keys(QKeySequence.StandardKey.Back, "Alt+Left"))
+        self.back_action.setToolTip("The search before this one (Alt+Left, or the mouse's back button)")
+        self.forward_action = QAction(style.standardIcon(QStyle.StandardPixmap.SP_ArrowForward), "&Forward", self,
+                                      triggered=self.go_forward)
+        self.forward_action.setShortcuts(self._keys(QKeySequence.StandardKey.Forward, "Alt+Right"))
+        self.forward_action.setToolTip("The search after this one (Alt+Right, or the mouse's forward button)")
+        go_menu = QMenu("&Go", self)
+        go_menu.addAction(self.back_action)
+        go_menu.addAction(self.forward_action)
+        self.menuBar().insertMenu(self.view_menu.menuAction(), go_menu)
+        self.menuBar().insertMenu(go_menu.menuAction(), self.view_menu)  # File, View, Go, ...
+        self.go_menu = go_menu
+        toolbar = QToolBar("Navigation", self)
+        toolbar.setObjectName("navigation-toolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        toolbar.addAction(self.back_action)
+        toolbar.addAction(self.forward_action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.open_action)
+        toolbar.addAction(self.paste_action)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+        self.navigation_toolbar = toolbar
+
+        self.recent_menu = QMenu("&Recent queries", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu = self.open_action.associatedObjects()
+        for menu in file_menu:
+            if isinstance(menu, QMenu):
+                actions = menu.actions()
+                after = actions.index(self.paste_action) + 1
+                menu.insertMenu(actions[after] if after < len(actions) else None, self.recent_menu)
+
+        self.larger_action = QAction("&Larger thumbnails", self, triggered=lambda: self.step_thumbnail_size(1))
+        self.larger_action.setShortcuts(self._keys(QKeySequence.StandardKey.ZoomIn, "Ctrl++", "Ctrl+="))
+        self.smaller_action = QAction("&Smaller thumbnails", self, triggered=lambda: self.step_thumbnail_size(-1))
+        self.smaller_action.setShortcuts(self._keys(QKeySequence.StandardKey.ZoomOut, "Ctrl+-"))
+        self.view_menu.addAction(self.larger_action)
+        self.view_menu.addAction(self.smaller_action)
+
+        # The result count searches as it is typed (after a pause), not only on Enter.
+        self.k_spin.setKeyboardTracking(True)
+        self.k_spin.valueChanged.disconnect(self._on_k_changed)
+        self._k_key_at = float("-inf")  # when a key last reached the result count box
+        self._k_timer = QTimer(self, singleShot=True, interval=self.K_DELAY_MS)
+        self._k_timer.timeout.connect(self._apply_k)
+        self.k_spin.valueChanged.connect(self._on_k_edited)
+
+        self.message_label = QLabel()
+        self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_label.setMargin(24)
+        self.stack.addWidget(self.message_label)
+
+        self.search_thread.statusReady.connect(self._on_status_for_navigation)  # after _on_status
+        self.search_thread.failed.connect(self._on_search_failed)
+        self.search_thread.resultsReady.connect(self._on_results_for_navigation)
+        self.model.modelReset.connect(self._apply_tile_grid)  # a second line of text (words) widens tiles
+        self._apply_tile_grid()
+        # Ctrl+V from any widget of the window, mouse back/forward over any of them: the
+        # application's filter sees the events before the widget that has them.
+        QApplication.instance().installEventFilter(self)
+        self._update_navigation()
+
+    @staticmethod
+    def _keys(standard: QKeySequence.StandardKey, *extra: str) -> list[QKeySequence]:
+        keys = list(QKeySequence.keyBindings(standard))
+        for text in extra:
+            if QKeySequence(text) not in keys:
+                keys.append(QKeySequence(text))
+        return keys
+
+    def eventFilter(self, watched, event) -> bool:
+        kind = event.type()
+        if kind == QEvent.Type.ShortcutOverride:
+            # A spin box (the result count has the keyboard at start) or the grid would take
+            # Ctrl+V for itself and do nothing with a photo: the window's Paste gets it when
+            # the clipboard holds a query, wherever the keyboard is in this window.
+            if (event.matches(QKeySequence.StandardKey.Paste) and self._is_mine(watched)
+                    and queries_from_mime(QGuiApplication.clipboard().mimeData())):
+                event.ignore()
+                return True
+        elif kind == QEvent.Type.KeyPress:
+            if watched is self.k_spin or watched is self.k_spin.lineEdit():
+                self._k_key_at = time.monotonic()  # the value that changes now was typed
+        elif kind == QEvent.Type.MouseButtonDblClick:
+            return self._double_click_previews(watched, event)
+        elif kind == QEvent.Type.MouseButtonPress:
+            button = event.button()
+            if button in (Qt.MouseButton.BackButton, Qt.MouseButton.ForwardButton) and self._is_mine(watched):
+                (self.go_back if button == Qt.MouseButton.BackButton else self.go_forward)()
+                return True
+        return False
+
+    def _is_mine(self, watched) -> bool:
+        return (not self._closed and isinstance(watched, QWidget) and watched.window() is self)
+
+    def go_back(self) -> None:
+        """The search before this one, with the marks it had."""
+        self.history.keep_marks(self._marks)
+        visit = self.history.back()
+        if visit is not None:
+            self._go_to(visit)
+
+    def go_forward(self) -> None:
+        self.history.keep_marks(self._marks)
+        visit = self.history.forward()
+        if visit is not None:
+            self._go_to(visit)
+
+    def _go_to(self, visit) -> None:
+        """Show a search from the history again: its query, its marks, its results."""
+        self._send_labels()
+        self._query = visit.query
+        self._marks = dict(visit.marks)
+        self.model.set_marks(self._marks)
+        self._show_query(visit.query)
+        self._run_search(refining=False)
+        self._update_navigation()
+
+    def _remember_search(self, query) -> None:
+        """A new search (not Back or Forward): into the history and the recent queries."""
+        self.history.keep_marks(self._marks)
+        self.history.visit(query)
+        self.recent.add(query)
+        self.settings.setValue(self.RECENT_QUERIES, self.recent.dumps())
+        self._restored = True  # a search asked for before the library answered wins over the last one
+        self._update_navigation()
+
+    def _update_navigation(self) -> None:
+        self.back_action.setEnabled(self.history.can_go_back())
+        self.forward_action.setEnabled(self.history.can_go_forward())
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        entries = self.recent.entries(exists=os.path.isfile)
+        for entry in entries:
+            name = display_path(os.path.basename(entry[0]))
+            text = name if len(entry) == 1 else f"{name} and {len(entry) - 1} more, together"
+            action = self.recent_menu.addAction(text.replace("&", "&&"),
+                                                lambda entry=entry: self.search(list(entry)))
+            action.setToolTip("\n".join(display_path(p) for p in entry))
+        if not entries:
+            self.recent_menu.addAction("No recent queries").setEnabled(False)
+        self.recent_menu.addSeparator()
+        clear = self.recent_menu.addAction("Clear recent queries", self._clear_recent)
+        clear.setEnabled(bool(entries))
+        self.recent_menu.setToolTipsVisible(True)
+
+    def _clear_recent(self) -> None:
+        self.recent.clear()
+        self.settings.setValue(self.RECENT_QUERIES, self.recent.dumps())
+
+    def step_thumbnail_size(self, step: int) -> None:
+        """One size larger (step 1) or smaller (-1) than now, within small..large."""
+        keys = list(self.THUMBNAIL_SIZES)
+        at = keys.index(self.thumbnail_size()) + step
+        if 0 <= at < len(keys):
+            self.set_thumbnail_size(keys[at])
+
+    def _apply_tile_grid(self) -> None:
+        """The grid's cells: the tile the delegate draws (photo box and text) and a small gap."""
+        delegate = self.view.itemDelegate()
+        if not hasattr(delegate, "tile_size"):
+            return
+        lines = len(delegate.text_lines(self.model.index(0))) if self.model.rowCount() else 1
+        tile = delegate.tile_size(self.view.iconSize().width(), lines)
+        grid = tile + self.TILE_GAP
+        if self.view.gridSize() != grid:
+            self.view.setGridSize(grid)
+
+    def _on_k_edited(self, value: int) -> None:
+        # Typed (or stepped by a key) by the person: once they pause, so "200" is not a search
+        # for 2, then 20. Set by the program (or a click on the arrows): now.
+        if time.monotonic() - self._k_key_at < 0.1:
+            self._k_timer.start()
+        else:
+            self._apply_k()
+
+    def _apply_k(self) -> None:
+        self.settings.setValue("k", self.k_spin.value())
+        self._on_k_changed(self.k_spin.value())
+
+    def show_results_message(self, text: str) -> None:
+        """Say something in the results area instead of results (a failed search, the start hint)."""
+        self._results_message = text
+        self.message_label.setText(text)
+        self.stack.setCurrentWidget(self.message_label)
+
+    def results_message(self) -> str:
+        """What the results area says instead of results, or "" when it shows results."""
+        return self.message_label.text() if self.stack.currentWidget() is self.message_label else ""
+
+    START_HINT = ("Drop a photo here, paste one (Ctrl+V) or choose File > Open…\n\n"
+                  "Lookalike shows the photos in your folders that look like it, the closest first.")
+
+    def _on_status_for_navigation(self, status: dict) -> None:
+        """The library can search: at start, the last query again while its photos exist, else
+        the start hint; never a blank grid with nothing asked."""
+        usable = status.get("exists") and status.get("model") is not None and int(status.get("images") or 0)
+        if not usable or self._closed:
+            return
+        if self._query is None and not self._restored:
+            self._restored = True
+            last = self.recent.entries(exists=os.path.isfile)
+            if last:
+                self.search(list(last[0]))
+                return
+        if self._query is None:
+            self.show_results_message(self.START_HINT)
+        elif self._results_message and self.results_are_current():
+            self.show_results_message(self._results_message)  # _on_status showed the (empty) grid
+
+    def _on_search_failed(self, request_id: int, message: str) -> None:
+        """The search asked for last failed: its old results go, and the results area says why."""
+        if request_id != self.search_thread.current_request or self._closed:
+            return
+        self.shown_request = request_id
+        self.model.set_results([])
+        self.recent.discard(self._query)  # not offered again under Recent, nor reopened at the next start
+        self.settings.setValue(self.RECENT_QUERIES, self.recent.dumps())
+        what = "these photos" if isinstance(self._query, tuple) else "this photo"
+        self.show_results_message(f"No results: Lookalike could not search for {what}.\n\n{message}")
+
+    def _on_results_for_navigation(self, request_id: int, query_path: str, items: list) -> None:
+        if request_id == self.search_thread.current_request:
+            self._results_message = ""
+            if not items:
+                self.show_results_message("No photos in the library look like this one"
+                                          + (" in the folder chosen." if self.search_folder() else "."))
+                self._results_message = ""
 
     # ------------------------------------------------------------------ shutdown
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPointF, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFontMetrics, QIcon, QImage, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app.preview import info_lines
 from app.workers import ImageLoader, ResultItem
@@ -247,7 +247,7 @@ class MarkDelegate(QStyledItemDelegate):
     FRAME = 3  # pixels
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        super().paint(painter, option, index)
+        self.paint_tile(painter, option, index)
         paint_similarity(painter, option, index)
         if index.data(KeeperRole):
             self._paint_keeper(painter, option)
@@ -277,6 +277,106 @@ class MarkDelegate(QStyledItemDelegate):
             painter.drawLine(QPointF(x + 0.33 * s, y + 0.33 * s), QPointF(x + 0.67 * s, y + 0.67 * s))
             painter.drawLine(QPointF(x + 0.67 * s, y + 0.33 * s), QPointF(x + 0.33 * s, y + 0.67 * s))
         painter.restore()
+
+    # ------------------------------------------------------------------ the tile's own geometry
+    # Drawn here, not by the style's item layout: that sized a tile from the first photo's
+    # icon and clipped the others to it (landscape photos cut to squares, names gone once the
+    # view had been narrow). A tile is a photo box of the view's icon width and 3/4 of its
+    # height, the photo fitted inside it with its aspect ratio, standing on its name: landscape
+    # photos (most cameras' 4:3 and 3:2) fill the box, so rows pack without gaps; portrait and
+    # square ones are whole, only smaller.
+
+    PAD = 6  # pixels around the photo box and under the name
+    BOX_ASPECT = 0.75  # the photo box's height over its width
+    MAX_TEXT_LINES = 3
+
+    def photo_box(self, tile: QRect, side: int) -> QRect:
+        """Where a tile's photo may go: ``side`` wide, centred, under the top padding."""
+        height = round(side * self.BOX_ASPECT)
+        return QRect(tile.left() + (tile.width() - side) // 2, tile.top() + self.PAD, side, height)
+
+    @staticmethod
+    def fit(box: QRect, picture: QSize) -> QRect:
+        """The largest rectangle of ``picture``'s aspect ratio inside ``box``, centred
+        across and standing on the box's bottom edge (so a row's names line up)."""
+        if picture.isEmpty():
+            return QRect(box)
+        scale = min(box.width() / picture.width(), box.height() / picture.height())
+        width, height = max(1, round(picture.width() * scale)), max(1, round(picture.height() * scale))
+        return QRect(box.left() + (box.width() - width) // 2, box.bottom() + 1 - height, width, height)
+
+    def text_lines(self, index: QModelIndex) -> list[str]:
+        text = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        return str(text).split("\n")[:self.MAX_TEXT_LINES] or [""]
+
+    def tile_size(self, side: int, lines: int = 1, option: QStyleOptionViewItem | None = None) -> QSize:
+        """A tile's size for photos ``side`` wide and ``lines`` lines of text under them."""
+        if option is not None:
+            metrics = option.fontMetrics
+        else:
+            view = self.parent()
+            metrics = QFontMetrics(view.font() if hasattr(view, "font") else QApplication.font())
+        height = self.PAD + round(side * self.BOX_ASPECT) + 4 + lines * metrics.height() + self.PAD
+        return QSize(side + 2 * self.PAD, height)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        return self.tile_size(self._side(option), len(self.text_lines(index)), option)
+
+    def _side(self, option: QStyleOptionViewItem) -> int:
+        view = self.parent()
+        size = view.iconSize() if hasattr(view, "iconSize") else option.decorationSize
+        return max(16, size.width())
+
+    def photo_rect(self, option: QStyleOptionViewItem, index: QModelIndex) -> QRect:
+        """Where the tile of ``index`` in ``option.rect`` draws its photo (or the placeholder)."""
+        side = self._side(option)
+        box = self.photo_box(option.rect, side)
+        icon = index.data(Qt.ItemDataRole.DecorationRole)
+        if not isinstance(icon, QIcon) or icon.isNull():
+            return box
+        return self.fit(box, icon.actualSize(QSize(4 * side, 4 * side)))
+
+    def name_rect(self, option: QStyleOptionViewItem, index: QModelIndex) -> QRect:
+        """Where the tile's text (the file name first) is drawn."""
+        side = self._side(option)
+        box = self.photo_box(option.rect, side)
+        lines = len(self.text_lines(index))
+        return QRect(option.rect.left() + 2, box.bottom() + 1 + 4, option.rect.width() - 4,
+                     lines * option.fontMetrics.height())
+
+    def paint_tile(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        """The selection or hover panel, the photo fitted in its box, the name under it."""
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        opt.text = ""
+        opt.icon = QIcon()
+        opt.features &= ~QStyleOptionViewItem.ViewItemFeature.HasDecoration
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, opt, painter, widget)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        icon = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(icon, QIcon) and not icon.isNull():
+            target = self.photo_rect(option, index)
+            painter.drawPixmap(target, icon.pixmap(icon.actualSize(QSize(4 * target.width(), 4 * target.height()))))
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        group = (QPalette.ColorGroup.Normal if option.state & QStyle.StateFlag.State_Active
+                 else QPalette.ColorGroup.Inactive)
+        painter.setPen(option.palette.color(group, QPalette.ColorRole.HighlightedText if selected
+                                            else QPalette.ColorRole.Text))
+        painter.setFont(option.font)
+        metrics = option.fontMetrics
+        text = self.name_rect(option, index)
+        for number, line in enumerate(self.text_lines(index)):
+            row = QRect(text.left(), text.top() + number * metrics.height(), text.width(), metrics.height())
+            painter.drawText(row, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter),
+                             metrics.elidedText(line, Qt.TextElideMode.ElideMiddle, row.width()))
+        painter.restore()
+        if option.state & QStyle.StateFlag.State_HasFocus:
+            focus = QStyleOptionViewItem(opt)
+            focus.rect = option.rect
+            style.drawPrimitive(QStyle.PrimitiveElement.PE_FrameFocusRect, focus, painter, widget)
 
     KEEPER = QColor("#2f6fde")  # blue: neither of the marks' colours
 

@@ -8,6 +8,7 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QSizePolicy,
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
+from app.dialog_folders import remember_folder, start_folder
 from app.disclosure import Disclosure, note
 from engine.paths import display_path
 from engine.search import MIN_POOL, default_pool
@@ -244,7 +245,9 @@ class SearchPanel(QWidget):
     def _on_folder_activated(self, index: int) -> None:
         if self.folder_combo.itemData(index) == self.CHOOSE_FOLDER:
             previous = setting_path(self.settings.value(self.SEARCH_FOLDER, ""))
-            folder = QFileDialog.getExistingDirectory(self, "Show only photos under", previous or "")
+            folder = QFileDialog.getExistingDirectory(self, "Show only photos under",
+                                                      previous or start_folder(self.settings))
+            remember_folder(self.settings, folder)
             self.set_search_folder(folder or previous)
             return
         self._on_controls_changed()

@@ -195,8 +195,11 @@ class ImageLoader(QObject):
         self.generation = 0
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(threads)
+        self._closed = False  # shut down: no more work is started
 
     def request(self, key: object, *paths: str | None) -> None:
+        if self._closed:
+            return  # a view still painting, or a late answer, after its window shut down
         self.pool.start(_ImageJob(self, self.generation, key, [p for p in paths if p], self.size))
 
     def reset(self) -> int:
@@ -205,6 +208,7 @@ class ImageLoader(QObject):
         return self.generation
 
     def shutdown(self) -> None:
+        self._closed = True
         self.reset()
         self.pool.waitForDone()
 

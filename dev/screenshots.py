@@ -436,12 +436,13 @@ def shoot_labeling(shot: Shooter, library: Path, scratch: Path, photos: dict) ->
         shot.wait(lambda: " photos" in window.library_status.text(), what="the library")
         drop_file(window, photos["query"])  # a recent search, which suggestions draw on
         shot.wait(lambda: window.model.rowCount() > 0, what="the results")
-        window.resize(1500, 800)  # room for the results and the pair dock side by side
+        window.resize(1500, 800)
         controller, ours = labeling_controller(window, library)
         view = controller.open_pair_view()
         shot.wait(lambda: getattr(view, "current", True) is not None, timeout=30, what="a pair to label")
         shot.settle(1.5)  # the pair's photos load in the background
-        shot.save(window, "label-pairs")
+        # The pairs open in a window of their own (app/labeling/controller.py) unless docked
+        shot.save(controller.dock if controller.dock.isFloating() else window, "label-pairs")
     finally:
         if ours and controller is not None:
             controller.shutdown()

@@ -115,12 +115,32 @@ class LabelingController(QObject):
             self.dock = QDockWidget("Label pairs", self.window)
             self.dock.setObjectName("label-pairs-dock")
             self.dock.setWidget(self.view)
-            self.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+            # A window of its own, not a panel beside the results: beside them it squeezed the
+            # grid to one clipped column (docs/ARCHITECTURE.md, "The window"). It can still be
+            # docked, below the results only, where the grid keeps its width.
+            self.dock.setAllowedAreas(Qt.DockWidgetArea.BottomDockWidgetArea)
+            self.window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+            self.dock.setFloating(True)
+            self._place_floating_dock()
         self.dock.show()
-        self.dock.raise_()
+        if self.dock.isFloating():
+            self.dock.activateWindow()  # a window of its own: to the front
+        else:
+            self.dock.raise_()
         self.view.start()
         self.view.setFocus(Qt.FocusReason.ShortcutFocusReason)
         return self.view
+
+    def _place_floating_dock(self) -> None:
+        """Beside the main window when the screen has room, else over its lower right part."""
+        frame = self.window.frameGeometry()
+        screen = self.window.screen().availableGeometry()
+        width = min(900, max(560, screen.width() * 2 // 5))
+        height = min(600, max(420, screen.height() // 2))
+        self.dock.resize(width, height)
+        x = frame.right() + 8 if frame.right() + 8 + width <= screen.right() else frame.right() - width
+        y = min(max(screen.top(), frame.bottom() - height), screen.bottom() - height)
+        self.dock.move(max(screen.left(), x), max(screen.top(), y))
 
     def open_labels_dialog(self) -> LabelsDialog:
         if self.dialog is None:

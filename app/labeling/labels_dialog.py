@@ -9,6 +9,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
                                QPushButton, QTableView, QVBoxLayout, QWidget)
 
+from app.dialog_folders import remember_folder, start_folder
 from app.icons import icon
 from app.labeling.items import SIMILAR
 from app.labeling.labels_table import TABLE_THUMB, LabelsModel
@@ -139,8 +140,13 @@ class LabelsDialog(QDialog):
             self.status.setText(f"Deleted {removed} label{'s' if removed != 1 else ''}")
 
     def choose_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export labels", "labels.csv", "CSV files (*.csv)")
+        settings = getattr(self.parent(), "settings", None)  # the main window's: where its dialogs were last
+        folder = start_folder(settings) if settings is not None else ""
+        path, _ = QFileDialog.getSaveFileName(self, "Export labels", os.path.join(folder, "labels.csv"),
+                                              "CSV files (*.csv)")
         if path:
+            if settings is not None:
+                remember_folder(settings, path)
             self.export_to(path)
 
     def export_to(self, path: str | os.PathLike) -> None:
