@@ -844,7 +844,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exact: the same bytes; near (default): resized, recompressed, re-encoded, rotated or "
                         "lightly cropped copies; similar: looser, shots that look alike")
     p.add_argument("--keep", default="largest", choices=["largest", "biggest-file", "oldest"],
-                   help="which photo of a group to keep: largest resolution (default), largest file, or oldest")
+                   help="which photo of a group to keep: largest resolution (default), largest file, or oldest "
+                        "(date taken, else modification time)")
     p.add_argument("--json", action="store_true",
                    help='one group per line: {"keep": PATH, "others": [PATH, ...], "score": S}')
     p.add_argument("--trash-others", action="store_true",

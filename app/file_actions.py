@@ -253,7 +253,7 @@ PREFER_FORMATS = "actions/prefer_formats"  # "heic, jpg"
 PREFER_FOLDERS = "actions/prefer_folders"  # folders, one per line
 
 KEEP_RULE_NAMES = {"largest": "Largest resolution", "biggest-file": "Largest file",
-                   "oldest": "Oldest (modification time)"}
+                   "oldest": "Oldest (date taken, else modification time)"}
 
 
 def split_formats(text: str) -> list[str]:

@@ -38,6 +38,7 @@ docs/BENCHMARKS.md, "Duplicate groups".
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
 import threading
@@ -47,7 +48,7 @@ from itertools import combinations
 
 import numpy as np
 
-from engine.errors import Cancelled, UserError
+from engine.errors import Cancelled, DecodeError, UserError
 
 MAX_GROUP = 1000  # photos in one group at most (complete-link merges past it are refused)
 MAX_KEY_BITS = 24  # a table's substring: bucket offsets over 2^L keys (128 MB of int64 at 24)
@@ -459,19 +460,35 @@ class Member:
     size: int
     mtime_ns: int
     pixels: int
+    taken_at: str | None = None  # EXIF date taken, 'YYYY-MM-DDTHH:MM:SS' (engine.imageio.read_header)
+
+    def age(self) -> tuple:
+        """Larger is older: a photo with a date taken before one without (copies sent through a
+        chat app or an editor often lose their EXIF), the earlier date taken, then the earlier
+        modification time (a copy's file is usually the newer one)."""
+        taken = _timestamp(self.taken_at)
+        return (taken is not None, -(taken or 0.0), -self.mtime_ns)
+
+
+def _timestamp(taken_at: str | None) -> float | None:
+    if not taken_at:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(taken_at).replace(tzinfo=datetime.timezone.utc).timestamp()
+    except ValueError:  # a camera's "0000:00:00 00:00:00" and the like
+        return None
 
 
 def member(path: str) -> Member:
-    """A photo's file size, modification time and pixel count (read from its header only)."""
-    from PIL import Image
+    """A photo's file size, modification time, pixel count and date taken (its header only)."""
+    from engine.imageio import read_header  # Pillow, its plugins and LibRaw: when groups are kept
 
     st = os.stat(path)
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except Exception:  # noqa: BLE001 - a header Pillow cannot read only makes it a poor keeper
-        width = height = 0
-    return Member(path, st.st_size, st.st_mtime_ns, width * height)
+        header = read_header(path)
+    except DecodeError:  # a header that cannot be read only makes it a poor keeper
+        return Member(path, st.st_size, st.st_mtime_ns, 0)
+    return Member(path, st.st_size, st.st_mtime_ns, header.width * header.height, header.taken_at)
 
 
 @dataclass(frozen=True)
@@ -488,11 +505,11 @@ class KeepRule:
 
 KEEP_RULES = {
     "largest": KeepRule("largest", "largest resolution, then largest file, then oldest",
-                        lambda m: (m.pixels, m.size, -m.mtime_ns)),
+                        lambda m: (m.pixels, m.size, *m.age())),
     "biggest-file": KeepRule("biggest-file", "largest file, then largest resolution, then oldest",
-                             lambda m: (m.size, m.pixels, -m.mtime_ns)),
-    "oldest": KeepRule("oldest", "oldest modification time, then largest resolution, then largest file",
-                       lambda m: (-m.mtime_ns, m.pixels, m.size)),
+                             lambda m: (m.size, m.pixels, *m.age())),
+    "oldest": KeepRule("oldest", "oldest (date taken, else modification time), then largest resolution, "
+                       "then largest file", lambda m: (*m.age(), m.pixels, m.size)),
 }
 
 

@@ -78,6 +78,29 @@ def test_keep_rules_choose_by_resolution_file_size_and_age(tmp_path):
     assert D.KEEP_RULES["oldest"].choose(members).path == str(old)
 
 
+def test_oldest_is_by_date_taken_first_then_the_file(tmp_path):
+    """A camera original (EXIF date taken) is older than the copies a chat app or an editor
+    wrote, even when its file was touched later; among photos with no date, the older file."""
+    import os
+
+    from PIL import Image
+
+    image = photos.scene(8)
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "2019:05:01 09:15:30"
+    original = photos.save(image, tmp_path / "IMG_0001.jpg", quality=90, exif=exif.tobytes())
+    later = Image.Exif()
+    later.get_ifd(0x8769)[0x9003] = "2021:01:01 00:00:00"
+    edited = photos.save(image, tmp_path / "edited.jpg", quality=90, exif=later.tobytes())
+    sent = photos.save(image, tmp_path / "from-chat.jpg", quality=60)  # no EXIF, the oldest file
+    os.utime(sent, ns=(1_000_000_000, 1_000_000_000))
+    members = [D.member(str(p)) for p in (sent, edited, original)]
+    assert [m.taken_at for m in members] == [None, "2021-01-01T00:00:00", "2019-05-01T09:15:30"]
+    assert D.KEEP_RULES["oldest"].choose(members).path == str(original)
+    assert D.KEEP_RULES["oldest"].choose(members[:1] + [D.member(str(photos.save(image, tmp_path / "new.jpg")))]).path \
+        == str(sent)
+
+
 def test_a_preferred_format_or_folder_comes_before_the_rule(tmp_path):
     image = photos.scene(6)
     big = photos.save(image, tmp_path / "big.jpg", quality=90)
