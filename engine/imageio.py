@@ -364,11 +364,10 @@ def _first_ifd_tags(data: bytes) -> set[int]:
     return {int.from_bytes(entries[i:i + 2], order) for i in range(0, len(entries) - 1, 12)}
 
 
-def _decode_raw(data: bytes, size: int, resize: str, thumb_size: int, max_pixels: int) -> Decoded | None:
-    """A camera RAW file: its embedded preview when large enough, else a half-size demosaic.
-
-    None when LibRaw does not take a TIFF-like file (it is then decoded as a plain TIFF).
-    """
+def _open_raw(data: bytes, max_pixels: int):
+    """LibRaw's reading of a camera RAW: (raw, kind, upright width, upright height, transpose),
+    the caller to close ``raw``; None when LibRaw does not take a TIFF-like file (it is then a
+    plain TIFF). A file LibRaw cannot read, or too large, raises DecodeError."""
     kind = _raw_signature(data)
     try:
         raw = rawpy.imread(io.BytesIO(data))
@@ -382,16 +381,32 @@ def _decode_raw(data: bytes, size: int, resize: str, thumb_size: int, max_pixels
         if kind == "TIFF-RAW":
             return None
         raise DecodeError("corrupt image data") from None
-    with raw:
+    try:
         sizes = raw.sizes
         full_w, full_h = sizes.width, sizes.height
         if full_w < 1 or full_h < 1:
             raise DecodeError("corrupt image data")
         if full_w * full_h > max_pixels:
             raise DecodeError(_too_large(full_w * full_h, max_pixels))
-        transpose = _RAW_FLIP.get(sizes.flip)
-        if transpose in _SIDEWAYS:
-            full_w, full_h = full_h, full_w
+    except BaseException:
+        raw.close()
+        raise
+    transpose = _RAW_FLIP.get(sizes.flip)
+    if transpose in _SIDEWAYS:
+        full_w, full_h = full_h, full_w
+    return raw, kind, full_w, full_h, transpose
+
+
+def _decode_raw(data: bytes, size: int, resize: str, thumb_size: int, max_pixels: int) -> Decoded | None:
+    """A camera RAW file: its embedded preview when large enough, else a half-size demosaic.
+
+    None when LibRaw does not take a TIFF-like file (it is then decoded as a plain TIFF).
+    """
+    opened = _open_raw(data, max_pixels)
+    if opened is None:
+        return None
+    raw, kind, full_w, full_h, transpose = opened
+    with raw:
         taken_at = _raw_taken_at(data, kind)
         preview = _raw_preview(raw, max(size, RAW_PREVIEW_MIN_SIDE))
         if preview is not None:
@@ -690,29 +705,11 @@ def _decode_for_display(data: bytes, fit: tuple[int, int] | None, max_pixels: in
 def _raw_for_display(data: bytes, fit: tuple[int, int] | None, max_pixels: int) -> DisplayImage | None:
     """A camera RAW for the screen: its embedded preview when it covers ``fit``, else the sensor
     data demosaiced (half size when that still covers ``fit``). None: LibRaw does not take it."""
-    kind = _raw_signature(data)
-    try:
-        raw = rawpy.imread(io.BytesIO(data))
-    except (rawpy.LibRawFileUnsupportedError, rawpy.LibRawNoThumbnailError):
-        if kind == "TIFF-RAW":
-            return None
-        raise DecodeError(f"unsupported format: {kind} (LibRaw does not know this camera)") from None
-    except rawpy.LibRawIOError:
-        raise DecodeError("truncated file") from None
-    except rawpy.LibRawError:
-        if kind == "TIFF-RAW":
-            return None
-        raise DecodeError("corrupt image data") from None
+    opened = _open_raw(data, max_pixels)
+    if opened is None:
+        return None
+    raw, kind, full_w, full_h, transpose = opened
     with raw:
-        sizes = raw.sizes
-        full_w, full_h = sizes.width, sizes.height
-        if full_w < 1 or full_h < 1:
-            raise DecodeError("corrupt image data")
-        if full_w * full_h > max_pixels:
-            raise DecodeError(_too_large(full_w * full_h, max_pixels))
-        transpose = _RAW_FLIP.get(sizes.flip)
-        if transpose in _SIDEWAYS:
-            full_w, full_h = full_h, full_w
         half = False
         if fit is not None:
             fit_w, fit_h = _fitted(full_w, full_h, fit)
