@@ -38,6 +38,7 @@ from engine.search import warm_up as engine_warm_up
 SETTINGS_ORG = SETTINGS_APP = "Lookalike"
 DEFAULT_K = 50
 PREVIEW = QSize(280, 280)
+QUERY_GONE = "\n(no longer there: moved or in the trash)"
 
 
 def image_suffixes() -> frozenset[str]:
@@ -770,6 +771,15 @@ class MainWindow(QMainWindow):
             self.model.set_marks(self._marks)
             self._update_refine_bar()
         self.refresh_status()
+        query = self._query if isinstance(self._query, tuple) else (self._query,)
+        mine = {photo for photo in query if isinstance(photo, str)}
+        if mine & gone_set:
+            # The results stay (they are still what the photo looks like); a search needs the file.
+            self.query_caption.setText(self.query_caption.text() + QUERY_GONE)
+            self.statusBar().showMessage("The query photo was moved or put in the trash: Edit > Undo brings it "
+                                         "back", 8000)
+        if mine & set(back):
+            self._show_query(self._query)  # where it was again
         if back:
             self._rerun()
 

@@ -226,3 +226,26 @@ def test_removing_rows_keeps_the_other_tiles_and_their_thumbnails(qtbot, tmp_pat
         assert [model.item(row) for row in range(model.rowCount())] == left
         assert sorted(model._icons) == list(range(len(left)))  # re-keyed to the rows left, none reloaded
     model.shutdown()
+
+
+def test_trashing_the_query_photo_says_so_and_undo_brings_it_back(make_window, qtbot, acting_library):
+    from app.main_window import QUERY_GONE
+
+    library, files, trash = acting_library
+    window = make_window(library)
+    query = files["scene1"]
+    shown = _search(window, qtbot, query)
+    assert query in shown  # the photo finds itself first
+    _select(window, [query])
+    window.file_actions.trash_selected()
+    confirmation(window, qtbot).trash_button.click()
+    qtbot.waitUntil(lambda: query not in _paths(window), timeout=30_000)
+    idle(window, qtbot)
+    assert not os.path.exists(query)
+    assert window.query_caption.text().endswith(QUERY_GONE)  # said where the photo was shown
+    assert len(_paths(window)) == len(shown) - 1  # the other results stay
+
+    press(window, qtbot, window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: os.path.isfile(query), timeout=30_000)
+    qtbot.waitUntil(lambda: window.results_are_current() and query in _paths(window), timeout=30_000)
+    assert not window.query_caption.text().endswith(QUERY_GONE)
