@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from app.preview import PhotoPane, info_lines, zoom_shortcuts
 
 MAX_PHOTOS = 4
+
+
+INFO_LINES = 6  # name; resolution, size, format; date, camera; similarity; folder; a problem
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,19 @@ class CompareWindow(QWidget):
             info.setWordWrap(True)
             info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+            # Every pane one size, whatever its facts say and whenever they arrive ("Reading…" is
+            # one line): the zoom is shared relative to each pane's fit, so equal panes show the
+            # same part at the same size. The text wraps to the column; the tooltip holds it whole.
+            info.setFixedHeight(INFO_LINES * info.fontMetrics().lineSpacing())
+            info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             cell = QVBoxLayout()
             cell.addWidget(title)
             cell.addWidget(pane, 1)
             cell.addWidget(info)
             grid.addLayout(cell, position // columns, position % columns)
+            grid.setColumnStretch(position % columns, 1)
+            grid.setRowStretch(position // columns, 1)
             pane.viewChanged.connect(lambda zoom, cx, cy, source=pane: self._follow(source, zoom, cx, cy))
             pane.shownChanged.connect(lambda position=position: self._update_info(position))
             self.panes.append(pane)
@@ -104,6 +115,7 @@ class CompareWindow(QWidget):
                 lines.append(pane.message)
             text = "\n".join(lines)
         self.info_labels[position].setText(text)
+        self.info_labels[position].setToolTip(text)
 
     def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Escape:
