@@ -12,7 +12,7 @@ import textwrap
 import pytest
 from PySide6.QtCore import Qt
 
-from app.retrain import RetrainDialog, dialog as retrain_dialog, model_changes, wording
+from app.retrain import RetrainDialog, model_changes, train_tab, wording
 from app.retrain.command import train_command, trainer_choices
 from app.retrain.wording import NOTHING_LEARNED
 from engine.library import Library
@@ -86,7 +86,7 @@ def test_the_dialog_agrees_with_the_trainer_and_the_cli():
 
     assert model_changes.MIN_SIMILAR_PAIRS == MIN_SIMILAR_PAIRS
     methods, modes = trainer_choices()
-    assert "dpsh" in methods and retrain_dialog.DEFAULT_MODE in modes
+    assert "dpsh" in methods and train_tab.DEFAULT_MODE in modes
     command = train_command("lib", method="dpsh", bits=32, mode="head", budget_minutes=5, extra_args=["--steps", "9"],
                             launcher=["lookalike"])
     assert command == ["lookalike", "train", "--library", os.path.abspath("lib"), "--method", "dpsh", "--bits", "32",
@@ -105,7 +105,7 @@ def test_train_shows_the_loss_curve_and_the_check_then_activates(qtbot, open_dia
     assert dialog.train_button.isEnabled()
     assert dialog.bits_combo.currentData() == 64  # the active model's length
     assert dialog.method_combo.currentText() == "dpsh"
-    assert dialog.mode_combo.currentData() == retrain_dialog.DEFAULT_MODE
+    assert dialog.mode_combo.currentData() == train_tab.DEFAULT_MODE
     assert [m.id for m in dialog.facts.models] == [1] and dialog.history.rowCount() == 1
 
     qtbot.mouseClick(dialog.train_button, Qt.MouseButton.LeftButton)
@@ -125,7 +125,7 @@ def test_train_shows_the_loss_curve_and_the_check_then_activates(qtbot, open_dia
     assert dialog.before_value.text().endswith("%") and dialog.after_value.text().endswith("%")
     assert "pairs it did not train on" in dialog.verdict_label.text()
     # the big figures are where the search ranks the held-out partner; the others are named under the verdict
-    evaluated = dialog._evaluated
+    evaluated = dialog.train_tab.evaluated
     assert dialog.after_value.text() == wording.format_accuracy(evaluated["percentile_after"])
     assert "In the top 10" in dialog.verdict_label.text() and "pair accuracy" in dialog.verdict_label.text()
 
