@@ -300,6 +300,7 @@ class TrainTab(QWidget):
         self._start_event = {}
         self.evaluated = None
         self.new_version = None
+        self.stage_label.setToolTip("")
         self.results_box.hide()
         self.before_value.setText("–")
         self.after_value.setText("–")
@@ -420,21 +421,23 @@ class TrainTab(QWidget):
                 self._show_evaluation({"held_out_accuracy_before": done.get("held_out_accuracy_before", math.nan),
                                        "held_out_accuracy_after": done.get("held_out_accuracy_after", math.nan),
                                        "not_worse": False})
-            name = done.get("name", "")
+            # In words for people; the technical name (v3 efficientnet-lite0-dpsh) in the tooltip.
+            self.stage_label.setToolTip(f"v{self.new_version} {done.get('name', '')}".strip())
             if done.get("activated"):
-                self.stage_label.setText(f"Done: model v{self.new_version} {name} is active.")
+                self.stage_label.setText("Done: the new version of the model is active.")
                 self.hide_choice()
                 self.model_changed.emit()
             else:
-                self.stage_label.setText(f"Done: model v{self.new_version} {name} is written; it becomes active "
-                                         "only if you activate it.")
+                self.stage_label.setText("Done: the new version of the model is ready; your searches change only "
+                                         "if you activate it.")
             if done.get("best_step") == 0 or done.get("best_epoch") == 0:
                 self.stage_label.setText(self.stage_label.text() + " " + NOTHING_LEARNED)
         elif outcome.cancelled:
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(0)
             active = self.facts.active if self.facts else None
-            self.stage_label.setText("Training cancelled" + (f": model v{active.id} stays active." if active else "."))
+            self.stage_label.setText("Training cancelled" + (": the current model stays active." if active else "."))
+            self.stage_label.setToolTip(f"v{active.id} stays active" if active else "")
         else:
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(0)

@@ -162,7 +162,8 @@ def test_cancel_stops_the_trainer_and_changes_nothing(qtbot, open_dialog, librar
     assert not dialog.cancel_button.isEnabled()  # once is enough
     qtbot.waitUntil(lambda: not dialog.is_training(), timeout=30_000)
     assert _process_gone(pid)
-    assert "cancelled" in dialog.stage_label.text() and "v1 stays active" in dialog.stage_label.text()
+    assert "cancelled" in dialog.stage_label.text() and "the current model stays active" in dialog.stage_label.text()
+    assert dialog.stage_label.toolTip() == "v1 stays active"  # the technical name for those who ask
     assert dialog.error_label.isHidden() and dialog.results_box.isHidden()
     assert models_of(library) == ([1], 1)
     assert sorted(os.listdir(library / "models")) == models_folder
@@ -285,7 +286,8 @@ def test_progress_lines_split_across_reads_phases_unknown_events_and_nan(qtbot, 
     assert dialog.new_version == 7
     assert dialog.before_value.text() == "n/a" and dialog.after_value.text() == "n/a"
     assert "Too few labelled pairs" in dialog.verdict_label.text()
-    assert "v7 scripted-dpsh" in dialog.stage_label.text()
+    assert "the new version of the model is ready" in dialog.stage_label.text()
+    assert dialog.stage_label.toolTip() == "v7 scripted-dpsh"  # the technical name for those who ask
     assert NOTHING_LEARNED in dialog.stage_label.text()  # best_step 0: the head did not move
 
     qtbot.mouseClick(dialog.keep_button, Qt.MouseButton.LeftButton)
