@@ -229,14 +229,7 @@ def _undo_item(kind, item: dict) -> tuple[str, str] | str:
         source, original = item["to"], item["from"]
         if not os.path.isfile(source):
             return "it is no longer where it was moved to"
-        if os.path.lexists(original):
-            return _Retry(f"{original} exists again")
-        try:
-            os.makedirs(os.path.dirname(original), exist_ok=True)
-            _move_file(source, original)
-        except OSError as exc:
-            return _Retry(str(exc))
-        return source, original
+        return _put_back(source, original) or (source, original)
     if kind == "copy":  # undone by sending the copy to the trash
         from send2trash import send2trash
 
@@ -253,17 +246,29 @@ def _undo_item(kind, item: dict) -> tuple[str, str] | str:
             return "the system trash keeps no restore information here: restore it from the trash"
         if not os.path.lexists(trashed):
             return "it is no longer in the trash (emptied, or restored already)"
-        if os.path.lexists(original):
-            return _Retry(f"{original} exists again")
-        try:
-            os.makedirs(os.path.dirname(original), exist_ok=True)
-            _move_file(trashed, original)
-            if info:
+        refused = _put_back(trashed, original)
+        if refused:
+            return refused
+        if info:
+            try:
                 Path(info).unlink(missing_ok=True)  # the trash's note about the file, not the file
-        except OSError as exc:
-            return _Retry(str(exc))
+            except OSError as exc:
+                return _Retry(str(exc))
         return trashed, original
     return f"unknown action {kind!r} in the journal"
+
+
+def _put_back(source: str, original: str) -> "_Retry | None":
+    """Move ``source`` back to ``original`` (its folder made again if need be); a _Retry when its
+    place is taken or the move fails (undoing again may work), None when it is back."""
+    if os.path.lexists(original):
+        return _Retry(f"{original} exists again")
+    try:
+        os.makedirs(os.path.dirname(original), exist_ok=True)
+        _move_file(source, original)
+    except OSError as exc:
+        return _Retry(str(exc))
+    return None
 
 
 def _move_file(source: str, target: str) -> None:

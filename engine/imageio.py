@@ -414,15 +414,21 @@ def _decode_raw(data: bytes, size: int, resize: str, thumb_size: int, max_pixels
             if own_transpose is not None:  # the preview's own EXIF says how it stands
                 transpose = own_transpose
             return _finish(rgb, full_w, full_h, transpose, taken_at or preview_taken, size, resize, thumb_size)
-        try:
-            pixels = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8, user_flip=0,
-                                     no_auto_bright=False)
-        except rawpy.LibRawIOError:
-            raise DecodeError("truncated file") from None
-        except rawpy.LibRawError:
-            raise DecodeError("corrupt image data") from None
-        rgb = Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB")
+        rgb = _demosaic(raw, half=True)
         return _finish(rgb, full_w, full_h, transpose, taken_at, size, resize, thumb_size)
+
+
+def _demosaic(raw, *, half: bool) -> Image.Image:
+    """The sensor data as an RGB image (LibRaw's demosaic, camera white balance; half: a quarter of
+    the pixels, four times faster), as stored: the caller turns it upright."""
+    try:
+        pixels = raw.postprocess(half_size=half, use_camera_wb=True, output_bps=8, user_flip=0,
+                                 no_auto_bright=False)
+    except rawpy.LibRawIOError:
+        raise DecodeError("truncated file") from None
+    except rawpy.LibRawError:
+        raise DecodeError("corrupt image data") from None
+    return Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB")
 
 
 def _raw_preview(raw, min_side: int):
@@ -722,14 +728,7 @@ def _raw_for_display(data: bytes, fit: tuple[int, int] | None, max_pixels: int) 
                     rgb = rgb.transpose(transpose)
                 return DisplayImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), full_w, full_h)
             half = min(full_w, full_h) // 2 >= min(fit_w, fit_h)
-        try:
-            pixels = raw.postprocess(half_size=half, use_camera_wb=True, output_bps=8, user_flip=0,
-                                     no_auto_bright=False)
-        except rawpy.LibRawIOError:
-            raise DecodeError("truncated file") from None
-        except rawpy.LibRawError:
-            raise DecodeError("corrupt image data") from None
-        rgb = Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB")
+        rgb = _demosaic(raw, half=half)
         if transpose is not None:
             rgb = rgb.transpose(transpose)
         return DisplayImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), full_w, full_h)

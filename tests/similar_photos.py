@@ -64,3 +64,16 @@ def planted(root: Path) -> dict:
     unrelated = {name: photos.save(make(), root / "photos" / "other" / f"{name}.png")
                  for name, make in UNRELATED.items()}
     return {"dir": root / "photos", "query": query, "copies": copies, "unrelated": unrelated}
+
+
+def indexed_planted(root: Path, model_dir: Path) -> tuple[Path, dict]:
+    """``planted`` under ``root``, indexed into ``root / "library"`` with the model at ``model_dir``:
+    (the library's path, the photos)."""
+    from engine.index import Indexer
+    from engine.library import Library
+
+    photos_made = planted(root)
+    with Library(root / "library") as library:
+        library.install_model(model_dir)
+        Indexer(library, workers=0).run([photos_made["dir"]])
+    return root / "library", photos_made

@@ -7,11 +7,10 @@ import json
 import pytest
 
 from engine import similarity
-from engine.index import Indexer
 from engine.library import Library, Query
 from engine.search import COPY_COSINE, SearchParams
 from engine.similarity import (DEFAULT_FLOOR, LOOSE, SAME, SIMILAR, UNLIKE, VERY, describe, split_at)
-from tests.similar_photos import planted
+from tests.similar_photos import indexed_planted
 
 
 @pytest.mark.parametrize(("score", "level"), [
@@ -50,12 +49,7 @@ def test_split_at_is_the_first_result_below_the_floor():
 
 @pytest.fixture(scope="module")
 def planted_library(tmp_path_factory, default_model_dir):
-    root = tmp_path_factory.mktemp("similarity")
-    photos = planted(root)
-    with Library(root / "library") as library:
-        library.install_model(default_model_dir)
-        Indexer(library, workers=0).run([photos["dir"]])
-    return root / "library", photos
+    return indexed_planted(tmp_path_factory.mktemp("similarity"), default_model_dir)
 
 
 @pytest.mark.parametrize("rerank", ["auto", "code", "none"])

@@ -32,21 +32,36 @@ from engine import search  # noqa: E402
 DIM = 64
 
 
+def _plant_groups(rng, n: int):
+    """2% of the n items get 1-3 copies each, at random slots: (group id per item, -1 for
+    singletons; the originals' slots; the copies' slots; each copy's original, by index)."""
+    group = np.full(n, -1, np.int64)
+    originals = int(n * 0.02)
+    copies_per = rng.integers(1, 4, originals)
+    slots = rng.permutation(n)[: originals + int(copies_per.sum())]
+    source, copy_slots = slots[:originals], slots[originals:]
+    owner = np.repeat(np.arange(originals), copies_per)
+    group[source] = np.arange(originals)
+    group[copy_slots] = owner
+    return group, source, copy_slots, owner
+
+
+def _copy_features(rng, features: np.ndarray, originals: np.ndarray, copy_slots: np.ndarray) -> None:
+    """Each copy's (unit) feature: its original's plus noise of norm 0.25, made unit again."""
+    noise = rng.standard_normal((copy_slots.size, features.shape[1]), dtype=np.float32)
+    noise *= 0.25 / np.linalg.norm(noise, axis=1, keepdims=True)
+    copied = features[originals] + noise
+    features[copy_slots] = copied / np.linalg.norm(copied, axis=1, keepdims=True)
+
+
 def synthetic(n: int, seed: int = 0):
     """(codes (n, 1) uint64, features (n, DIM) float16, group id per item: -1 for singletons)."""
     rng = np.random.default_rng(seed)
     codes = rng.integers(0, 2**64 - 1, (n, 1), dtype=np.uint64, endpoint=True)
     features = rng.standard_normal((n, DIM), dtype=np.float32)
     features /= np.linalg.norm(features, axis=1, keepdims=True)
-    group = np.full(n, -1, np.int64)
-    originals = int(n * 0.02)
-    copies_per = rng.integers(1, 4, originals)
-    total_copies = int(copies_per.sum())
-    slots = rng.permutation(n)[: originals + total_copies]
-    source, copy_slots = slots[:originals], slots[originals:]
-    owner = np.repeat(np.arange(originals), copies_per)
-    group[source] = np.arange(originals)
-    group[copy_slots] = owner
+    group, source, copy_slots, owner = _plant_groups(rng, n)
+    total_copies = copy_slots.size
     base = codes[source[owner], 0]
     flips = rng.integers(0, 7, total_copies)
     for k in range(1, 7):
@@ -54,10 +69,7 @@ def synthetic(n: int, seed: int = 0):
         bits = rng.integers(0, 64, rows.size).astype(np.uint64)
         base[rows] ^= np.uint64(1) << bits  # a repeated bit flips back: 0-6 bits in all
     codes[copy_slots, 0] = base
-    noise = rng.standard_normal((total_copies, DIM), dtype=np.float32)
-    noise *= 0.25 / np.linalg.norm(noise, axis=1, keepdims=True)
-    copied = features[source[owner]] + noise
-    features[copy_slots] = copied / np.linalg.norm(copied, axis=1, keepdims=True)
+    _copy_features(rng, features, source[owner], copy_slots)
     return codes, features.astype(np.float16), group
 
 
@@ -71,19 +83,8 @@ def synthetic_clustered(n: int, seed: int = 0, dim: int = 256):
 
     rng = np.random.default_rng(seed)
     features = clustered(n, dim, 1000, seed).astype(np.float32)
-    group = np.full(n, -1, np.int64)
-    originals = int(n * 0.02)
-    copies_per = rng.integers(1, 4, originals)
-    total_copies = int(copies_per.sum())
-    slots = rng.permutation(n)[: originals + total_copies]
-    source, copy_slots = slots[:originals], slots[originals:]
-    owner = np.repeat(np.arange(originals), copies_per)
-    group[source] = np.arange(originals)
-    group[copy_slots] = owner
-    noise = rng.standard_normal((total_copies, dim), dtype=np.float32)
-    noise *= 0.25 / np.linalg.norm(noise, axis=1, keepdims=True)
-    copied = features[source[owner]] + noise
-    features[copy_slots] = copied / np.linalg.norm(copied, axis=1, keepdims=True)
+    group, source, copy_slots, owner = _plant_groups(rng, n)
+    _copy_features(rng, features, source[owner], copy_slots)
     features = features.astype(np.float16)
     sample = features[rng.choice(n, min(n, 50_000), replace=False)].astype(np.float32)
     codes = encode(features, *fit_itq(sample, 64, seed))

@@ -7,20 +7,13 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QColor
 
 from app.results import BelowFloorRole, SIMILARITY_COLOURS, SimilarityRole
-from engine.index import Indexer
-from engine.library import Library
 from engine.similarity import DEFAULT_FLOOR, LABELS, SAME, VERY
-from tests.similar_photos import planted
+from tests.similar_photos import indexed_planted
 
 
 @pytest.fixture(scope="module")
 def planted_library(tmp_path_factory, default_model_dir):
-    root = tmp_path_factory.mktemp("plain-words")
-    photos = planted(root)
-    with Library(root / "library") as library:
-        library.install_model(default_model_dir)
-        Indexer(library, workers=0).run([photos["dir"]])
-    return root / "library", photos
+    return indexed_planted(tmp_path_factory.mktemp("plain-words"), default_model_dir)
 
 
 def _search(window, qtbot, query) -> list:
