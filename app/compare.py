@@ -93,7 +93,12 @@ class CompareWindow(QWidget):
             self._update_info(position)
 
     def start(self) -> None:
-        """Decode the photos (each in a thread of its own, a draft first) and show the window."""
+        """Show the window over most of its screen and decode the photos (each in a thread of
+        its own, a draft first)."""
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None:
+            self.resize(int(screen.width() * 0.9), int(screen.height() * 0.85))
+        self.show()
         for pane, photo in zip(self.panes, self.photos):
             pane.show_photo(photo.path)
             self._update_info(self.panes.index(pane))

@@ -449,10 +449,6 @@ class DuplicatesDialog(QDialog):
         photos = [ComparedPhoto(m.path, title=("★ Keep · " if m.path == group.keeper else "")
                                 + display_path(os.path.basename(m.path))) for m in members]
         self._compare = CompareWindow(photos, parent=self)
-        screen = self.screen().availableGeometry() if self.screen() is not None else None
-        if screen is not None:
-            self._compare.resize(int(screen.width() * 0.9), int(screen.height() * 0.85))
-        self._compare.show()
         self._compare.start()
         return self._compare
 

@@ -1170,10 +1170,6 @@ class MainWindow(QMainWindow):
         window.destroyed.connect(lambda *_: self._compare_windows.remove(window)
                                  if window in self._compare_windows else None)
         self._compare_windows.append(window)
-        screen = self.screen().availableGeometry() if self.screen() is not None else None
-        if screen is not None:
-            window.resize(int(screen.width() * 0.9), int(screen.height() * 0.85))
-        window.show()
         window.start()
         return window
 
